@@ -1,0 +1,66 @@
+/**
+ * File helpers shared by the data sources: reading a file that may be gzip-compressed (detected
+ * by its magic bytes, not its name) and finding the first existing file among candidate names.
+ */
+import { promisify } from 'node:util';
+import { gunzip as gunzipCallback } from 'node:zlib';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DataError } from '../../errors.js';
+
+const gunzip = promisify(gunzipCallback);
+
+/** True when the bytes start with the gzip magic 1f 8b. */
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+function reason(error: unknown): string {
+  if (error instanceof Error) return (error as NodeJS.ErrnoException).code ?? error.message;
+  return String(error);
+}
+
+/** Reads a whole file, gunzipping it when it starts with the gzip magic bytes. */
+export async function readMaybeGzip(file: string): Promise<{ bytes: Uint8Array; gzipped: boolean }> {
+  let raw: Buffer;
+  try {
+    raw = await readFile(file);
+  } catch (error) {
+    throw new DataError(`${file}: cannot read the file (${reason(error)})`, { cause: error });
+  }
+  if (!isGzip(raw)) return { bytes: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), gzipped: false };
+  try {
+    const out = await gunzip(raw);
+    return { bytes: new Uint8Array(out.buffer, out.byteOffset, out.byteLength), gzipped: true };
+  } catch (error) {
+    throw new DataError(`${file}: starts with the gzip magic bytes but is not a valid gzip file (${reason(error)})`, {
+      cause: error,
+    });
+  }
+}
+
+/** True when `file` exists and is a regular file. */
+export async function isFile(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** The first of `names` that is a file in `dir`, or undefined. */
+export async function findFirst(dir: string, names: readonly string[]): Promise<string | undefined> {
+  for (const name of names) {
+    const file = join(dir, name);
+    if (await isFile(file)) return file;
+  }
+  return undefined;
+}
+
+/** Decimal byte count for messages, e.g. "9.9 MB". */
+export function formatBytes(n: number): string {
+  if (n < 1000) return `${n} B`;
+  if (n < 1e6) return `${(n / 1e3).toFixed(1)} kB`;
+  if (n < 1e9) return `${(n / 1e6).toFixed(1)} MB`;
+  return `${(n / 1e9).toFixed(2)} GB`;
+}
