@@ -1,0 +1,262 @@
+/**
+ * Loads the data set named by the run config's `data` section into SharedArrayBuffers.
+ *
+ * For mnist, fashion-mnist and cifar10 the files come from a local folder when one is given
+ * (`options.dataDir` from --data-dir, else `config.dir`); otherwise from the download cache
+ * (`config.cacheDir`, $RINGTRAIN_CACHE or ~/.cache/ringtrain), fetching and verifying the
+ * official files the first time unless `config.download` is false.
+ */
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ConfigError, DataError } from '../errors.js';
+import { createSharedDataset, product, type SharedDataset } from './dataset.js';
+import { defaultCacheDir, ensureFile } from './download.js';
+import { CIFAR_ARCHIVE_NAME, findCifarFiles, readCifar, type CifarFiles } from './sources/cifar.js';
+import { readEmbeddedMnist } from './sources/embedded-mnist.js';
+import { findMnistFiles, MNIST_FILE_NAMES, readMnistFiles, type MnistFiles } from './sources/idx.js';
+import { OFFICIAL_SOURCES, type DownloadableSource } from './sources/official.js';
+import { LINEAR_DEFAULT_SAMPLES, linearData, xorData } from './sources/synthetic.js';
+
+export interface DataConfig {
+  source: 'embedded-mnist' | 'mnist' | 'fashion-mnist' | 'cifar10' | 'xor' | 'linear';
+  /** Local files for mnist/fashion-mnist/cifar10 (the CLI's --data-dir overrides it). */
+  dir?: string;
+  /** Download cache; default $RINGTRAIN_CACHE or ~/.cache/ringtrain. */
+  cacheDir?: string;
+  /** Default true: fetch official files when not found locally. */
+  download?: boolean;
+  /** Base URL overriding the official one. */
+  mirror?: string;
+  /** Synthetic sets: number of points (linear default 100; xor is always its 4 points). */
+  samples?: number;
+  /** Use only the first N train samples. */
+  trainLimit?: number;
+  /** Use only the first N test samples. */
+  testLimit?: number;
+}
+
+export interface LoadedData {
+  train: SharedDataset;
+  test?: SharedDataset;
+  /** Number of classes for classification sets; undefined for regression and binary sets. */
+  classes?: number;
+}
+
+export interface LoadDataOptions {
+  /** Seed of the run; synthetic data derives from it. */
+  seed: number;
+  /** --data-dir: a local folder that overrides `config.dir`. */
+  dataDir?: string;
+  log?: (line: string) => void;
+  /**
+   * Expected SHA-256 by file name, replacing the official ones. For tests that serve generated
+   * files; production code leaves it unset so downloads are checked against the official hashes.
+   */
+  checksums?: Readonly<Record<string, string>>;
+}
+
+const IMAGE_SCALE = 1 / 255;
+
+/** `~` or `~/…` → the home folder; then absolute. */
+function expandPath(path: string): string {
+  if (path === '~') return homedir();
+  if (path.startsWith('~/')) return join(homedir(), path.slice(2));
+  return resolve(path);
+}
+
+function cacheRoot(config: DataConfig): string {
+  return config.cacheDir !== undefined ? expandPath(config.cacheDir) : defaultCacheDir();
+}
+
+function checkCount(value: number | undefined, path: string): void {
+  if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
+    throw new ConfigError(path, `expected a whole number of at least 1, found ${value}`);
+  }
+}
+
+interface Arrays {
+  name: string;
+  featureShape: readonly number[];
+  labelShape: readonly number[];
+  features: Uint8Array | Float32Array;
+  labels: ArrayLike<number> & { subarray(from: number, to: number): ArrayLike<number> };
+  featureScale?: number;
+}
+
+/** createSharedDataset over the first `limit` samples (all when limit is undefined). */
+function share(arrays: Arrays, limit: number | undefined, limitPath: string, log?: (line: string) => void): SharedDataset {
+  const perSample = product(arrays.featureShape);
+  const perLabel = product(arrays.labelShape);
+  const size = arrays.features.length / perSample;
+  let n = size;
+  if (limit !== undefined) {
+    if (limit > size) log?.(`${arrays.name}: ${limitPath} ${limit} is more than its ${size} samples; using all of them`);
+    n = Math.min(limit, size);
+  }
+  return createSharedDataset({
+    name: arrays.name,
+    featureShape: arrays.featureShape,
+    labelShape: arrays.labelShape,
+    features: n === size ? arrays.features : arrays.features.subarray(0, n * perSample),
+    labels: n === size ? arrays.labels : arrays.labels.subarray(0, n * perLabel),
+    ...(arrays.featureScale === undefined ? {} : { featureScale: arrays.featureScale }),
+  });
+}
+
+function neededText(source: DownloadableSource): string {
+  if (source === 'cifar10') {
+    return `cifar10 needs data_batch_1.bin .. data_batch_5.bin and test_batch.bin (.bin or .bin.gz), or ${CIFAR_ARCHIVE_NAME}`;
+  }
+  return `${source} needs ${Object.values(MNIST_FILE_NAMES).join(', ')} (gzip or raw)`;
+}
+
+/** Makes sure every official file of `source` is in the cache; returns their paths by name. */
+async function cachedFiles(
+  source: DownloadableSource,
+  config: DataConfig,
+  options: LoadDataOptions,
+): Promise<Map<string, string>> {
+  const official = OFFICIAL_SOURCES[source];
+  const cacheDir = join(cacheRoot(config), official.cacheFolder);
+  const paths = new Map<string, string>();
+  for (const file of official.files) {
+    const path = await ensureFile({
+      name: file.name,
+      urls: file.urls,
+      sha256: options.checksums?.[file.name] ?? file.sha256,
+      cacheDir,
+      ...(config.mirror === undefined ? {} : { mirror: config.mirror }),
+      download: config.download ?? true,
+      needed: neededText(source),
+      ...(options.log === undefined ? {} : { log: options.log }),
+    });
+    paths.set(file.name, path);
+  }
+  return paths;
+}
+
+function localDir(config: DataConfig, options: LoadDataOptions): string | undefined {
+  const dir = options.dataDir ?? config.dir;
+  return dir === undefined ? undefined : expandPath(dir);
+}
+
+async function loadMnistLike(source: 'mnist' | 'fashion-mnist', config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
+  const dir = localDir(config, options);
+  let files: MnistFiles;
+  if (dir !== undefined) {
+    files = await findMnistFiles(dir, source);
+    options.log?.(`${source}: reading ${dir}`);
+  } else {
+    const paths = await cachedFiles(source, config, options);
+    files = {
+      trainImages: paths.get(MNIST_FILE_NAMES.trainImages)!,
+      trainLabels: paths.get(MNIST_FILE_NAMES.trainLabels)!,
+      testImages: paths.get(MNIST_FILE_NAMES.testImages)!,
+      testLabels: paths.get(MNIST_FILE_NAMES.testLabels)!,
+    };
+  }
+  const { train, test } = await readMnistFiles(files);
+  const shape = [28, 28, 1];
+  return {
+    train: share(
+      { name: `${source}/train`, featureShape: shape, labelShape: [], features: train.images.pixels, labels: train.labels, featureScale: IMAGE_SCALE },
+      config.trainLimit,
+      'data.trainLimit',
+      options.log,
+    ),
+    test: share(
+      { name: `${source}/test`, featureShape: shape, labelShape: [], features: test.images.pixels, labels: test.labels, featureScale: IMAGE_SCALE },
+      config.testLimit,
+      'data.testLimit',
+      options.log,
+    ),
+    classes: 10,
+  };
+}
+
+async function loadCifar(config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
+  const dir = localDir(config, options);
+  let files: CifarFiles;
+  if (dir !== undefined) {
+    files = await findCifarFiles(dir);
+    options.log?.(`cifar10: reading ${files.kind === 'archive' ? files.file : dir}`);
+  } else {
+    const paths = await cachedFiles('cifar10', config, options);
+    files = { kind: 'archive', file: paths.get(CIFAR_ARCHIVE_NAME)! };
+  }
+  const { train, test } = await readCifar(files);
+  const shape = [32, 32, 3];
+  return {
+    train: share(
+      { name: 'cifar10/train', featureShape: shape, labelShape: [], features: train.pixels, labels: train.labels, featureScale: IMAGE_SCALE },
+      config.trainLimit,
+      'data.trainLimit',
+      options.log,
+    ),
+    test: share(
+      { name: 'cifar10/test', featureShape: shape, labelShape: [], features: test.pixels, labels: test.labels, featureScale: IMAGE_SCALE },
+      config.testLimit,
+      'data.testLimit',
+      options.log,
+    ),
+    classes: 10,
+  };
+}
+
+async function loadEmbeddedMnist(config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
+  const { train, test } = await readEmbeddedMnist({
+    cacheDir: join(cacheRoot(config), 'embedded-mnist'),
+    ...(options.log === undefined ? {} : { log: options.log }),
+  });
+  options.log?.(`embedded-mnist: ${train.count} train and ${test.count} test images from the mnist package`);
+  const shape = [28, 28, 1];
+  return {
+    train: share(
+      { name: 'embedded-mnist/train', featureShape: shape, labelShape: [], features: train.pixels, labels: train.labels, featureScale: IMAGE_SCALE },
+      config.trainLimit,
+      'data.trainLimit',
+      options.log,
+    ),
+    test: share(
+      { name: 'embedded-mnist/test', featureShape: shape, labelShape: [], features: test.pixels, labels: test.labels, featureScale: IMAGE_SCALE },
+      config.testLimit,
+      'data.testLimit',
+      options.log,
+    ),
+    classes: 10,
+  };
+}
+
+function loadSynthetic(config: DataConfig & { source: 'xor' | 'linear' }, options: LoadDataOptions): LoadedData {
+  const featureShape = config.source === 'xor' ? [2] : [1];
+  const samples = config.samples ?? LINEAR_DEFAULT_SAMPLES;
+  const train = config.source === 'xor' ? xorData() : linearData(samples, options.seed, 0);
+  const test = config.source === 'xor' ? xorData() : linearData(samples, options.seed, 1);
+  return {
+    train: share({ name: `${config.source}/train`, featureShape, labelShape: [1], ...train }, config.trainLimit, 'data.trainLimit', options.log),
+    test: share({ name: `${config.source}/test`, featureShape, labelShape: [1], ...test }, config.testLimit, 'data.testLimit', options.log),
+  };
+}
+
+/** Loads the configured data set. Problems with files or downloads throw DataError. */
+export async function loadData(config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
+  checkCount(config.samples, 'data.samples');
+  checkCount(config.trainLimit, 'data.trainLimit');
+  checkCount(config.testLimit, 'data.testLimit');
+  switch (config.source) {
+    case 'embedded-mnist':
+      return loadEmbeddedMnist(config, options);
+    case 'mnist':
+    case 'fashion-mnist':
+      return loadMnistLike(config.source, config, options);
+    case 'cifar10':
+      return loadCifar(config, options);
+    case 'xor':
+    case 'linear':
+      return loadSynthetic({ ...config, source: config.source }, options);
+    default: {
+      const source: never = config.source;
+      throw new DataError(`unknown data source ${JSON.stringify(source)}`);
+    }
+  }
+}
