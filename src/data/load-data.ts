@@ -105,9 +105,9 @@ function share(arrays: Arrays, limit: number | undefined, limitPath: string, log
 
 function neededText(source: DownloadableSource): string {
   if (source === 'cifar10') {
-    return `cifar10 needs data_batch_1.bin .. data_batch_5.bin and test_batch.bin (.bin or .bin.gz), or ${CIFAR_ARCHIVE_NAME}`;
+    return `cifar10 needs data_batch_1..5 and test_batch as .bin or .bin.gz, or ${CIFAR_ARCHIVE_NAME}`;
   }
-  return `${source} needs ${Object.values(MNIST_FILE_NAMES).join(', ')} (gzip or raw)`;
+  return `${source} needs ${Object.values(MNIST_FILE_NAMES).join(', ')}, gzip or raw`;
 }
 
 /** Makes sure every official file of `source` is in the cache; returns their paths by name. */
