@@ -87,15 +87,18 @@ export async function ensureFile(options: EnsureFileOptions): Promise<string> {
   const { name, cacheDir, log } = options;
   const expected = options.sha256.toLowerCase();
   const target = join(cacheDir, name);
+  let stale = false;
   if (await isFile(target)) {
     const found = await sha256File(target);
     if (found === expected) return target;
+    stale = true;
     log?.(`${target}: cached file has SHA-256 ${found}, expected ${expected}; fetching it again`);
   }
   const urls = options.mirror !== undefined ? [mirrorUrl(options.mirror, name)] : [...options.urls];
   if (options.download === false) {
     throw new DataError(
-      `${name} is not in the cache folder ${cacheDir} and downloading is off (data.download is false); ${offlineHint(options)}`,
+      `${name} ${stale ? 'in the cache folder ' + cacheDir + ' has the wrong SHA-256' : 'is not in the cache folder ' + cacheDir} ` +
+        `and downloading is off (data.download is false); ${offlineHint(options)}`,
     );
   }
   try {
