@@ -1,0 +1,85 @@
+/**
+ * Builds the tf.LayersModel a run config describes: a Keras-style list of tfjs-layers layers,
+ * or a TensorFlow.js model.json topology. Initial weights come from the run seed (see
+ * `withSeededRandom`), so every thread that builds the model with the same seed gets the same
+ * weights, and the coordinator's copy is the one that counts.
+ */
+import { readFile } from 'node:fs/promises';
+import * as tf from '@tensorflow/tfjs';
+import { ConfigError } from '../errors.js';
+import { mulberry32 } from '../util/random.js';
+
+export interface LayerSpec {
+  type: string;
+  [arg: string]: unknown;
+}
+
+export type ModelSpec = { inputShape: number[]; layers: LayerSpec[] } | { topology: string };
+
+type LayerFactory = (args: Record<string, unknown>) => tf.layers.Layer;
+
+export async function buildModel(spec: ModelSpec, seed: number): Promise<tf.LayersModel> {
+  if ('topology' in spec) {
+    const json = await readTopology(spec.topology);
+    return withSeededRandom(seed, () => tf.models.modelFromJSON(json));
+  }
+  return withSeededRandom(seed, () => buildSequential(spec));
+}
+
+function buildSequential(spec: { inputShape: number[]; layers: LayerSpec[] }): tf.Sequential {
+  const model = tf.sequential();
+  spec.layers.forEach((layerSpec, index) => {
+    const { type, ...args } = layerSpec;
+    const factory = (tf.layers as unknown as Record<string, LayerFactory>)[type];
+    if (typeof factory !== 'function') {
+      throw new ConfigError(`model.layers[${index}].type`, `unknown layer type "${type}"`);
+    }
+    // Stable names ("dense_1/kernel") make parameter names the same in every thread.
+    const layerArgs: Record<string, unknown> = { name: `${snakeCase(type)}_${index + 1}`, ...args };
+    if (index === 0 && layerArgs.inputShape === undefined && layerArgs.batchInputShape === undefined) {
+      layerArgs.inputShape = spec.inputShape;
+    }
+    try {
+      model.add(factory(layerArgs));
+    } catch (error) {
+      throw new ConfigError(`model.layers[${index}]`, `cannot build ${type} layer: ${(error as Error).message}`, { cause: error });
+    }
+  });
+  return model;
+}
+
+async function readTopology(file: string): Promise<tf.serialization.ConfigDict> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError('model.topology', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  let json: { modelTopology?: object };
+  try {
+    json = JSON.parse(text) as { modelTopology?: object };
+  } catch (error) {
+    throw new ConfigError('model.topology', `${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  // A model.json holds the topology under modelTopology; a bare topology is accepted too.
+  return (json.modelTopology ?? json) as tf.serialization.ConfigDict;
+}
+
+/**
+ * TF.js initialisers without an explicit seed draw their seed from Math.random; running the
+ * build with Math.random replaced by a seeded generator makes initial weights depend on the
+ * run seed only.
+ */
+export async function withSeededRandom<T>(seed: number, build: () => T | Promise<T>): Promise<T> {
+  const original = Math.random;
+  Math.random = mulberry32(seed);
+  try {
+    return await build();
+  } finally {
+    Math.random = original;
+  }
+}
+
+function snakeCase(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+}
