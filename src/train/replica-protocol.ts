@@ -1,0 +1,91 @@
+/**
+ * What the coordinator and a replica say to each other over comlink. Large data never goes
+ * through these calls: it lives in the shared buffers both sides map.
+ */
+import type { BackendName } from '../backend/select-backend.js';
+import type { SharedDataset } from '../data/dataset.js';
+import type { ModelSpec } from '../model/build-model.js';
+import type { LossSpec, MetricName } from '../model/objective.js';
+import type { ParamEntry } from '../model/param-layout.js';
+import type { OptimizerSpec } from '../optim/optimizer.js';
+import type { SharedTrainingBuffers } from './shared-state.js';
+
+export type ReduceScatterKind = 'ring' | 'direct';
+
+export interface ReplicaInit {
+  rank: number;
+  replicas: number;
+  backend: BackendName;
+  model: ModelSpec;
+  seed: number;
+  loss: LossSpec;
+  metrics: MetricName[];
+  optimizer: OptimizerSpec;
+  batchSize: number;
+  shuffle: boolean;
+  /** The coordinator's layout; the replica checks that its model matches it. */
+  layout: ParamEntry[];
+  buffers: SharedTrainingBuffers;
+  datasets: Partial<Record<DatasetRole, SharedDataset>>;
+  reduceScatter: ReduceScatterKind;
+  /** Deadline of every wait inside a step. */
+  timeoutMs: number;
+  /** Test-only fault injection. */
+  faults?: { throwAtStep?: number };
+}
+
+export type DatasetRole = 'train' | 'validation' | 'test';
+
+export interface StepsJob {
+  epoch: number;
+  /** Global batches [fromStep, toStep) of the epoch. */
+  fromStep: number;
+  toStep: number;
+  /** Optimizer updates applied before fromStep in the whole run. */
+  updatesBefore: number;
+}
+
+/** Seconds spent in each phase of the steps, summed over the steps of a job. */
+export interface PhaseTimes {
+  gather: number;
+  copyIn: number;
+  compute: number;
+  copyOut: number;
+  reduceScatter: number;
+  update: number;
+  barrier: number;
+}
+
+export interface StepsResult {
+  samples: number;
+  lossSum: number;
+  metricSums: number[];
+  times: PhaseTimes;
+}
+
+export interface EvaluationJob {
+  dataset: DatasetRole;
+  batchSize: number;
+}
+
+export interface EvaluationSums {
+  samples: number;
+  lossSum: number;
+  metricSums: number[];
+}
+
+export interface PredictionJob {
+  inputs: SharedDataset;
+  /** Float32 output buffer of inputs.size * outputSize values. */
+  outputs: SharedArrayBuffer;
+  outputSize: number;
+  batchSize: number;
+}
+
+export interface ReplicaApi {
+  init(init: ReplicaInit): Promise<{ backend: string }>;
+  runSteps(job: StepsJob): StepsResult;
+  evaluate(job: EvaluationJob): EvaluationSums;
+  predict(job: PredictionJob): number;
+  close(): void;
+}

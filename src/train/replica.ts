@@ -1,0 +1,267 @@
+/**
+ * A replica: the piscina task that a worker thread runs for the whole run. It exposes a
+ * ReplicaApi over comlink on the port it is handed, builds the same model as the coordinator,
+ * and for every global batch computes the gradient of its slice, reduce-scatters it, updates
+ * the parameter chunk it owns and meets the others at a barrier.
+ */
+import type { MessagePort } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import * as tf from '@tensorflow/tfjs';
+import { activateBackend } from '../backend/select-backend.js';
+import { ControlBlock } from '../collective/control-block.js';
+import { chunkRange, directReduceScatter, ringReduceScatter } from '../collective/ring.js';
+import { ShmRingTransport } from '../collective/shm-transport.js';
+import { DatasetReader, type SharedDataset } from '../data/dataset.js';
+import { epochPermutation, globalBatchRange, replicaSlice } from '../data/sampler.js';
+import { buildModel } from '../model/build-model.js';
+import { Objective } from '../model/objective.js';
+import { ParamLayout } from '../model/param-layout.js';
+import { createOptimizer } from '../optim/create-optimizer.js';
+import type { ShardOptimizer } from '../optim/optimizer.js';
+import type {
+  DatasetRole,
+  EvaluationJob,
+  EvaluationSums,
+  PhaseTimes,
+  PredictionJob,
+  ReplicaApi,
+  ReplicaInit,
+  StepsJob,
+  StepsResult,
+} from './replica-protocol.js';
+import { StatsColumn, TrainingViews } from './shared-state.js';
+
+export interface ReplicaTask {
+  port: MessagePort;
+}
+
+/** The piscina task: serve the replica API until the coordinator calls close(). */
+export default function serveReplica({ port }: ReplicaTask): Promise<void> {
+  return new Promise((resolve) => {
+    const replica = new Replica(() => {
+      port.close();
+      resolve();
+    });
+    Comlink.expose(replica satisfies ReplicaApi, nodeEndpoint(port));
+  });
+}
+
+const now = () => performance.now() / 1000;
+
+export class Replica implements ReplicaApi {
+  private setup!: ReplicaInit;
+  private model!: tf.LayersModel;
+  private variables!: tf.Variable[];
+  private layout!: ParamLayout;
+  private objective!: Objective;
+  private optimizer!: ShardOptimizer;
+  private control!: ControlBlock;
+  private transport!: ShmRingTransport;
+  private views!: TrainingViews;
+  private readers = new Map<SharedDataset, DatasetReader>();
+  private permutation: { epoch: number; order: Int32Array } | undefined;
+
+  constructor(private readonly onClose: () => void) {}
+
+  async init(init: ReplicaInit): Promise<{ backend: string }> {
+    this.setup = init;
+    this.control = new ControlBlock(init.buffers.control, init.timeoutMs);
+    try {
+      await activateBackend(init.backend);
+      this.model = await buildModel(init.model, init.seed);
+      this.layout = ParamLayout.fromModel(this.model);
+      this.layout.assertSameShapes(new ParamLayout(init.layout), `replica ${init.rank}`);
+      this.variables = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+      this.objective = new Objective(init.loss, init.metrics);
+      this.optimizer = createOptimizer(init.optimizer);
+      this.views = new TrainingViews(init.buffers, this.layout.length, init.metrics.length);
+      this.transport = new ShmRingTransport(init.rank, init.replicas, this.control, init.buffers.ring);
+      return { backend: tf.getBackend() };
+    } catch (error) {
+      this.control.abort(init.rank);
+      throw error;
+    }
+  }
+
+  runSteps(job: StepsJob): StepsResult {
+    try {
+      return this.steps(job);
+    } catch (error) {
+      // Wake every other replica at once; they fail with "aborted by replica r".
+      this.control.abort(this.setup.rank);
+      throw error;
+    }
+  }
+
+  private steps(job: StepsJob): StepsResult {
+    const { rank, replicas, batchSize } = this.setup;
+    const train = this.dataset('train');
+    const reader = this.reader(train);
+    const order = this.epochOrder(job.epoch, train.size);
+    const row = this.views.statsRow(rank);
+    const [chunkFrom, chunkTo] = chunkRange(this.layout.length, replicas, rank);
+    const params = this.views.params;
+    const ownGrads = this.views.gradSlots[rank]!;
+    const times: PhaseTimes = { gather: 0, copyIn: 0, compute: 0, copyOut: 0, reduceScatter: 0, update: 0, barrier: 0 };
+    const result: StepsResult = { samples: 0, lossSum: 0, metricSums: this.objective.metricNames.map(() => 0), times };
+
+    for (let step = job.fromStep; step < job.toStep; step++) {
+      this.control.throwIfAborted();
+      if (this.setup.faults?.throwAtStep === step) throw new Error(`injected fault in replica ${rank} at step ${step}`);
+      let t = now();
+      const [batchFrom, batchTo] = globalBatchRange(train.size, batchSize, step);
+      const globalCount = batchTo - batchFrom;
+      const [sliceFrom, sliceTo] = replicaSlice(globalCount, replicas, rank);
+      const local = sliceTo - sliceFrom;
+      const x = new Float32Array(local * reader.perSample);
+      const y = new Float32Array(local * reader.perLabel);
+      reader.gather(order, batchFrom + sliceFrom, batchFrom + sliceTo, x, y);
+      times.gather += now() - t;
+
+      t = now();
+      this.copyParamsIn();
+      times.copyIn += now() - t;
+
+      t = now();
+      if (local > 0) {
+        const { lossSum, metricSums } = this.gradient(x, y, local, train, ownGrads, times);
+        result.lossSum += lossSum;
+        metricSums.forEach((v, i) => (result.metricSums[i]! += v));
+      } else {
+        // A batch smaller than the replica count leaves this replica without samples.
+        ownGrads.fill(0);
+        times.compute += now() - t;
+      }
+      result.samples += local;
+
+      t = now();
+      if (this.setup.reduceScatter === 'direct') {
+        this.control.barrier(replicas, 'gradient barrier');
+        directReduceScatter(this.views.gradSlots, rank);
+      } else {
+        ringReduceScatter(this.transport, ownGrads);
+      }
+      times.reduceScatter += now() - t;
+
+      t = now();
+      // Sum-reduced losses: dividing by the global count makes N replicas equal one.
+      const scale = 1 / globalCount;
+      for (let i = chunkFrom; i < chunkTo; i++) ownGrads[i] = ownGrads[i]! * scale;
+      this.optimizer.update(params, ownGrads, this.views.optimizerState, chunkFrom, chunkTo, job.updatesBefore + step - job.fromStep + 1);
+      times.update += now() - t;
+
+      t = now();
+      this.control.barrier(replicas, 'update barrier');
+      times.barrier += now() - t;
+
+      row[StatsColumn.STEPS] = row[StatsColumn.STEPS]! + 1;
+      row[StatsColumn.SAMPLES] = row[StatsColumn.SAMPLES]! + local;
+      row[StatsColumn.LOSS_SUM] = result.lossSum;
+    }
+    return result;
+  }
+
+  /** Forward and backward pass of the local slice; writes the gradient into `into`. */
+  private gradient(x: Float32Array, y: Float32Array, local: number, ds: SharedDataset, into: Float32Array, times: PhaseTimes) {
+    const started = now();
+    // Only scalars leave the tidy: it would walk a returned typed array element by element.
+    return tf.tidy(() => {
+      const xs = tf.tensor(x, [local, ...ds.featureShape]);
+      const ys = tf.tensor(y, [local, ...ds.labelShape]);
+      let predictions: tf.Tensor | undefined;
+      const { value, grads } = tf.variableGrads(() => {
+        const out = this.model.apply(xs, { training: true }) as tf.Tensor;
+        predictions = tf.keep(out);
+        return this.objective.lossSum(ys, out);
+      }, this.variables);
+      const metricSums = Array.from(this.objective.metricSums(ys, predictions!).dataSync());
+      predictions!.dispose();
+      const lossSum = value.dataSync()[0]!;
+      const computed = now();
+      times.compute += computed - started;
+      this.layout.entries.forEach((entry, i) => into.set(grads[this.variables[i]!.name]!.dataSync() as Float32Array, entry.offset));
+      times.copyOut += now() - computed;
+      return { lossSum, metricSums };
+    });
+  }
+
+  private copyParamsIn(): void {
+    const params = this.views.params;
+    tf.tidy(() => {
+      this.layout.entries.forEach((entry, i) => {
+        // slice(): a tensor must not alias shared memory that other threads rewrite.
+        this.variables[i]!.assign(tf.tensor(params.slice(entry.offset, entry.offset + entry.size), entry.shape as number[]));
+      });
+    });
+  }
+
+  evaluate(job: EvaluationJob): EvaluationSums {
+    const ds = this.dataset(job.dataset);
+    const [from, to] = replicaSlice(ds.size, this.setup.replicas, this.setup.rank);
+    const sums: EvaluationSums = { samples: 0, lossSum: 0, metricSums: this.objective.metricNames.map(() => 0) };
+    this.copyParamsIn();
+    const reader = this.reader(ds);
+    for (let start = from; start < to; start += job.batchSize) {
+      const end = Math.min(to, start + job.batchSize);
+      const n = end - start;
+      const x = new Float32Array(n * reader.perSample);
+      const y = new Float32Array(n * reader.perLabel);
+      reader.gatherRange(start, end, x, y);
+      tf.tidy(() => {
+        const ys = tf.tensor(y, [n, ...ds.labelShape]);
+        const out = this.model.apply(tf.tensor(x, [n, ...ds.featureShape]), { training: false }) as tf.Tensor;
+        sums.lossSum += this.objective.lossSum(ys, out).dataSync()[0]!;
+        this.objective.metricSums(ys, out).dataSync().forEach((v, i) => (sums.metricSums[i]! += v));
+      });
+      sums.samples += n;
+    }
+    return sums;
+  }
+
+  predict(job: PredictionJob): number {
+    const ds = job.inputs;
+    const [from, to] = replicaSlice(ds.size, this.setup.replicas, this.setup.rank);
+    const outputs = new Float32Array(job.outputs);
+    this.copyParamsIn();
+    const reader = this.reader(ds);
+    for (let start = from; start < to; start += job.batchSize) {
+      const end = Math.min(to, start + job.batchSize);
+      const x = new Float32Array((end - start) * reader.perSample);
+      reader.gatherRange(start, end, x, new Float32Array((end - start) * reader.perLabel));
+      const values = tf.tidy(() => (this.model.apply(tf.tensor(x, [end - start, ...ds.featureShape]), { training: false }) as tf.Tensor).dataSync());
+      outputs.set(values, start * job.outputSize);
+    }
+    return to - from;
+  }
+
+  close(): void {
+    this.model?.dispose();
+    // Let comlink post this call's reply before the port closes.
+    setImmediate(this.onClose);
+  }
+
+  private dataset(role: DatasetRole): SharedDataset {
+    const ds = this.setup.datasets[role];
+    if (!ds) throw new Error(`replica ${this.setup.rank} has no ${role} dataset`);
+    return ds;
+  }
+
+  private reader(ds: SharedDataset): DatasetReader {
+    let reader = this.readers.get(ds);
+    if (!reader) {
+      reader = new DatasetReader(ds);
+      this.readers.set(ds, reader);
+    }
+    return reader;
+  }
+
+  private epochOrder(epoch: number, size: number): Int32Array {
+    if (this.permutation?.epoch !== epoch) {
+      this.permutation = { epoch, order: epochPermutation(size, this.setup.seed, epoch, this.setup.shuffle) };
+    }
+    return this.permutation.order;
+  }
+}
+

@@ -1,0 +1,60 @@
+/**
+ * One whole run as the CLI and `train()` do it: create the trainer, fit, evaluate, summarise.
+ */
+import type { RunConfig } from '../config/schema.js';
+import type { EpochEvent, MetricValues } from './events.js';
+import { Trainer, type Evaluation, type TrainerOptions } from './trainer.js';
+
+/** Models with at most this many parameters list them in the summary (e.g. linear's θ0, θ1). */
+const SUMMARY_PARAMS_LIMIT = 64;
+
+export interface TrainSummary {
+  event: 'summary';
+  name: string;
+  workers: number;
+  backend: string;
+  epochs: number;
+  parameters: number;
+  samplesPerSec: number;
+  wallSeconds: number;
+  /** The last epoch's training loss and metrics. */
+  final: { loss: number } & MetricValues;
+  /** The last epoch's validation loss and metrics, when the run validates. */
+  validation?: { loss: number } & MetricValues;
+  /** Loss and metrics after training on the data config.evaluation.on names. */
+  evaluation: { on: 'test' | 'train'; samples: number; loss: number; [metric: string]: number | string };
+  params?: { name: string; shape: number[]; values: number[] }[];
+}
+
+export async function train(config: RunConfig, options: TrainerOptions = {}): Promise<TrainSummary> {
+  const started = performance.now();
+  const trainer = await Trainer.create(config, options);
+  try {
+    const history = await trainer.fit();
+    const on = config.evaluation.on;
+    const evaluation = await trainer.evaluate(on === 'test' && trainer.datasets.test ? 'test' : 'train');
+    return summarise(trainer, history, on, evaluation, (performance.now() - started) / 1000);
+  } finally {
+    await trainer.close();
+  }
+}
+
+export function summarise(trainer: Trainer, history: EpochEvent[], on: 'test' | 'train', evaluation: Evaluation, wallSeconds: number): TrainSummary {
+  const last = history[history.length - 1]!;
+  const samples = history.reduce((n, e) => n + e.samples, 0);
+  const seconds = history.reduce((n, e) => n + e.seconds, 0);
+  return {
+    event: 'summary',
+    name: trainer.config.name,
+    workers: trainer.workers,
+    backend: trainer.backend,
+    epochs: history.length,
+    parameters: trainer.layout.length,
+    samplesPerSec: samples / seconds,
+    wallSeconds,
+    final: { loss: last.loss, ...last.metrics },
+    validation: last.validation && { loss: last.validation.loss, ...last.validation.metrics },
+    evaluation: { on, samples: evaluation.samples, loss: evaluation.loss, ...evaluation.metrics },
+    params: trainer.layout.length <= SUMMARY_PARAMS_LIMIT ? trainer.namedParams() : undefined,
+  };
+}

@@ -1,0 +1,15 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * URL of a compiled module beside `metaUrl`. Worker threads need JavaScript: when the caller
+ * runs from TypeScript sources (under vitest), the module is taken from `dist/` (npm run build).
+ */
+export function compiledModuleUrl(metaUrl: string, file: string): URL {
+  const base = metaUrl.endsWith('.ts') ? metaUrl.replace(/\/src\/(?!.*\/src\/)/, '/dist/') : metaUrl;
+  const url = new URL(file, base);
+  if (!existsSync(fileURLToPath(url))) {
+    throw new Error(`${fileURLToPath(url)} is missing: run \`npm run build\` first`);
+  }
+  return url;
+}
