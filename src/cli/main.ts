@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/** The `ringtrain` command. User errors print one line (and a hint) and exit with code 2. */
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { UserError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { trainCommand } from './train-command.js';
+
+function positiveInteger(flag: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${flag} expects an integer >= 1, found "${value}"`);
+    return Number(value);
+  };
+}
+
+function workersValue(value: string): number | 'auto' {
+  return value === 'auto' ? 'auto' : positiveInteger('--workers')(value);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('ringtrain')
+    .description('Synchronous data-parallel training of TensorFlow.js models on all CPU cores')
+    .version(VERSION)
+    .exitOverride()
+    .showHelpAfterError(false);
+
+  program
+    .command('train')
+    .description('train the run a config file describes')
+    .argument('<config>', 'run config (JSON), e.g. configs/mnist-mlp.json')
+    .option('--workers <n>', 'replicas: a number or "auto" (the machine\'s cores)', workersValue)
+    .option('--epochs <n>', 'epochs to train', positiveInteger('--epochs'))
+    .option('--batch-size <n>', 'global batch size', positiveInteger('--batch-size'))
+    .option('--seed <n>', 'seed of initial weights, shuffling and synthetic data', (v) => Number(v))
+    .option('--backend <name>', 'auto, wasm, cpu or tensorflow')
+    .option('--data-dir <dir>', 'folder with the dataset files (no download)')
+    .option('--out <dir>', 'output folder (metrics log)')
+    .option('--json', 'one JSON object per line on stdout: each epoch, then the summary')
+    .action(async (config: string, flags) => {
+      await trainCommand(config, flags);
+    });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // commander has already printed its message (or the help/version text).
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    if (error instanceof UserError) {
+      process.stderr.write(`ringtrain: ${error.message}\n`);
+      if (error.hint) process.stderr.write(`hint: ${error.hint}\n`);
+      return 2;
+    }
+    process.stderr.write(`ringtrain: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv);

@@ -1,0 +1,78 @@
+/**
+ * Shows a run to a person or a program: a Keras-like progress bar per epoch on a terminal,
+ * one plain line per epoch elsewhere (CI, pipes), or JSON lines with --json.
+ */
+import cliProgress from 'cli-progress';
+import type { TrainingEvent } from '../train/events.js';
+import type { TrainSummary } from '../train/run.js';
+import { formatMetrics, formatNumber, formatRate } from './format.js';
+
+export type ReportMode = 'tty' | 'plain' | 'json';
+
+export interface Reporter {
+  event(event: TrainingEvent): void;
+  summary(summary: TrainSummary): void;
+  /** Stops a progress bar that an error interrupted. */
+  stop(): void;
+}
+
+export function chooseReportMode(json: boolean, stream: NodeJS.WriteStream): ReportMode {
+  if (json) return 'json';
+  return stream.isTTY ? 'tty' : 'plain';
+}
+
+export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = process.stdout): Reporter {
+  const line = (text: string) => out.write(`${text}\n`);
+  if (mode === 'json') {
+    return {
+      event(event) {
+        if (event.type === 'epoch') line(JSON.stringify({ event: 'epoch', ...withoutType(event) }));
+      },
+      summary: (summary) => line(JSON.stringify(summary)),
+      stop() {},
+    };
+  }
+  let bar: cliProgress.SingleBar | undefined;
+  const stopBar = () => {
+    bar?.stop();
+    bar = undefined;
+  };
+  return {
+    event(event) {
+      switch (event.type) {
+        case 'start':
+          line(`${event.name}: ${event.trainSamples.toLocaleString('en-US')} training samples, ${event.validationSamples.toLocaleString('en-US')} validation, ${event.parameters.toLocaleString('en-US')} parameters, ${event.workers} replica(s) on backend ${event.backend}`);
+          break;
+        case 'progress':
+          if (mode !== 'tty') break;
+          if (!bar) {
+            bar = new cliProgress.SingleBar(
+              { format: `Epoch ${event.epoch} {value}/{total} [{bar}] {loss} - {rate} - ETA {eta}s`, barsize: 30, hideCursor: true, stream: out as NodeJS.WriteStream },
+              cliProgress.Presets.legacy,
+            );
+            bar.start(event.steps, 0, { loss: '', rate: '' });
+          }
+          bar.update(event.step, { loss: `loss: ${formatNumber(event.loss)}`, rate: formatRate(event.samplesPerSec) });
+          break;
+        case 'epoch': {
+          stopBar();
+          const validation = event.validation ? ` - ${formatMetrics(event.validation.loss, event.validation.metrics, 'val_')}` : '';
+          line(`Epoch ${event.epoch}/${event.epochs} - ${event.steps} steps - ${event.seconds.toFixed(1)}s - ${formatRate(event.samplesPerSec)} - ${formatMetrics(event.loss, event.metrics)}${validation}`);
+          break;
+        }
+      }
+    },
+    summary(summary) {
+      const { on, samples, loss, ...metrics } = summary.evaluation;
+      line(`${on === 'test' ? 'Test' : 'Training-data'} evaluation on ${samples.toLocaleString('en-US')} samples: ${formatMetrics(loss, metrics as Record<string, number>)}`);
+      for (const p of summary.params ?? []) line(`  ${p.name} [${p.shape.join('x')}] = ${p.values.map(formatNumber).join(', ')}`);
+      line(`Trained ${summary.epochs} epoch(s) in ${summary.wallSeconds.toFixed(1)}s at ${formatRate(summary.samplesPerSec)} with ${summary.workers} replica(s) on ${summary.backend}`);
+    },
+    stop: stopBar,
+  };
+}
+
+function withoutType<T extends { type: string }>(event: T): Omit<T, 'type'> {
+  const { type: _type, ...rest } = event;
+  return rest;
+}
