@@ -1,0 +1,546 @@
+/**
+ * The run-config schema: one JSON file describes a run. Zod is the single source of truth
+ * for what is valid; parsing also normalizes (fills defaults, expands shorthands, maps aliases)
+ * so the rest of the program only ever sees a `RunConfig`.
+ *
+ * Every schema here carries, as its zod error message, a description of what was *expected*
+ * ("an integer >= 1"); `format.ts` turns zod issues into `path: expected X, found Y`.
+ */
+import path from 'node:path';
+import { z } from 'zod';
+import { LAYER_TYPES, isLayerType } from './layers.js';
+import { closestMatch } from './suggest.js';
+
+// ---------------------------------------------------------------------------------------------
+// Vocabulary
+// ---------------------------------------------------------------------------------------------
+
+export const DATA_SOURCES = ['embedded-mnist', 'mnist', 'fashion-mnist', 'cifar10', 'xor', 'linear'] as const;
+export type DataSource = (typeof DATA_SOURCES)[number];
+
+export const LOSS_NAMES = [
+  'meanSquaredError',
+  'binaryCrossentropy',
+  'categoricalCrossentropy',
+  'sparseCategoricalCrossentropy',
+] as const;
+export type LossName = (typeof LOSS_NAMES)[number];
+
+/** Keras spellings accepted for losses. */
+export const LOSS_ALIASES: Readonly<Record<string, LossName>> = {
+  mse: 'meanSquaredError',
+  mean_squared_error: 'meanSquaredError',
+  binary_crossentropy: 'binaryCrossentropy',
+  categorical_crossentropy: 'categoricalCrossentropy',
+  sparse_categorical_crossentropy: 'sparseCategoricalCrossentropy',
+};
+
+export const METRIC_NAMES = [
+  'accuracy',
+  'binaryAccuracy',
+  'categoricalAccuracy',
+  'sparseCategoricalAccuracy',
+  'meanSquaredError',
+  'meanAbsoluteError',
+] as const;
+export type MetricName = (typeof METRIC_NAMES)[number];
+
+/** Short and Keras spellings accepted for metrics. */
+export const METRIC_ALIASES: Readonly<Record<string, MetricName>> = {
+  acc: 'accuracy',
+  mse: 'meanSquaredError',
+  mae: 'meanAbsoluteError',
+  binary_accuracy: 'binaryAccuracy',
+  categorical_accuracy: 'categoricalAccuracy',
+  sparse_categorical_accuracy: 'sparseCategoricalAccuracy',
+  mean_squared_error: 'meanSquaredError',
+  mean_absolute_error: 'meanAbsoluteError',
+};
+
+export const OPTIMIZER_NAMES = ['sgd', 'adam', 'adamw', 'rmsprop'] as const;
+export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
+
+/** The hyper-parameters each optimizer takes (besides `name`). */
+export const OPTIMIZER_OPTIONS: Readonly<Record<OptimizerName, readonly string[]>> = {
+  sgd: ['learningRate', 'momentum', 'nesterov'],
+  adam: ['learningRate', 'beta1', 'beta2', 'epsilon'],
+  adamw: ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay'],
+  rmsprop: ['learningRate', 'rho', 'momentum', 'epsilon', 'centered'],
+};
+
+export const BACKENDS = ['auto', 'wasm', 'cpu', 'tensorflow'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export const EVALUATION_SETS = ['test', 'train'] as const;
+
+export const MAX_WORKERS = 256;
+export const DEFAULT_STEP_TIMEOUT_MS = 60_000;
+export const DEFAULT_SEED = 42;
+/** Seeds feed 32-bit PRNGs (src/util/random.ts). */
+export const MAX_SEED = 0xffff_ffff;
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks
+// ---------------------------------------------------------------------------------------------
+
+function integer(min: number, max?: number) {
+  const expected = max === undefined ? `an integer >= ${min}` : `an integer from ${min} to ${max}`;
+  const s = z.int({ error: expected }).min(min, { error: expected });
+  return max === undefined ? s : s.max(max, { error: expected });
+}
+
+function positiveNumber() {
+  return z.number({ error: 'a number > 0' }).gt(0, { error: 'a number > 0' });
+}
+
+function nonNegativeNumber() {
+  return z.number({ error: 'a number >= 0' }).min(0, { error: 'a number >= 0' });
+}
+
+/** [0, 1): fractions and decay rates. */
+function unitFraction() {
+  const expected = 'a number >= 0 and < 1';
+  return z.number({ error: expected }).min(0, { error: expected }).lt(1, { error: expected });
+}
+
+function boolean() {
+  return z.boolean({ error: 'true or false' });
+}
+
+function nonEmptyString(what: string) {
+  const expected = `a non-empty string (${what})`;
+  return z.string({ error: expected }).min(1, { error: expected });
+}
+
+/**
+ * A name from `canonical`, also accepting the `aliases`, which are mapped to their canonical
+ * name. Errors list the canonical names only; "did you mean" looks at every accepted spelling.
+ */
+function nameOf<T extends string>(canonical: readonly T[], aliases: Readonly<Record<string, T>> = {}) {
+  const accepted = [...canonical, ...Object.keys(aliases)] as [string, ...string[]];
+  return z
+    .enum(accepted, { error: `one of ${canonical.join(', ')}` })
+    .transform((name): T => aliases[name] ?? (name as T));
+}
+
+/** Accepts `"x"` as a shorthand for `{ [key]: "x" }` (e.g. `"adam"` for `{ "name": "adam" }`). */
+function withShorthand<S extends z.ZodType>(key: string, schema: S) {
+  return z.preprocess((value) => (typeof value === 'string' ? { [key]: value } : value), schema);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+// ---------------------------------------------------------------------------------------------
+
+export const nameSchema = z
+  .string({ error: 'a non-empty name without "/" or "\\"' })
+  .regex(/^(?!\.\.?$)[^/\\]+$/, { error: 'a non-empty name without "/" or "\\"' });
+
+const shapeSchema = z
+  .array(integer(1), { error: 'an array of positive integers, e.g. [28, 28, 1]' })
+  .min(1, { error: 'a non-empty array of positive integers, e.g. [28, 28, 1]' });
+
+/** Layer arguments that would fight with `model.inputShape`. */
+const RESERVED_LAYER_ARGS = ['inputShape', 'batchInputShape'] as const;
+
+/**
+ * One layer: `type` is a `tf.layers` factory name; every other key is an argument of that
+ * factory, checked by tfjs when the model is built.
+ */
+export const layerSpecSchema = z
+  .looseObject(
+    { type: z.string({ error: 'a layer type name such as "dense"' }) },
+    { error: 'a layer object such as {"type": "dense", "units": 10}' },
+  )
+  .superRefine((layer, ctx) => {
+    if (!isLayerType(layer.type)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['type'],
+        input: layer.type,
+        message: 'a tf.layers factory name such as dense, conv2d, maxPooling2d, flatten or dropout',
+        params: { suggestion: closestMatch(layer.type, LAYER_TYPES) },
+      });
+    }
+    for (const key of RESERVED_LAYER_ARGS) {
+      if (key in layer) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          input: layer[key],
+          message: 'not allowed on a layer: give the input shape once, as model.inputShape',
+          params: { full: true },
+        });
+      }
+    }
+  });
+
+const MODEL_EXPECTED = 'an object with "inputShape" and "layers", or with "topology"';
+
+export const modelSchema = z
+  .strictObject(
+    {
+      inputShape: shapeSchema.optional(),
+      layers: z
+        .array(layerSpecSchema, { error: 'an array of layer objects' })
+        .min(1, { error: 'a non-empty array of layer objects' })
+        .optional(),
+      topology: nonEmptyString('the path of a TensorFlow.js model.json').optional(),
+    },
+    { error: MODEL_EXPECTED },
+  )
+  .transform((model, ctx): { inputShape: number[]; layers: LayerSpec[] } | { topology: string } => {
+    if (model.topology !== undefined) {
+      for (const key of ['inputShape', 'layers'] as const) {
+        if (model[key] !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            input: model[key],
+            message: 'not allowed together with model.topology (a model is either inputShape + layers, or a topology file)',
+            params: { full: true },
+          });
+          return z.NEVER;
+        }
+      }
+      return { topology: model.topology };
+    }
+    if (model.inputShape === undefined && model.layers === undefined) {
+      ctx.addIssue({ code: 'custom', input: model, message: MODEL_EXPECTED });
+      return z.NEVER;
+    }
+    if (model.inputShape === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['inputShape'], input: undefined, message: 'an array of positive integers, e.g. [28, 28, 1]' });
+      return z.NEVER;
+    }
+    if (model.layers === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['layers'], input: undefined, message: 'a non-empty array of layer objects' });
+      return z.NEVER;
+    }
+    return { inputShape: model.inputShape, layers: model.layers };
+  });
+
+export const dataSchema = withShorthand(
+  'source',
+  z.strictObject(
+    {
+      source: z.enum(DATA_SOURCES, { error: `one of ${DATA_SOURCES.join(', ')}` }),
+      dir: nonEmptyString('a directory').optional(),
+      cacheDir: nonEmptyString('a directory').optional(),
+      download: boolean().optional(),
+      mirror: nonEmptyString('a base URL').optional(),
+      samples: integer(1).optional(),
+      trainLimit: integer(1).optional(),
+      testLimit: integer(1).optional(),
+    },
+    { error: 'an object such as {"source": "mnist"}' },
+  ),
+);
+
+export const lossSchema = withShorthand(
+  'name',
+  z
+    .strictObject(
+      { name: nameOf(LOSS_NAMES, LOSS_ALIASES), fromLogits: boolean().default(false) },
+      { error: 'a loss name or an object such as {"name": "sparseCategoricalCrossentropy", "fromLogits": true}' },
+    )
+    .superRefine((loss, ctx) => {
+      if (loss.fromLogits && loss.name === 'meanSquaredError') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['fromLogits'],
+          input: true,
+          message: 'only applies to the crossentropy losses, not to meanSquaredError',
+          params: { full: true },
+        });
+      }
+    }),
+);
+
+const metricNameSchema = nameOf(METRIC_NAMES, METRIC_ALIASES);
+
+export const metricsSchema = z
+  .array(metricNameSchema, { error: 'an array of metric names, e.g. ["accuracy"]' })
+  .superRefine((metrics, ctx) => {
+    metrics.forEach((metric, i) => {
+      if (metrics.indexOf(metric) !== i) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [i],
+          input: metric,
+          message: `duplicate metric: ${metric} is already listed at metrics[${metrics.indexOf(metric)}]`,
+          params: { full: true },
+        });
+      }
+    });
+  });
+
+export const optimizerSchema = withShorthand(
+  'name',
+  z
+    .strictObject(
+      {
+        name: nameOf(OPTIMIZER_NAMES),
+        learningRate: positiveNumber().optional(),
+        momentum: nonNegativeNumber().optional(),
+        nesterov: boolean().optional(),
+        beta1: unitFraction().optional(),
+        beta2: unitFraction().optional(),
+        epsilon: positiveNumber().optional(),
+        weightDecay: nonNegativeNumber().optional(),
+        rho: unitFraction().optional(),
+        centered: boolean().optional(),
+      },
+      { error: 'an optimizer name or an object such as {"name": "adam", "learningRate": 0.001}' },
+    )
+    .superRefine((optimizer, ctx) => {
+      const allowed = OPTIMIZER_OPTIONS[optimizer.name];
+      for (const [key, value] of Object.entries(optimizer)) {
+        if (key === 'name' || value === undefined || allowed.includes(key)) continue;
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          input: value,
+          message: `not an option of optimizer ${optimizer.name} (${optimizer.name} takes ${allowed.join(', ')})`,
+          params: { full: true },
+        });
+      }
+    }),
+);
+
+export const epochsSchema = integer(1);
+export const batchSizeSchema = integer(1);
+export const seedSchema = integer(0, MAX_SEED);
+
+export const trainingSchema = z.strictObject(
+  {
+    epochs: epochsSchema,
+    batchSize: batchSizeSchema,
+    shuffle: boolean().default(true),
+    seed: seedSchema.default(DEFAULT_SEED),
+    validationSplit: unitFraction().default(0),
+    validateOnTest: boolean().default(false),
+  },
+  { error: 'an object such as {"epochs": 5, "batchSize": 32}' },
+);
+
+export const evaluationSchema = z.strictObject(
+  { on: z.enum(EVALUATION_SETS, { error: `one of ${EVALUATION_SETS.join(', ')}` }).default('test') },
+  { error: 'an object such as {"on": "test"}' },
+);
+
+const WORKERS_EXPECTED = `an integer from 1 to ${MAX_WORKERS} or "auto"`;
+
+export const workersSchema = z.custom<number | 'auto'>(
+  (value) =>
+    value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_WORKERS),
+  { error: WORKERS_EXPECTED },
+);
+
+export const parallelSchema = z.strictObject(
+  {
+    workers: workersSchema.default('auto'),
+    stepTimeoutMs: integer(1).default(DEFAULT_STEP_TIMEOUT_MS),
+  },
+  { error: 'an object such as {"workers": "auto"}' },
+);
+
+export const backendSchema = z.enum(BACKENDS, { error: `one of ${BACKENDS.join(', ')}` });
+
+export const outputDirSchema = nonEmptyString('a directory');
+
+export const outputSchema = z.strictObject(
+  { dir: outputDirSchema.optional(), metricsLog: boolean().default(true) },
+  { error: 'an object such as {"dir": "runs/mnist"}' },
+);
+
+export const dataDirSchema = nonEmptyString('a directory');
+
+const sectionShapes = {
+  name: nameSchema.optional(),
+  model: modelSchema,
+  data: dataSchema,
+  loss: lossSchema,
+  metrics: metricsSchema.default([]),
+  optimizer: optimizerSchema,
+  training: trainingSchema,
+  evaluation: evaluationSchema.prefault({}),
+  parallel: parallelSchema.prefault({}),
+  backend: backendSchema.default('auto'),
+  output: outputSchema.prefault({}),
+};
+
+/**
+ * The fields each object of the config knows, by JSON path with array indices dropped
+ * ('' is the top level). Used to list fields and suggest one when an unknown field appears.
+ */
+const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  '': Object.keys(sectionShapes),
+  model: ['inputShape', 'layers', 'topology'],
+  data: ['source', 'dir', 'cacheDir', 'download', 'mirror', 'samples', 'trainLimit', 'testLimit'],
+  loss: ['name', 'fromLogits'],
+  optimizer: ['name', ...new Set(Object.values(OPTIMIZER_OPTIONS).flat())],
+  training: Object.keys(trainingSchema.shape),
+  evaluation: Object.keys(evaluationSchema.shape),
+  parallel: Object.keys(parallelSchema.shape),
+  output: Object.keys(outputSchema.shape),
+};
+
+/** Field names people carry over from elsewhere (Keras), mapped to ours. */
+const FIELD_ALIASES: Readonly<Record<string, string>> = { lr: 'learningRate', decay: 'rho' };
+
+/**
+ * The fields the object at `path` (array indices dropped, '' = top level) may hold, given its
+ * value as written: an optimizer object with a valid name only knows that optimizer's options.
+ */
+export function knownFieldsAt(path: string, value: unknown): readonly string[] {
+  if (path === 'optimizer' && value !== null && typeof value === 'object') {
+    const name = (value as { name?: unknown }).name;
+    if (typeof name === 'string' && Object.hasOwn(OPTIMIZER_OPTIONS, name)) {
+      return ['name', ...OPTIMIZER_OPTIONS[name as OptimizerName]];
+    }
+  }
+  return KNOWN_FIELDS[path] ?? [];
+}
+
+/** The known field an unknown `key` was probably meant to be, if any. */
+export function suggestField(key: string, known: readonly string[]): string | undefined {
+  const alias = FIELD_ALIASES[key];
+  if (alias !== undefined && known.includes(alias)) return alias;
+  return closestMatch(key, known);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run config
+// ---------------------------------------------------------------------------------------------
+
+/** One layer of a model: a `tf.layers` factory name plus that factory's arguments. */
+export interface LayerSpec {
+  type: string;
+  [arg: string]: unknown;
+}
+
+/** A run, normalized: defaults filled, shorthands expanded, aliases mapped to canonical names. */
+export interface RunConfig {
+  /** Workload name; defaults to the config file's base name. */
+  name: string;
+  /** Layers to stack, or a TensorFlow.js model.json (resolved against the config file's folder). */
+  model: { inputShape: number[]; layers: LayerSpec[] } | { topology: string };
+  data: {
+    source: DataSource;
+    dir?: string;
+    cacheDir?: string;
+    download?: boolean;
+    mirror?: string;
+    samples?: number;
+    trainLimit?: number;
+    testLimit?: number;
+  };
+  loss: { name: LossName; fromLogits: boolean };
+  metrics: MetricName[];
+  /** Hyper-parameters left out stay undefined: the optimizer module fills TF.js defaults. */
+  optimizer: {
+    name: OptimizerName;
+    learningRate?: number;
+    momentum?: number;
+    nesterov?: boolean;
+    beta1?: number;
+    beta2?: number;
+    epsilon?: number;
+    weightDecay?: number;
+    rho?: number;
+    centered?: boolean;
+  };
+  training: {
+    epochs: number;
+    batchSize: number;
+    shuffle: boolean;
+    seed: number;
+    validationSplit: number;
+    /** Validate on the test set after each epoch (as the cifar10 reference does). */
+    validateOnTest: boolean;
+  };
+  evaluation: { on: 'test' | 'train' };
+  parallel: {
+    workers: number | 'auto';
+    /** Deadline of every wait inside a step. */
+    stepTimeoutMs: number;
+  };
+  backend: BackendName;
+  output: { dir: string; metricsLog: boolean };
+}
+
+export interface RunConfigContext {
+  /** Folder a relative `model.topology` is resolved against (the config file's folder). */
+  baseDir?: string;
+  /** Name used when the config has none (the config file's base name). */
+  defaultName?: string;
+}
+
+const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+/**
+ * The zod schema of a whole run config. Context-dependent defaults (`name`, `output.dir`) and
+ * the resolution of `model.topology` happen in its final transform.
+ */
+export function runConfigSchema(context: RunConfigContext = {}) {
+  return z
+    .strictObject(sectionShapes, { error: 'an object (the run config)' })
+    .superRefine((config, ctx) => {
+      const { validateOnTest, validationSplit } = config.training;
+      if (validateOnTest && validationSplit > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['training', 'validateOnTest'],
+          input: true,
+          message: `cannot be combined with training.validationSplit ${validationSplit}: choose one validation set`,
+          params: { full: true },
+        });
+      }
+    })
+    .transform((config, ctx): RunConfig => {
+      const name = config.name ?? context.defaultName;
+      if (name === undefined || !nameSchema.safeParse(name).success) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['name'],
+          input: name,
+          message: 'missing required field (a config that is not loaded from a file has no default name)',
+          params: { full: true },
+        });
+        return z.NEVER;
+      }
+      let model = config.model;
+      if ('topology' in model && context.baseDir !== undefined && !URL_LIKE.test(model.topology)) {
+        model = { topology: path.resolve(context.baseDir, model.topology) };
+      }
+      return {
+        name,
+        model,
+        data: config.data,
+        loss: config.loss,
+        metrics: config.metrics,
+        optimizer: config.optimizer,
+        training: config.training,
+        evaluation: config.evaluation,
+        parallel: config.parallel,
+        backend: config.backend,
+        output: { dir: config.output.dir ?? `runs/${name}`, metricsLog: config.output.metricsLog },
+      };
+    });
+}
+
+export type RunConfigSchema = ReturnType<typeof runConfigSchema>;
+
+// The hand-written RunConfig above must be exactly what the schema produces.
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+const schemaMatchesRunConfig: Equals<z.output<typeof sectionShapes.model>, RunConfig['model']> &
+  Equals<z.output<typeof sectionShapes.data>, RunConfig['data']> &
+  Equals<z.output<typeof sectionShapes.loss>, RunConfig['loss']> &
+  Equals<z.output<typeof sectionShapes.metrics>, RunConfig['metrics']> &
+  Equals<z.output<typeof sectionShapes.optimizer>, RunConfig['optimizer']> &
+  Equals<z.output<typeof sectionShapes.training>, RunConfig['training']> &
+  Equals<z.output<typeof sectionShapes.evaluation>, RunConfig['evaluation']> &
+  Equals<z.output<typeof sectionShapes.parallel>, RunConfig['parallel']> &
+  Equals<z.output<typeof sectionShapes.backend>, RunConfig['backend']> = true;
+void schemaMatchesRunConfig;
