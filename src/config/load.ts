@@ -1,0 +1,197 @@
+/**
+ * Reading, validating and overriding run configs. Every failure is a ConfigError whose message
+ * names where the problem is (JSON path, CLI flag, or file:line:column) and what was expected
+ * and found; see format.ts for the message shapes.
+ */
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { configError, describeExpected, formatValue, toConfigError } from './format.js';
+import { findJsonSyntaxError } from './json.js';
+import {
+  MAX_WORKERS,
+  backendSchema,
+  batchSizeSchema,
+  dataDirSchema,
+  epochsSchema,
+  outputDirSchema,
+  runConfigSchema,
+  seedSchema,
+  workersSchema,
+  type RunConfig,
+  type RunConfigContext,
+} from './schema.js';
+
+export type { RunConfig } from './schema.js';
+
+const PARSE_OPTIONS = {
+  reportInput: true,
+  error: (issue: z.core.$ZodRawIssue) => describeExpected(issue),
+} as const;
+
+/**
+ * Validates and normalizes a parsed JSON value.
+ * @param options.baseDir folder a relative `model.topology` is resolved against.
+ * @param options.defaultName name used when the config has no `name`.
+ * @throws ConfigError naming the first problem (`training.batchSize: expected an integer >= 1, found 0`);
+ *   further problems, if any, are listed in its `hint`.
+ */
+export function parseRunConfig(json: unknown, options: RunConfigContext = {}): RunConfig {
+  const result = runConfigSchema(options).safeParse(json, PARSE_OPTIONS);
+  if (!result.success) throw toConfigError(result.error.issues, json);
+  return result.data;
+}
+
+function errorCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
+}
+
+/**
+ * Reads and validates a run-config file. The name defaults to the file's base name (without
+ * extension) and a relative `model.topology` is resolved against the file's folder.
+ * Every error message starts with the file name (`configs/x.json: training.epochs: ...`);
+ * malformed JSON is reported as `configs/x.json:3:5: malformed JSON: expected ..., found ...`.
+ */
+export async function loadRunConfig(file: string): Promise<RunConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = errorCode(error);
+    const reason =
+      code === 'ENOENT'
+        ? 'config file not found'
+        : code === 'EISDIR'
+          ? 'is a directory, not a config file'
+          : `cannot read the config file (${code ?? String(error)})`;
+    throw configError({ path: '', message: reason }, { file });
+  }
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    const problem = findJsonSyntaxError(text);
+    const where = problem === undefined ? file : `${file}:${problem.line}:${problem.column}`;
+    const why = problem?.message ?? (error instanceof Error ? error.message : String(error));
+    throw new ConfigError('', `${where}: malformed JSON: ${why}`, { cause: error });
+  }
+
+  const defaultName = path.basename(file, path.extname(file));
+  const baseDir = path.dirname(path.resolve(file));
+  const result = runConfigSchema({ baseDir, defaultName }).safeParse(json, PARSE_OPTIONS);
+  if (!result.success) throw toConfigError(result.error.issues, json, { file });
+  return result.data;
+}
+
+/** Command-line overrides of a config. Numbers may also come as decimal strings, as typed on a command line. */
+export interface ConfigOverrides {
+  workers?: number | 'auto' | string;
+  epochs?: number | string;
+  batchSize?: number | string;
+  seed?: number | string;
+  backend?: string;
+  dataDir?: string;
+  out?: string;
+}
+
+interface OverrideRule {
+  flag: string;
+  /** JSON path of the field it sets. */
+  path: string;
+  schema: z.ZodType;
+  numeric: boolean;
+  set(config: RunConfig, value: never): RunConfig;
+}
+
+const OVERRIDES: Record<keyof ConfigOverrides, OverrideRule> = {
+  workers: {
+    flag: '--workers',
+    path: 'parallel.workers',
+    schema: workersSchema,
+    numeric: true,
+    set: (c, workers: number | 'auto') => ({ ...c, parallel: { ...c.parallel, workers } }),
+  },
+  epochs: {
+    flag: '--epochs',
+    path: 'training.epochs',
+    schema: epochsSchema,
+    numeric: true,
+    set: (c, epochs: number) => ({ ...c, training: { ...c.training, epochs } }),
+  },
+  batchSize: {
+    flag: '--batch-size',
+    path: 'training.batchSize',
+    schema: batchSizeSchema,
+    numeric: true,
+    set: (c, batchSize: number) => ({ ...c, training: { ...c.training, batchSize } }),
+  },
+  seed: {
+    flag: '--seed',
+    path: 'training.seed',
+    schema: seedSchema,
+    numeric: true,
+    set: (c, seed: number) => ({ ...c, training: { ...c.training, seed } }),
+  },
+  backend: {
+    flag: '--backend',
+    path: 'backend',
+    schema: backendSchema,
+    numeric: false,
+    set: (c, backend: RunConfig['backend']) => ({ ...c, backend }),
+  },
+  dataDir: {
+    flag: '--data-dir',
+    path: 'data.dir',
+    schema: dataDirSchema,
+    numeric: false,
+    set: (c, dir: string) => ({ ...c, data: { ...c.data, dir } }),
+  },
+  out: {
+    flag: '--out',
+    path: 'output.dir',
+    schema: outputDirSchema,
+    numeric: false,
+    set: (c, dir: string) => ({ ...c, output: { ...c.output, dir } }),
+  },
+};
+
+/**
+ * Returns `config` with the given command-line overrides applied (undefined ones are ignored),
+ * re-validated. Errors name the flag: `--batch-size: expected an integer >= 1, found 0`.
+ */
+export function applyOverrides(config: RunConfig, overrides: ConfigOverrides): RunConfig {
+  for (const key of Object.keys(overrides)) {
+    if (!Object.hasOwn(OVERRIDES, key)) {
+      throw new ConfigError('', `unknown override "${key}" (known: ${Object.keys(OVERRIDES).join(', ')})`);
+    }
+  }
+  let next = config;
+  const flagOf = new Map<string, string>();
+  for (const key of Object.keys(OVERRIDES) as (keyof ConfigOverrides)[]) {
+    let value: unknown = overrides[key];
+    if (value === undefined) continue;
+    const rule = OVERRIDES[key];
+    if (rule.numeric && typeof value === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(value)) value = Number(value);
+    const result = rule.schema.safeParse(value, PARSE_OPTIONS);
+    if (!result.success) throw toConfigError(result.error.issues, value, { rename: () => rule.flag });
+    next = rule.set(next, result.data as never);
+    flagOf.set(rule.path, rule.flag);
+  }
+  // The whole config again, for checks across fields; a problem in an overridden field names its flag.
+  const result = runConfigSchema().safeParse(next, PARSE_OPTIONS);
+  if (!result.success) throw toConfigError(result.error.issues, next, { rename: (p) => flagOf.get(p) });
+  return result.data;
+}
+
+/** The number of replicas to start: 'auto' is the number of CPUs this process may use (capped at 256). */
+export function resolveWorkers(workers: number | 'auto'): number {
+  if (workers === 'auto') return Math.max(1, Math.min(MAX_WORKERS, os.availableParallelism()));
+  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
+    throw new ConfigError('parallel.workers', `expected an integer from 1 to ${MAX_WORKERS} or "auto", found ${formatValue(workers)}`);
+  }
+  return workers;
+}
