@@ -35,6 +35,16 @@ export async function activateBackend(name: BackendName): Promise<void> {
   const ok = await tf.setBackend(name);
   if (!ok) throw new UserError(`backend "${name}" failed to initialise in this thread`);
   await tf.ready();
+  if (name === 'cpu') silenceCpuBanner();
+}
+
+/**
+ * The cpu backend prints a banner recommending tfjs-node on its first tensor in Node; with one
+ * backend per thread that would repeat once per replica, and our output names the backend anyway.
+ */
+export function silenceCpuBanner(): void {
+  const cpu = tf.findBackend('cpu') as { firstUse?: boolean } | null;
+  if (cpu) cpu.firstUse = false;
 }
 
 /**

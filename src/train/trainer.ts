@@ -9,7 +9,7 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as tf from '@tensorflow/tfjs';
 import { Piscina } from 'piscina';
-import { checkReplicasForBackend, resolveBackend, type BackendName } from '../backend/select-backend.js';
+import { checkReplicasForBackend, resolveBackend, silenceCpuBanner, type BackendName } from '../backend/select-backend.js';
 import { ControlBlock } from '../collective/control-block.js';
 import type { RunConfig } from '../config/schema.js';
 import { resolveWorkers } from '../config/load.js';
@@ -318,6 +318,7 @@ function startReplica(pool: Piscina): ReplicaHandle {
 async function initialModel(config: RunConfig, train: SharedDataset) {
   const previous = tf.getBackend();
   await tf.setBackend('cpu');
+  silenceCpuBanner();
   try {
     const model = await buildModel(config.model, config.training.seed);
     checkInputShape(model, train);

@@ -1,0 +1,62 @@
+/** The `ringtrain` command as a user runs it (the compiled dist/cli/main.js). */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function ringtrain(...args: string[]) {
+  const result = spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('ringtrain CLI', () => {
+  it('train --json prints one epoch object per line, then the summary, and writes the metrics log', () => {
+    const out = mkdtempSync(join(tmpdir(), 'ringtrain-cli-'));
+    const { code, stdout, stderr } = ringtrain('train', 'configs/linear.json', '--json', '--epochs', '300', '--workers', '2', '--out', out);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(301);
+    expect(lines[0]).toMatchObject({ event: 'epoch', epoch: 1, epochs: 300, steps: 1, samples: 100 });
+    const summary = lines[300]!;
+    expect(summary).toMatchObject({ event: 'summary', name: 'linear', workers: 2, backend: 'wasm', epochs: 300 });
+    expect(summary.samplesPerSec).toBeGreaterThan(0);
+    expect(summary.final).toHaveProperty('loss');
+    expect(summary.evaluation).toMatchObject({ on: 'train', samples: 100 });
+    const params = summary.params as { name: string; values: number[] }[];
+    expect(params.map((p) => p.name)).toEqual(['dense_1/kernel', 'dense_1/bias']);
+    const log = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; epoch?: number });
+    expect(log).toHaveLength(301);
+    expect(log[299]).toMatchObject({ event: 'epoch', epoch: 300 });
+    expect(log[300]).toEqual(summary);
+  });
+
+  it('prints one plain line per epoch when stdout is not a terminal', () => {
+    const { code, stdout } = ringtrain('train', 'configs/xor.json', '--epochs', '3', '--out', mkdtempSync(join(tmpdir(), 'ringtrain-cli-')));
+    expect(code).toBe(0);
+    const epochLines = stdout.split('\n').filter((l) => l.startsWith('Epoch '));
+    expect(epochLines).toHaveLength(3);
+    expect(epochLines[2]).toMatch(/^Epoch 3\/3 - 1 steps - \d+\.\ds - [\d,]+ samples\/s - loss: \d\.\d{4} - accuracy: \d\.\d{4}$/);
+    expect(stdout).toMatch(/Training-data evaluation on 4 samples: loss: \d\.\d{4} - accuracy: \d\.\d{4}/);
+  });
+
+  it('a user error prints one line without a stack and exits with 2', () => {
+    const missing = ringtrain('train', 'configs/does-not-exist.json');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe('ringtrain: configs/does-not-exist.json: config file not found\n');
+    const badFlag = ringtrain('train', 'configs/xor.json', '--batch-size', '0');
+    expect(badFlag.code).toBe(2);
+    expect(badFlag.stderr).toContain('--batch-size expects an integer >= 1, found "0"');
+    expect(badFlag.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('--version prints the package version', () => {
+    const { code, stdout } = ringtrain('--version');
+    expect(code).toBe(0);
+    expect(stdout.trim()).toBe(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version);
+  });
+});

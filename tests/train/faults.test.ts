@@ -1,0 +1,67 @@
+/** A replica that throws stops the run with its error, fast, and leaves no thread behind. */
+import { describe, expect, it } from 'vitest';
+import { parseRunConfig } from '../../src/config/load.js';
+import { createSharedDataset } from '../../src/data/dataset.js';
+import { TrainingAbortedError } from '../../src/errors.js';
+import { Trainer } from '../../src/train/trainer.js';
+
+const config = parseRunConfig({
+  name: 'fault',
+  model: { inputShape: [4], layers: [{ type: 'dense', units: 8, activation: 'relu' }, { type: 'dense', units: 1 }] },
+  data: { source: 'linear' },
+  loss: 'mse',
+  optimizer: 'sgd',
+  training: { epochs: 1, batchSize: 8, seed: 1 },
+  // A long deadline: the run must stop through the abort word, not by waiting this out.
+  parallel: { workers: 3, stepTimeoutMs: 60_000 },
+  backend: 'cpu',
+  output: { metricsLog: false },
+});
+
+const data = {
+  train: createSharedDataset({
+    name: 'generated',
+    featureShape: [4],
+    labelShape: [1],
+    features: Float32Array.from({ length: 4 * 400 }, (_, i) => Math.sin(i)),
+    labels: Float32Array.from({ length: 400 }, (_, i) => Math.cos(i)),
+  }),
+};
+
+/** Worker threads and message ports that keep this process alive. */
+function liveThreadResources(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'MessagePort' || r === 'Worker').length;
+}
+
+describe('replica faults', () => {
+  it('a replica that throws at step 3 stops the run with that error within the deadline', async () => {
+    const before = liveThreadResources();
+    const trainer = await Trainer.create(config, { data, faults: { rank: 1, throwAtStep: 3 } });
+    expect(liveThreadResources()).toBeGreaterThan(before);
+    const started = Date.now();
+    const error = await trainer.fit().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const elapsed = Date.now() - started;
+    expect(error).toBeInstanceOf(TrainingAbortedError);
+    expect((error as Error).message).toBe('epoch 1 failed: replica 1: injected fault in replica 1 at step 3');
+    expect(elapsed).toBeLessThan(10_000);
+    // The other replicas were released from their waits and every thread is gone.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(liveThreadResources()).toBe(before);
+    await expect(trainer.evaluate('train')).rejects.toThrow('cannot run evaluating on train data: the trainer is closed');
+  });
+
+  it('the same run without a fault trains all 50 steps', async () => {
+    const trainer = await Trainer.create(config, { data });
+    try {
+      const [epoch] = await trainer.fit();
+      expect(epoch!.steps).toBe(50);
+      expect(epoch!.samples).toBe(400);
+      expect(Number.isFinite(epoch!.loss)).toBe(true);
+    } finally {
+      await trainer.close();
+    }
+  });
+});
