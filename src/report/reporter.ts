@@ -47,7 +47,7 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
           if (mode !== 'tty') break;
           if (!bar) {
             bar = new cliProgress.SingleBar(
-              { format: `Epoch ${event.epoch} {value}/{total} [{bar}] {loss} - {rate} - ETA {eta}s`, barsize: 30, hideCursor: true, stream: out as NodeJS.WriteStream },
+              { format: `Epoch ${event.epoch} {value}/{total} [{bar}] {loss} - {rate} - ETA {eta}s`, barsize: 30, hideCursor: true, clearOnComplete: true, stream: out as NodeJS.WriteStream },
               cliProgress.Presets.legacy,
             );
             bar.start(event.steps, 0, { loss: '', rate: '' });
