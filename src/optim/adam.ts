@@ -12,6 +12,10 @@
  * rather than Keras's, so AdamW with weightDecay 0 is exactly Adam.
  */
 import { checkShardArguments, type ShardOptimizer } from './optimizer.js';
+import { WasmAdamKernel } from './wasm/adam-kernel.js';
+
+/** Below this many parameters the copy into WebAssembly memory costs more than it saves. */
+const WASM_MIN_SHARD = 256;
 
 export interface AdamHyperParameters {
   learningRate: number;
@@ -77,6 +81,7 @@ export class AdamShardOptimizer implements ShardOptimizer {
   private readonly weightDecay: number;
   private readonly biasCorrection1: Float32BiasCorrection;
   private readonly biasCorrection2: Float32BiasCorrection;
+  private readonly kernel: WasmAdamKernel | undefined;
 
   constructor(name: 'adam', hyperParameters: AdamHyperParameters);
   constructor(name: 'adamw', hyperParameters: AdamWHyperParameters);
@@ -94,6 +99,7 @@ export class AdamShardOptimizer implements ShardOptimizer {
     this.weightDecay = name === 'adamw' ? Math.fround((hyperParameters as AdamWHyperParameters).weightDecay) : 0;
     this.biasCorrection1 = new Float32BiasCorrection(beta1);
     this.biasCorrection2 = new Float32BiasCorrection(beta2);
+    this.kernel = WasmAdamKernel.create();
   }
 
   update(
@@ -107,18 +113,22 @@ export class AdamShardOptimizer implements ShardOptimizer {
     checkShardArguments(this, params, grads, state, from, to, step);
     const m = state[0]!;
     const v = state[1]!;
-    const beta1 = this.beta1;
-    const beta2 = this.beta2;
-    const oneMinusBeta1 = this.oneMinusBeta1;
-    const oneMinusBeta2 = this.oneMinusBeta2;
-    const epsilon = this.epsilon;
-    const learningRate = this.learningRate;
-    const negLearningRate = this.negLearningRate;
-    const weightDecay = this.weightDecay;
-    // Skipping the decay when it is 0 keeps Adam free of `inf*0 = NaN` on diverged weights.
-    const decays = weightDecay !== 0;
     const correction1 = this.biasCorrection1.at(step);
     const correction2 = this.biasCorrection2.at(step);
+    if (this.kernel && to - from >= WASM_MIN_SHARD) {
+      const { beta1, beta2, oneMinusBeta1, oneMinusBeta2, epsilon, negLearningRate, learningRate, weightDecay } = this;
+      const scalars = { beta1, beta2, oneMinusBeta1, oneMinusBeta2, correction1, correction2, epsilon, negLearningRate, learningRate, weightDecay };
+      this.kernel.update(params, grads, m, v, from, to, scalars);
+      return;
+    }
+    this.scalarUpdate(params, grads, m, v, from, to, correction1, correction2);
+  }
+
+  /** The reference loop: every op rounded to float32 as TF.js's cpu kernels do. */
+  scalarUpdate(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, from: number, to: number, correction1: number, correction2: number): void {
+    const { beta1, beta2, oneMinusBeta1, oneMinusBeta2, epsilon, learningRate, negLearningRate, weightDecay } = this;
+    // Skipping the decay when it is 0 keeps Adam free of `inf*0 = NaN` on diverged weights.
+    const decays = weightDecay !== 0;
     for (let i = from; i < to; i++) {
       const g = grads[i]!;
       let p = params[i]!;

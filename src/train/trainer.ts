@@ -31,7 +31,7 @@ import type {
   StepsResult,
 } from './replica-protocol.js';
 import { allocateTrainingBuffers, StatsColumn, TrainingViews, type SharedTrainingBuffers } from './shared-state.js';
-import { compiledModuleUrl } from './worker-url.js';
+import { compiledModuleUrl } from '../util/compiled-url.js';
 
 export interface TrainerOptions {
   /** Data already loaded (otherwise loaded from config.data). */
