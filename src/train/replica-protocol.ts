@@ -31,7 +31,7 @@ export interface ReplicaInit {
   /** Deadline of every wait inside a step. */
   timeoutMs: number;
   /** Test-only fault injection. */
-  faults?: { throwAtStep?: number };
+  faults?: { throwAtStep?: number; hangAtStep?: number };
 }
 
 export type DatasetRole = 'train' | 'validation' | 'test';

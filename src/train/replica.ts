@@ -76,8 +76,9 @@ export class Replica implements ReplicaApi {
       this.variables = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
       this.objective = new Objective(init.loss, init.metrics);
       this.optimizer = createOptimizer(init.optimizer);
-      this.views = new TrainingViews(init.buffers, this.layout.length, init.metrics.length);
+      this.views = new TrainingViews(init.buffers, this.layout.length);
       this.transport = new ShmRingTransport(init.rank, init.replicas, this.control, init.buffers.ring);
+      this.beat();
       return { backend: tf.getBackend() };
     } catch (error) {
       this.control.abort(init.rank);
@@ -110,6 +111,7 @@ export class Replica implements ReplicaApi {
     for (let step = job.fromStep; step < job.toStep; step++) {
       this.control.throwIfAborted();
       if (this.setup.faults?.throwAtStep === step) throw new Error(`injected fault in replica ${rank} at step ${step}`);
+      if (this.setup.faults?.hangAtStep === step) for (;;);
       let t = now();
       const [batchFrom, batchTo] = globalBatchRange(train.size, batchSize, step);
       const globalCount = batchTo - batchFrom;
@@ -135,6 +137,8 @@ export class Replica implements ReplicaApi {
         times.compute += now() - t;
       }
       result.samples += local;
+      this.beat();
+      row[StatsColumn.IN_COLLECTIVE] = 1;
 
       t = now();
       if (this.setup.reduceScatter === 'direct') {
@@ -155,10 +159,12 @@ export class Replica implements ReplicaApi {
       t = now();
       this.control.barrier(replicas, 'update barrier');
       times.barrier += now() - t;
+      row[StatsColumn.IN_COLLECTIVE] = 0;
 
       row[StatsColumn.STEPS] = row[StatsColumn.STEPS]! + 1;
       row[StatsColumn.SAMPLES] = row[StatsColumn.SAMPLES]! + local;
       row[StatsColumn.LOSS_SUM] = result.lossSum;
+      this.beat();
     }
     return result;
   }
@@ -216,6 +222,7 @@ export class Replica implements ReplicaApi {
         this.objective.metricSums(ys, out).dataSync().forEach((v, i) => (sums.metricSums[i]! += v));
       });
       sums.samples += n;
+      this.beat();
     }
     return sums;
   }
@@ -232,6 +239,7 @@ export class Replica implements ReplicaApi {
       reader.gatherRange(start, end, x, new Float32Array((end - start) * reader.perLabel));
       const values = tf.tidy(() => (this.model.apply(tf.tensor(x, [end - start, ...ds.featureShape]), { training: false }) as tf.Tensor).dataSync());
       outputs.set(values, start * job.outputSize);
+      this.beat();
     }
     return to - from;
   }
@@ -240,6 +248,12 @@ export class Replica implements ReplicaApi {
     this.model?.dispose();
     // Let comlink post this call's reply before the port closes.
     setImmediate(this.onClose);
+  }
+
+  /** Tells the coordinator's watchdog that this replica is making progress. */
+  private beat(): void {
+    const row = this.views.statsRow(this.setup.rank);
+    row[StatsColumn.HEARTBEAT] = row[StatsColumn.HEARTBEAT]! + 1;
   }
 
   private dataset(role: DatasetRole): SharedDataset {

@@ -13,18 +13,20 @@ export interface SharedTrainingBuffers {
   optimizerState: SharedArrayBuffer[];
   control: SharedArrayBuffer;
   ring: ShmRingBuffers;
-  /** Float64 rows, one per replica: see StatsColumn. */
+  /** Float64 rows of STATS_WIDTH, one per replica: see StatsColumn. */
   stats: SharedArrayBuffer;
 }
 
-/** Columns of a replica's statistics row; metric sums follow from METRICS on. */
-export const StatsColumn = { STEPS: 0, SAMPLES: 1, LOSS_SUM: 2, METRICS: 3 } as const;
+/**
+ * Columns of a replica's statistics row. STEPS, SAMPLES and LOSS_SUM count the current epoch
+ * (for progress); HEARTBEAT grows with every unit of work of any call, so the coordinator can
+ * tell a slow replica from a stuck one; IN_COLLECTIVE is 1 while the replica waits for others,
+ * so that when all stop beating the one stuck in its own work can be named.
+ */
+export const StatsColumn = { STEPS: 0, SAMPLES: 1, LOSS_SUM: 2, HEARTBEAT: 3, IN_COLLECTIVE: 4 } as const;
+export const STATS_WIDTH = 5;
 
-export function statsWidth(metrics: number): number {
-  return StatsColumn.METRICS + metrics;
-}
-
-export function allocateTrainingBuffers(paramCount: number, replicas: number, stateArrays: number, metrics: number): SharedTrainingBuffers {
+export function allocateTrainingBuffers(paramCount: number, replicas: number, stateArrays: number): SharedTrainingBuffers {
   const floats = () => new SharedArrayBuffer(Math.max(1, paramCount) * 4);
   return {
     params: floats(),
@@ -32,7 +34,7 @@ export function allocateTrainingBuffers(paramCount: number, replicas: number, st
     optimizerState: Array.from({ length: stateArrays }, floats),
     control: ControlBlock.allocate(replicas),
     ring: allocateShmRing(replicas, maxChunkLength(paramCount, replicas)),
-    stats: new SharedArrayBuffer(replicas * statsWidth(metrics) * 8),
+    stats: new SharedArrayBuffer(replicas * STATS_WIDTH * 8),
   };
 }
 
@@ -43,7 +45,7 @@ export class TrainingViews {
   readonly optimizerState: Float32Array[];
   readonly stats: Float64Array;
 
-  constructor(buffers: SharedTrainingBuffers, paramCount: number, readonly metrics: number) {
+  constructor(buffers: SharedTrainingBuffers, paramCount: number) {
     const view = (b: SharedArrayBuffer) => new Float32Array(b, 0, paramCount);
     this.params = view(buffers.params);
     this.gradSlots = buffers.gradSlots.map(view);
@@ -52,7 +54,11 @@ export class TrainingViews {
   }
 
   statsRow(rank: number): Float64Array {
-    const width = statsWidth(this.metrics);
-    return this.stats.subarray(rank * width, (rank + 1) * width);
+    return this.stats.subarray(rank * STATS_WIDTH, (rank + 1) * STATS_WIDTH);
+  }
+
+  /** Zeroes the per-epoch counters of every replica (not the heartbeats). */
+  resetEpochCounters(): void {
+    for (let i = 0; i < this.stats.length; i += STATS_WIDTH) this.stats.fill(0, i, i + StatsColumn.HEARTBEAT);
   }
 }

@@ -10,7 +10,7 @@ import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as tf from '@tensorflow/tfjs';
 import { Piscina } from 'piscina';
 import { checkReplicasForBackend, resolveBackend, silenceCpuBanner, type BackendName } from '../backend/select-backend.js';
-import { ControlBlock } from '../collective/control-block.js';
+import { ControlBlock, WaitTimeoutError } from '../collective/control-block.js';
 import type { RunConfig } from '../config/schema.js';
 import { resolveWorkers } from '../config/load.js';
 import { createSharedDataset, product, splitValidation, type SharedDataset } from '../data/dataset.js';
@@ -45,8 +45,8 @@ export interface TrainerOptions {
   log?: (line: string) => void;
   /** How often progress is read from the replicas' counters. */
   progressIntervalMs?: number;
-  /** Test-only: make replica `rank` throw before global batch `step`. */
-  faults?: { rank: number; throwAtStep: number };
+  /** Test-only: make replica `rank` throw, or spin forever, before global batch `step`. */
+  faults?: { rank: number; throwAtStep?: number; hangAtStep?: number };
 }
 
 interface ReplicaHandle {
@@ -62,6 +62,7 @@ export interface Evaluation {
 }
 
 const EVALUATION_BATCH = 256;
+const INIT_TIMEOUT_MS = 120_000;
 
 export class Trainer {
   readonly history: EpochEvent[] = [];
@@ -99,10 +100,9 @@ export class Trainer {
       }
       initialParams.set(options.initialParams);
     }
-    const metricCount = config.metrics.length;
     const optimizer = createOptimizer(config.optimizer);
-    const buffers = allocateTrainingBuffers(layout.length, workers, optimizer.stateNames.length, metricCount);
-    const views = new TrainingViews(buffers, layout.length, metricCount);
+    const buffers = allocateTrainingBuffers(layout.length, workers, optimizer.stateNames.length);
+    const views = new TrainingViews(buffers, layout.length);
     views.params.set(initialParams);
     const control = new ControlBlock(buffers.control, config.parallel.stepTimeoutMs);
 
@@ -117,9 +117,9 @@ export class Trainer {
     });
     const replicas = Array.from({ length: workers }, () => startReplica(pool));
     const trainer = new Trainer(config, workers, backend, layout, datasets, outputSize, buffers, views, control, pool, replicas, options);
-    await trainer.callAll('initialising replicas', (api, rank) =>
-      api.init(trainer.replicaInit(rank)),
-    );
+    // Starting a thread and its backend takes seconds, more than a step may.
+    const initTimeoutMs = Math.max(config.parallel.stepTimeoutMs, INIT_TIMEOUT_MS);
+    await trainer.callAll('initialising replicas', (api, rank) => api.init(trainer.replicaInit(rank)), initTimeoutMs);
     return trainer;
   }
 
@@ -140,8 +140,10 @@ export class Trainer {
       buffers: this.buffers,
       datasets: this.datasets,
       reduceScatter: this.options.reduceScatter ?? 'ring',
-      timeoutMs: config.parallel.stepTimeoutMs,
-      faults: this.options.faults?.rank === rank ? { throwAtStep: this.options.faults.throwAtStep } : undefined,
+      // A backstop: the coordinator's watchdog (stepTimeoutMs) sees every heartbeat and names
+      // the stuck replica, where a replica's own wait would only name its ring neighbour.
+      timeoutMs: 2 * config.parallel.stepTimeoutMs,
+      faults: this.options.faults?.rank === rank ? this.options.faults : undefined,
     };
   }
 
@@ -170,8 +172,8 @@ export class Trainer {
   private async runEpoch(epoch: number, epochs: number): Promise<void> {
     const steps = this.stepsPerEpoch;
     const started = performance.now();
-    this.views.stats.fill(0);
-    const stopWatching = this.watchProgress(epoch, steps, started);
+    this.views.resetEpochCounters();
+    const stopWatching = this.reportProgress(epoch, steps, started);
     let results: StepsResult[];
     try {
       results = await this.callAll(`epoch ${epoch + 1}`, (api) =>
@@ -235,7 +237,10 @@ export class Trainer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled(this.replicas.map((r) => withDeadline(r.api.close(), 5_000, 'closing a replica')));
+    // After an abort a replica may be stuck for good: end the threads without asking.
+    if (!this.control.aborted) {
+      await Promise.allSettled(this.replicas.map((r) => withDeadline(r.api.close(), 5_000, 'closing a replica')));
+    }
     await this.pool.destroy();
   }
 
@@ -247,62 +252,77 @@ export class Trainer {
     this.options.onEvent?.(event);
   }
 
-  /**
-   * Polls the replicas' step counters for progress events, and is the coordinator's own
-   * deadline: when no replica finishes a step within the step timeout, the run is aborted.
-   */
-  private watchProgress(epoch: number, steps: number, started: number): () => void {
-    const width = this.views.stats.length / this.workers;
-    let lastSteps = -1;
-    let lastChange = performance.now();
+  /** Polls the replicas' step counters for progress events while an epoch runs. */
+  private reportProgress(epoch: number, steps: number, started: number): () => void {
     const timer = setInterval(() => {
-      const stats = this.views.stats;
       let samples = 0;
       let lossSum = 0;
-      let minSteps = Infinity;
+      let step = Infinity;
       for (let r = 0; r < this.workers; r++) {
-        minSteps = Math.min(minSteps, stats[r * width + StatsColumn.STEPS]!);
-        samples += stats[r * width + StatsColumn.SAMPLES]!;
-        lossSum += stats[r * width + StatsColumn.LOSS_SUM]!;
-      }
-      const t = performance.now();
-      if (minSteps !== lastSteps) {
-        lastSteps = minSteps;
-        lastChange = t;
-      } else if (t - lastChange > this.config.parallel.stepTimeoutMs) {
-        this.control.abort(-1);
+        const row = this.views.statsRow(r);
+        step = Math.min(step, row[StatsColumn.STEPS]!);
+        samples += row[StatsColumn.SAMPLES]!;
+        lossSum += row[StatsColumn.LOSS_SUM]!;
       }
       if (samples > 0) {
-        this.emit({ type: 'progress', epoch: epoch + 1, step: minSteps, steps, samples, loss: lossSum / samples, samplesPerSec: samples / ((t - started) / 1000) });
+        const seconds = (performance.now() - started) / 1000;
+        this.emit({ type: 'progress', epoch: epoch + 1, step, steps, samples, loss: lossSum / samples, samplesPerSec: samples / seconds });
       }
     }, this.options.progressIntervalMs ?? 200);
     return () => clearInterval(timer);
   }
 
   /**
-   * Calls every replica and waits for all. When one fails, the abort word releases the
-   * others, and the error of the replica that failed first is raised, naming it.
+   * Calls every replica and waits for all, with a watchdog: a replica whose heartbeat stands
+   * still for the step timeout while its call is pending is declared stuck. When one fails, the
+   * abort word releases the others, and the error of the replica that failed first is raised,
+   * naming it; the trainer is then closed, which ends every thread.
    */
-  private async callAll<T>(what: string, call: (api: Comlink.Remote<ReplicaApi>, rank: number) => Promise<T>): Promise<T[]> {
+  private async callAll<T>(
+    what: string,
+    call: (api: Comlink.Remote<ReplicaApi>, rank: number) => Promise<T>,
+    timeoutMs = this.config.parallel.stepTimeoutMs,
+  ): Promise<T[]> {
     if (this.closed) throw new Error(`cannot run ${what}: the trainer is closed`);
+    const pending = new Set(this.replicas.keys());
+    let declareStuck!: (error: Error) => void;
+    const stuck = new Promise<never>((_, reject) => (declareStuck = reject));
+    stuck.catch(() => undefined);
+    const beats = this.replicas.map((_, r) => ({ value: this.views.statsRow(r)[StatsColumn.HEARTBEAT]!, at: performance.now() }));
+    const watchdog = setInterval(() => {
+      const t = performance.now();
+      for (const r of pending) {
+        const value = this.views.statsRow(r)[StatsColumn.HEARTBEAT]!;
+        if (value !== beats[r]!.value) beats[r] = { value, at: t };
+      }
+      const stale = [...pending].filter((r) => t - beats[r]!.at > timeoutMs);
+      if (stale.length === 0) return;
+      // Replicas waiting in a collective for a stuck one stop beating too: name one that is not.
+      const culprit = stale.find((r) => this.views.statsRow(r)[StatsColumn.IN_COLLECTIVE] === 0) ?? stale[0]!;
+      this.control.abort(culprit);
+      declareStuck(new WaitTimeoutError(`replica ${culprit}, which made no progress`, timeoutMs));
+    }, Math.min(1000, Math.max(10, timeoutMs / 10)));
     const settled = await Promise.allSettled(
       this.replicas.map(async (replica, rank) => {
         try {
-          return await Promise.race([call(replica.api, rank), replica.task.then(() => Promise.reject(new Error(`replica ${rank} exited`)))]);
+          const exited = replica.task.then(() => Promise.reject(new Error(`replica ${rank} exited`)));
+          return await Promise.race([call(replica.api, rank), exited, stuck]);
         } catch (error) {
           this.control.abort(rank);
           throw error;
+        } finally {
+          pending.delete(rank);
         }
       }),
     );
+    clearInterval(watchdog);
     const failures = settled.flatMap((s, rank) => (s.status === 'rejected' ? [{ rank, error: s.reason as Error }] : []));
     if (failures.length === 0) return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
     const origin = this.control.abortOrigin ?? failures[0]!.rank;
     const cause = failures.find((f) => f.rank === origin) ?? failures.find((f) => !/^aborted by /.test(f.error.message)) ?? failures[0]!;
     await this.close().catch(() => undefined);
     if (cause.error instanceof UserError) throw cause.error;
-    const reason = origin === -1 ? `no replica finished a step within ${this.config.parallel.stepTimeoutMs} ms` : cause.error.message;
-    throw new TrainingAbortedError(`${what} failed: replica ${cause.rank}: ${reason}`, { cause: cause.error });
+    throw new TrainingAbortedError(`${what} failed: replica ${origin}: ${cause.error.message}`, { cause: cause.error });
   }
 }
 

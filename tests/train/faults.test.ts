@@ -53,6 +53,17 @@ describe('replica faults', () => {
     await expect(trainer.evaluate('train')).rejects.toThrow('cannot run evaluating on train data: the trainer is closed');
   });
 
+  it('a replica stuck in an endless loop is declared stuck after the step timeout, and every thread ends', async () => {
+    const before = liveThreadResources();
+    const quick = { ...config, parallel: { ...config.parallel, stepTimeoutMs: 500 } };
+    const trainer = await Trainer.create(quick, { data, faults: { rank: 2, hangAtStep: 4 } });
+    const started = Date.now();
+    await expect(trainer.fit()).rejects.toThrow('epoch 1 failed: replica 2: timed out after 500 ms waiting for replica 2, which made no progress');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(liveThreadResources()).toBe(before);
+  });
+
   it('the same run without a fault trains all 50 steps', async () => {
     const trainer = await Trainer.create(config, { data });
     try {
