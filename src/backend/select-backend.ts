@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { UserError } from '../errors.js';
+import { registerWasmTrainingKernels } from './wasm-kernels/register.js';
 
 export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
 export type BackendChoice = BackendName | 'auto';
@@ -36,6 +37,7 @@ export async function activateBackend(name: BackendName): Promise<void> {
   if (!ok) throw new UserError(`backend "${name}" failed to initialise in this thread`);
   await tf.ready();
   if (name === 'cpu') silenceCpuBanner();
+  if (name === 'wasm') registerWasmTrainingKernels();
 }
 
 /**

@@ -1,0 +1,63 @@
+/**
+ * BatchMatMul for wasm, wrapping the built-in one. The built-in runs XNNPACK only for a single
+ * matrix product without transposes; with transposeA or transposeB (every dense-layer gradient)
+ * it falls back to a naive triple loop. Transposing the operand explicitly first (one cheap
+ * pass) keeps the product on XNNPACK.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { builtinKernel, dispose, markOurs, transpose, type TensorInfo } from './util.js';
+
+function batchOf(shape: number[]): number {
+  let n = 1;
+  for (let i = 0; i < shape.length - 2; i++) n *= shape[i]!;
+  return n;
+}
+
+/** The last two axes swapped, as a 3-d [batch, cols, rows] tensor. */
+function swapLastTwo(backend: BackendWasm, x: TensorInfo): TensorInfo {
+  const r = x.shape[x.shape.length - 2]!;
+  const c = x.shape[x.shape.length - 1]!;
+  const x3 = { dataId: x.dataId, shape: [batchOf(x.shape), r, c], dtype: x.dtype };
+  return transpose(backend, x3, [0, 2, 1]);
+}
+
+/** a x b for 2-d float32 a and b, on XNNPACK whatever the transposes. */
+export function matMul2d(backend: BackendWasm, a: TensorInfo, b: TensorInfo, transposeA = false, transposeB = false): TensorInfo {
+  const out = batchMatMul({ inputs: { a, b }, backend, attrs: { transposeA, transposeB } });
+  return { dataId: out.dataId, shape: out.shape.slice(-2), dtype: out.dtype };
+}
+
+export function batchMatMul(args: {
+  inputs: { a: TensorInfo; b: TensorInfo };
+  backend: BackendWasm;
+  attrs: tf.BatchMatMulAttrs;
+}): TensorInfo {
+  const { inputs: { a, b }, backend, attrs } = args;
+  const builtin = builtinKernel(tf.BatchMatMul);
+  const { transposeA, transposeB } = attrs;
+  const xnnpackEligible = batchOf(a.shape) === 1 && batchOf(b.shape) === 1 && a.dtype === 'float32' && b.dtype === 'float32';
+  if (!xnnpackEligible || (!transposeA && !transposeB)) {
+    return builtin({ inputs: { a, b }, backend, attrs: attrs as unknown as tf.NamedAttrMap }) as TensorInfo;
+  }
+  const a2 = transposeA ? swapLastTwo(backend, a) : a;
+  const b2 = transposeB ? swapLastTwo(backend, b) : b;
+  const out = builtin({
+    inputs: { a: a2, b: b2 },
+    backend,
+    attrs: { transposeA: false, transposeB: false },
+  }) as TensorInfo;
+  if (a2 !== a) dispose(backend, a2);
+  if (b2 !== b) dispose(backend, b2);
+  // The built-in reports a 3-d result; keep the caller's rank as it would have.
+  const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const rows = transposeA ? a.shape[a.shape.length - 1]! : a.shape[a.shape.length - 2]!;
+  const cols = transposeB ? b.shape[b.shape.length - 2]! : b.shape[b.shape.length - 1]!;
+  return { dataId: out.dataId, shape: [...outer, rows, cols], dtype: out.dtype };
+}
+
+export const batchMatMulConfig: tf.KernelConfig = {
+  kernelName: tf.BatchMatMul,
+  backendName: 'wasm',
+  kernelFunc: markOurs(batchMatMul as unknown as tf.KernelFunc),
+};

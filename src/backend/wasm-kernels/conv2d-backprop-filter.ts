@@ -1,0 +1,82 @@
+/**
+ * Conv2DBackpropFilter for wasm, which has none. The filter gradient
+ *   dW[kh,kw,ci,co] = sum_{n,oh,ow} x[n, oh*s+kh-pt, ow*s+kw-pl, ci] * dy[n,oh,ow,co]
+ * is computed one of two ways, both ending in XNNPACK:
+ * - 'conv': a forward convolution with batch <- ci, channels <- n and dy as the filter (spatial
+ *   OHxOW, in n, out co), the forward stride becoming the dilation. No patch buffer, but XNNPACK
+ *   repacks dy as weights on every call, which dominates when dy is large and ci small.
+ * - 'im2col': cols = patches of x [n*OH*OW, KH*KW*ci], dW = dy^T cols as one matrix product;
+ *   cheaper when the patch matrix is smaller than dy (few input channels, e.g. a first layer).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { matMul2d } from './batch-mat-mul.js';
+import { im2col } from './im2col.js';
+import { conv2dExplicit, dispose, markOurs, reshape, transpose, type TensorInfo } from './util.js';
+
+export type BackpropFilterMethod = 'conv' | 'im2col';
+let forced: BackpropFilterMethod | undefined;
+
+/** For tests and measurements: always use one method (undefined restores the heuristic). */
+export function forceBackpropFilterMethod(method: BackpropFilterMethod | undefined): void {
+  forced = method;
+}
+
+export function conv2DBackpropFilter(args: {
+  inputs: { x: TensorInfo; dy: TensorInfo };
+  backend: BackendWasm;
+  attrs: tf.Conv2DBackpropFilterAttrs;
+}): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs;
+  const format = tf.backend_util.convertConv2DDataFormat(dataFormat);
+  const info = tf.backend_util.computeConv2DInfo(
+    inputs.x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, format);
+  const { filterHeight, filterWidth, inChannels, outChannels } = info;
+  const method = forced ?? (filterHeight * filterWidth * inChannels < outChannels ? 'im2col' : 'conv');
+  if (method === 'conv') return viaConv(backend, inputs.x, inputs.dy, info);
+
+  const channelsLast = format === 'channelsLast';
+  const x = channelsLast ? inputs.x : transpose(backend, inputs.x, [0, 2, 3, 1]);
+  const dy = channelsLast ? inputs.dy : transpose(backend, inputs.dy, [0, 2, 3, 1]);
+  const cols = im2col(backend, x, {
+    batch: info.batchSize, inHeight: info.inHeight, inWidth: info.inWidth, channels: inChannels,
+    outHeight: info.outHeight, outWidth: info.outWidth, filterHeight, filterWidth,
+    strideHeight: info.strideHeight, strideWidth: info.strideWidth, dilationHeight: 1, dilationWidth: 1,
+    padTop: info.padInfo.top, padLeft: info.padInfo.left,
+  });
+  const dy2 = reshape(backend, dy, [info.batchSize * info.outHeight * info.outWidth, outChannels]);
+  const gT = matMul2d(backend, dy2, cols, true, false); // [co, KH*KW*ci]
+  dispose(backend, cols, dy2);
+  if (x !== inputs.x) dispose(backend, x);
+  if (dy !== inputs.dy) dispose(backend, dy);
+  const g = transpose(backend, gT, [1, 0]);
+  dispose(backend, gT);
+  const out = reshape(backend, g, [filterHeight, filterWidth, inChannels, outChannels]);
+  dispose(backend, g);
+  return out;
+}
+
+function viaConv(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { inHeight, inWidth, outHeight, outWidth, strideHeight, strideWidth, filterHeight, filterWidth } = info;
+  const channelsLast = info.dataFormat === 'channelsLast';
+  const xT = transpose(backend, x, channelsLast ? [3, 1, 2, 0] : [1, 2, 3, 0]); // [ci, H, W, n]
+  const dyT = transpose(backend, dy, channelsLast ? [1, 2, 0, 3] : [2, 3, 0, 1]); // [OH, OW, n, co]
+  const top = info.padInfo.top;
+  const left = info.padInfo.left;
+  // Bottom/right padding chosen so the output is exactly KH x KW; negative means rows of x the
+  // forward convolution never reached (valid padding with a stride), which get cropped.
+  const bottom = (outHeight - 1) * strideHeight + filterHeight - inHeight - top;
+  const right = (outWidth - 1) * strideWidth + filterWidth - inWidth - left;
+  const g = conv2dExplicit(backend, xT, dyT, { top, bottom, left, right }, [1, 1], [strideHeight, strideWidth]);
+  dispose(backend, xT, dyT);
+  const out = transpose(backend, g, [1, 2, 0, 3]); // [KH, KW, ci, co]
+  dispose(backend, g);
+  return out;
+}
+
+export const conv2DBackpropFilterConfig: tf.KernelConfig = {
+  kernelName: tf.Conv2DBackpropFilter,
+  backendName: 'wasm',
+  kernelFunc: markOurs(conv2DBackpropFilter as unknown as tf.KernelFunc),
+};

@@ -1,0 +1,35 @@
+/**
+ * Registers the training kernels the wasm backend lacks, and replaces built-in ones that are
+ * slow (or, for MaxPoolGrad, wrong on ties and negative windows). Idempotent; called by
+ * activateBackend('wasm').
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { batchMatMulConfig } from './batch-mat-mul.js';
+import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
+import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
+import { maxPoolGradConfig } from './max-pool-grad.js';
+import { sumConfig } from './sum.js';
+import { isOurs, recordBuiltin } from './util.js';
+
+const configs: tf.KernelConfig[] = [
+  conv2DBackpropFilterConfig,
+  conv2DBackpropInputConfig,
+  maxPoolGradConfig,
+  batchMatMulConfig,
+  sumConfig,
+];
+
+export function registerWasmTrainingKernels(): void {
+  for (const config of configs) {
+    const current = tf.getKernel(config.kernelName, 'wasm');
+    if (current && isOurs(current.kernelFunc)) continue;
+    if (current) {
+      // Replacing a built-in: keep it for wrappers that fall back to it, and drop it first, since
+      // registerKernel would only warn about the duplicate.
+      recordBuiltin(config.kernelName, current.kernelFunc);
+      tf.unregisterKernel(config.kernelName, 'wasm');
+    }
+    tf.registerKernel(config);
+  }
+}
