@@ -1,0 +1,371 @@
+/**
+ * A directory of checkpoints: atomic writes, `latest` and `best` pointers, retention.
+ *
+ *   ckpt-e0003-s000120.rtckpt        a checkpoint (epoch 3, global step 120 of its position)
+ *   ckpt-e0005-s000200-final.rtckpt  a tagged checkpoint (never removed by retention)
+ *   latest                           text: the file name of the newest complete checkpoint
+ *   best                             text: the best checkpoint's file name, then a JSON line
+ *                                    {"name":..., "mode":..., "value":...} of its metric
+ *
+ * A checkpoint is written to a temporary file in the same directory (`.ckpt-….<pid>-<random>.tmp`),
+ * fsynced, renamed into place and the directory fsynced; only then are the pointers replaced
+ * (each the same way) and only after that are old checkpoints removed. A crash at any moment
+ * leaves the previous `latest` valid; at worst a temporary file stays behind, which is never
+ * taken for a checkpoint. The store removes nothing but checkpoint files (names as above) that
+ * retention no longer keeps; anything else in the directory, including such leftovers, is left
+ * alone (another process may be writing it).
+ *
+ * One store (one process) should write to a directory at a time; writes through one store are
+ * serialized.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { CheckpointError } from './errors.js';
+import { CHECKPOINT_EXTENSION, directoryError, fileError, layoutCheckpoint, readCheckpointFile, sealCheckpoint } from './format.js';
+import type { CheckpointPosition, CheckpointState } from './state.js';
+
+export const LATEST_POINTER = 'latest';
+export const BEST_POINTER = 'best';
+export const DEFAULT_KEEP_LAST = 3;
+
+const TAG = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const CHECKPOINT_NAME = /^ckpt-e(\d+)-s(\d+)(?:-([A-Za-z0-9][A-Za-z0-9_.-]*))?\.rtckpt$/;
+
+export interface CheckpointStoreOptions {
+  /** How many of the newest untagged checkpoints to keep (by global step); default 3; Infinity keeps all. */
+  keepLast?: number;
+}
+
+export interface CheckpointMetric {
+  name: string;
+  value: number;
+  /** Whether lower ('min', e.g. a loss) or higher ('max', e.g. an accuracy) is better. */
+  mode: 'min' | 'max';
+}
+
+export interface CheckpointWriteOptions {
+  /** Appended to the file name (letters, digits, '_', '.', '-'); tagged checkpoints are kept by retention. */
+  tag?: string;
+  /** The metric this checkpoint scored; the best one so far (by mode) is kept and named by the `best` pointer. */
+  metric?: CheckpointMetric;
+}
+
+export interface CheckpointListEntry {
+  /** File name inside the directory. */
+  file: string;
+  path: string;
+  epoch: number;
+  globalStep: number;
+  tag?: string;
+}
+
+/** ckpt-e0003-s000120.rtckpt (numbers padded to 4 and 6 digits, longer when needed). */
+export function checkpointFileName(position: Pick<CheckpointPosition, 'epoch' | 'globalStep'>, tag?: string): string {
+  if (tag !== undefined && !TAG.test(tag)) {
+    throw new RangeError(`checkpoint tag must be letters, digits, '_', '.' or '-' (not first), got ${JSON.stringify(tag)}`);
+  }
+  const epoch = String(position.epoch).padStart(4, '0');
+  const step = String(position.globalStep).padStart(6, '0');
+  return `ckpt-e${epoch}-s${step}${tag === undefined ? '' : `-${tag}`}${CHECKPOINT_EXTENSION}`;
+}
+
+/** The parts of a checkpoint file name, or undefined when `name` is not one. */
+export function parseCheckpointFileName(name: string): { epoch: number; globalStep: number; tag?: string } | undefined {
+  const match = CHECKPOINT_NAME.exec(name);
+  if (!match) return undefined;
+  const parsed = { epoch: Number(match[1]), globalStep: Number(match[2]) };
+  return match[3] === undefined ? parsed : { ...parsed, tag: match[3] };
+}
+
+function byPosition(a: CheckpointListEntry, b: CheckpointListEntry): number {
+  return a.globalStep - b.globalStep || a.epoch - b.epoch || (a.file < b.file ? -1 : a.file > b.file ? 1 : 0);
+}
+
+function temporaryName(name: string): string {
+  return `.${name}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+}
+
+function isMissing(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+/** Writes bytes[start, end) at the same offset of the file. */
+async function writeRange(handle: FileHandle, bytes: Uint8Array, start: number, end: number): Promise<void> {
+  let at = start;
+  while (at < end) {
+    const { bytesWritten } = await handle.write(bytes, at, Math.min(end - at, 1 << 30), at);
+    at += bytesWritten;
+  }
+}
+
+/** fsync of a directory, so a rename or unlink in it is durable (not possible on every platform). */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // Windows cannot open directories; some file systems refuse fsync on them.
+    if (!(code === 'EISDIR' || code === 'EPERM' || code === 'EACCES' || code === 'EINVAL' || code === 'ENOTSUP')) throw error;
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** Creates `file` atomically: temporary file in the same directory, fsync, rename, fsync of the directory. */
+async function writeAtomically(file: string, write: (handle: FileHandle) => Promise<void>): Promise<void> {
+  const dir = path.dirname(file);
+  const temporary = path.join(dir, temporaryName(path.basename(file)));
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(temporary, 'wx', 0o644);
+    await write(handle);
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await rename(temporary, file);
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
+  await syncDirectory(dir);
+}
+
+interface BestPointer {
+  file: string;
+  metric: CheckpointMetric;
+}
+
+export class CheckpointStore {
+  readonly dir: string;
+  readonly keepLast: number;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(dir: string, options: CheckpointStoreOptions = {}) {
+    const keepLast = options.keepLast ?? DEFAULT_KEEP_LAST;
+    if (!(keepLast === Infinity || (Number.isInteger(keepLast) && keepLast >= 1))) {
+      throw new RangeError(`keepLast must be an integer >= 1 or Infinity, got ${keepLast}`);
+    }
+    this.dir = dir;
+    this.keepLast = keepLast;
+  }
+
+  /**
+   * Writes a checkpoint and returns its path. The state is copied before this returns (the
+   * caller may change its arrays at once); the promise resolves when the file is durable, the
+   * pointers name it and retention is done. Throws RangeError for an inconsistent state and
+   * CheckpointError when the file system fails (nothing is left half-written: the previous
+   * checkpoints and pointers stay as they were).
+   */
+  write(state: CheckpointState, options: CheckpointWriteOptions = {}): Promise<string> {
+    const { metric } = options;
+    if (metric !== undefined) {
+      if (metric.mode !== 'min' && metric.mode !== 'max') throw new RangeError(`metric mode must be 'min' or 'max', got ${String(metric.mode)}`);
+      if (typeof metric.name !== 'string' || metric.name === '') throw new RangeError('metric name must be a non-empty string');
+      if (typeof metric.value !== 'number') throw new RangeError(`metric value must be a number, got ${String(metric.value)}`);
+    }
+    const name = checkpointFileName(state.position, options.tag);
+    const layout = layoutCheckpoint(state); // the snapshot: one copy of the state
+    const run = this.queue.then(() => this.writeLaidOut(name, layout, metric));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeLaidOut(name: string, layout: ReturnType<typeof layoutCheckpoint>, metric: CheckpointMetric | undefined): Promise<string> {
+    const file = path.join(this.dir, name);
+    await this.io(file, 'create the directory', () => mkdir(this.dir, { recursive: true }));
+    await this.io(file, 'write it', () =>
+      writeAtomically(file, async (handle) => {
+        // The tensor data goes to disk (in libuv's threads) while this thread computes the
+        // checksums; the header and the metadata around the tensors follow once they are known.
+        const data = layout.tensors.map((t) => writeRange(handle, layout.bytes, t.start, t.end));
+        const settled = Promise.allSettled(data);
+        try {
+          sealCheckpoint(layout);
+        } finally {
+          const failed = (await settled).find((r) => r.status === 'rejected');
+          if (failed) throw (failed as PromiseRejectedResult).reason;
+        }
+        for (const range of layout.metadata) await writeRange(handle, layout.bytes, range.start, range.end);
+      }),
+    );
+
+    await this.writePointer(LATEST_POINTER, `${name}\n`);
+    if (metric !== undefined && this.isNewBest(metric)) {
+      await this.writePointer(BEST_POINTER, `${name}\n${JSON.stringify({ name: metric.name, mode: metric.mode, value: metric.value })}\n`);
+    }
+    await this.applyRetention(name);
+    return file;
+  }
+
+  private async io<T>(file: string, doing: string, action: () => Promise<T>): Promise<T> {
+    try {
+      return await action();
+    } catch (error) {
+      throw new CheckpointError(file, 'io', `cannot ${doing}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  private writePointer(pointer: string, text: string): Promise<void> {
+    const file = path.join(this.dir, pointer);
+    return this.io(file, 'write the pointer', () => writeAtomically(file, (handle) => handle.writeFile(text, 'utf8')));
+  }
+
+  /** Whether `metric` beats the current best (a best pointer for another metric or mode, or a dangling one, does not count). */
+  private isNewBest(metric: CheckpointMetric): boolean {
+    if (Number.isNaN(metric.value)) return false;
+    const current = this.readBest();
+    if (current === undefined || current.metric.name !== metric.name || current.metric.mode !== metric.mode) return true;
+    if (!this.exists(current.file)) return true;
+    return metric.mode === 'min' ? metric.value < current.metric.value : metric.value > current.metric.value;
+  }
+
+  private exists(name: string): boolean {
+    try {
+      return statSync(path.join(this.dir, name)).isFile();
+    } catch {
+      return false;
+    }
+  }
+
+  /** The best checkpoint so far and its metric, or undefined when none was recorded (or the pointer is unreadable). */
+  readBest(): BestPointer | undefined {
+    let text: string;
+    try {
+      text = readFileSync(path.join(this.dir, BEST_POINTER), 'utf8');
+    } catch {
+      return undefined;
+    }
+    const [file, json] = text.split('\n');
+    try {
+      const metric = JSON.parse(json ?? '') as CheckpointMetric;
+      if (file === undefined || parseCheckpointFileName(file) === undefined) return undefined;
+      if (typeof metric.name !== 'string' || typeof metric.value !== 'number' || (metric.mode !== 'min' && metric.mode !== 'max')) return undefined;
+      return { file, metric: { name: metric.name, mode: metric.mode, value: metric.value } };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The file name a pointer holds, if the pointer exists and is well formed. */
+  private pointerTarget(pointer: string): string | undefined {
+    try {
+      const name = readFileSync(path.join(this.dir, pointer), 'utf8').split('\n')[0]!;
+      return parseCheckpointFileName(name) === undefined ? undefined : name;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Removes the checkpoints retention no longer keeps. Kept: the `keepLast` untagged ones with
+   * the highest global steps, every tagged one, the one just written, and the targets of the
+   * `latest` and `best` pointers.
+   */
+  private async applyRetention(justWritten: string): Promise<void> {
+    const all = this.list();
+    const untagged = all.filter((e) => e.tag === undefined);
+    const keep = new Set<string>([justWritten]);
+    for (const e of untagged.slice(Math.max(0, untagged.length - this.keepLast))) keep.add(e.file);
+    for (const e of all) if (e.tag !== undefined) keep.add(e.file);
+    for (const pointer of [LATEST_POINTER, BEST_POINTER]) {
+      const target = this.pointerTarget(pointer);
+      if (target !== undefined) keep.add(target);
+    }
+    const remove = all.filter((e) => !keep.has(e.file));
+    for (const e of remove) {
+      await this.io(e.path, 'remove it (retention)', () => unlink(e.path).catch((error: unknown) => (isMissing(error) ? undefined : Promise.reject(error))));
+    }
+    if (remove.length > 0) await this.io(this.dir, 'sync the directory', () => syncDirectory(this.dir));
+  }
+
+  /** Checkpoint files in the directory, oldest first (by global step, then epoch, then name). */
+  list(): CheckpointListEntry[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch (error) {
+      if (isMissing(error)) return [];
+      throw new CheckpointError(this.dir, 'io', `cannot list the checkpoint directory: ${(error as Error).message}`, { cause: error });
+    }
+    const entries: CheckpointListEntry[] = [];
+    for (const file of names) {
+      const parsed = parseCheckpointFileName(file);
+      if (parsed === undefined) continue;
+      const full = path.join(this.dir, file);
+      if (!this.exists(file)) continue; // a directory (or dangling link) with a checkpoint's name
+      entries.push({ file, path: full, ...parsed });
+    }
+    return entries.sort(byPosition);
+  }
+
+  /**
+   * The path of a checkpoint: 'latest' or 'best' (through the pointer), a file name inside the
+   * directory, or a path (anything with a directory separator). Throws CheckpointError when
+   * the pointer or the file is missing, or the path is a directory.
+   */
+  resolve(ref: string): string {
+    if (ref === LATEST_POINTER || ref === BEST_POINTER) return this.resolvePointer(ref);
+    const file = path.isAbsolute(ref) || ref.includes('/') || ref.includes(path.sep) ? ref : path.join(this.dir, ref);
+    let stats: Stats;
+    try {
+      stats = statSync(file);
+    } catch (error) {
+      throw fileError(file, error, 'look at it');
+    }
+    if (stats.isDirectory()) throw directoryError(file);
+    return file;
+  }
+
+  private resolvePointer(pointer: string): string {
+    const pointerFile = path.join(this.dir, pointer);
+    let text: string;
+    try {
+      text = readFileSync(pointerFile, 'utf8');
+    } catch (error) {
+      if (!isMissing(error)) throw fileError(pointerFile, error, 'read the pointer');
+      let dirExists = true;
+      try {
+        statSync(this.dir);
+      } catch {
+        dirExists = false;
+      }
+      const count = dirExists ? this.list().length : 0;
+      throw new CheckpointError(
+        pointerFile,
+        'pointer',
+        dirExists
+          ? `no such pointer file: no ${pointer === LATEST_POINTER ? 'checkpoint' : 'best checkpoint'} has been recorded in ${this.dir}`
+          : `no such pointer file: the checkpoint directory ${this.dir} does not exist`,
+        count > 0 ? { hint: `${this.dir} holds ${count} checkpoint file${count === 1 ? '' : 's'}; give one by name` } : undefined,
+      );
+    }
+    const name = text.split('\n')[0]!;
+    if (parseCheckpointFileName(name) === undefined) {
+      throw new CheckpointError(
+        pointerFile,
+        'pointer',
+        `damaged pointer: expected a checkpoint file name such as ckpt-e0003-s000120${CHECKPOINT_EXTENSION}, found ${JSON.stringify(text.slice(0, 80))}`,
+      );
+    }
+    const file = path.join(this.dir, name);
+    let stats: Stats;
+    try {
+      stats = statSync(file);
+    } catch (error) {
+      if (!isMissing(error)) throw fileError(file, error, 'look at it');
+      throw new CheckpointError(pointerFile, 'pointer', `points to ${name}, but ${file} does not exist`);
+    }
+    if (stats.isDirectory()) throw directoryError(file);
+    return file;
+  }
+
+  /** Reads and verifies a checkpoint (see `resolve` for `ref`). */
+  async read(ref: string): Promise<CheckpointState> {
+    return readCheckpointFile(this.resolve(ref));
+  }
+}
