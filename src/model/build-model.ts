@@ -80,6 +80,17 @@ export async function withSeededRandom<T>(seed: number, build: () => T | Promise
   }
 }
 
+/** withSeededRandom for synchronous work (a training step). */
+export function withSeededRandomSync<T>(seed: number, work: () => T): T {
+  const original = Math.random;
+  Math.random = mulberry32(seed);
+  try {
+    return work();
+  } finally {
+    Math.random = original;
+  }
+}
+
 function snakeCase(name: string): string {
   return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 }

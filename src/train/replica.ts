@@ -15,7 +15,8 @@ import { chunkRange, directReduceScatter, ringReduceScatter } from '../collectiv
 import { ShmRingTransport } from '../collective/shm-transport.js';
 import { DatasetReader, type SharedDataset } from '../data/dataset.js';
 import { epochPermutation, globalBatchRange, replicaSlice } from '../data/sampler.js';
-import { buildModel } from '../model/build-model.js';
+import { buildModel, withSeededRandomSync } from '../model/build-model.js';
+import { mixSeed } from '../util/random.js';
 import { Objective } from '../model/objective.js';
 import { ParamLayout } from '../model/param-layout.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
@@ -128,7 +129,7 @@ export class Replica implements ReplicaApi {
 
       t = now();
       if (local > 0) {
-        const { lossSum, metricSums } = this.gradient(x, y, local, train, ownGrads, times);
+        const { lossSum, metricSums } = this.gradient(x, y, local, train, ownGrads, times, job.epoch, step);
         result.lossSum += lossSum;
         metricSums.forEach((v, i) => (result.metricSums[i]! += v));
       } else {
@@ -170,18 +171,22 @@ export class Replica implements ReplicaApi {
   }
 
   /** Forward and backward pass of the local slice; writes the gradient into `into`. */
-  private gradient(x: Float32Array, y: Float32Array, local: number, ds: SharedDataset, into: Float32Array, times: PhaseTimes) {
+  private gradient(x: Float32Array, y: Float32Array, local: number, ds: SharedDataset, into: Float32Array, times: PhaseTimes, epoch: number, step: number) {
     const started = now();
     // Only scalars leave the tidy: it would walk a returned typed array element by element.
     return tf.tidy(() => {
       const xs = tf.tensor(x, [local, ...ds.featureShape]);
       const ys = tf.tensor(y, [local, ...ds.labelShape]);
       let predictions: tf.Tensor | undefined;
-      const { value, grads } = tf.variableGrads(() => {
-        const out = this.model.apply(xs, { training: true }) as tf.Tensor;
-        predictions = tf.keep(out);
-        return this.objective.lossSum(ys, out);
-      }, this.variables);
+      // Random layers (dropout) draw their seeds from Math.random: seeding it from the step
+      // makes a run repeat exactly, and a resumed run continue exactly.
+      const { value, grads } = withSeededRandomSync(mixSeed(this.setup.seed, epoch, step, this.setup.rank), () =>
+        tf.variableGrads(() => {
+          const out = this.model.apply(xs, { training: true }) as tf.Tensor;
+          predictions = tf.keep(out);
+          return this.objective.lossSum(ys, out);
+        }, this.variables),
+      );
       const metricSums = Array.from(this.objective.metricSums(ys, predictions!).dataSync());
       predictions!.dispose();
       const lossSum = value.dataSync()[0]!;

@@ -159,4 +159,20 @@ describe('data-parallel training equals single-thread training', () => {
     await trainer.close();
     expect(Buffer.from(direct.buffer).equals(Buffer.from(first.params.buffer))).toBe(true);
   });
+
+  it('dropout masks are seeded from the step: a run with dropout repeats bitwise', async () => {
+    const data = generatedImages(64, [28, 28, 1], 10, 4);
+    const withDropout = parseRunConfig({
+      ...JSON.parse(JSON.stringify(mlpConfig)),
+      model: {
+        inputShape: [28, 28, 1],
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 32, activation: 'relu' }, { type: 'dropout', rate: 0.5 }, { type: 'dense', units: 10, activation: 'softmax' }],
+      },
+    });
+    const initial = await initialParamsOf(withDropout);
+    const first = await trainWithReplicas(withDropout, data, 2, initial);
+    const second = await trainWithReplicas(withDropout, data, 2, initial);
+    expect(Buffer.from(second.params.buffer).equals(Buffer.from(first.params.buffer))).toBe(true);
+    expect(relativeDifference(first.params, initial)).toBeGreaterThan(1e-3);
+  });
 });
