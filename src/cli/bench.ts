@@ -2,8 +2,11 @@
 /**
  * The benchmark harness: every configuration runs in a fresh process, warms up, then times
  * several windows; rows report the median samples/s with min and max, and for ringtrain the
- * share of a step spent synchronising. Usage:
- *   npm run bench -- [--workload mnist-mlp] [--batch 32,128] [--workers 1,2] [--steps 60] [--windows 5] [--out FILE]
+ * share of a step spent synchronising. Rows of one run: ringtrain with each replica count,
+ * plain single-thread TF.js `model.fit` on wasm and on cpu, and PyTorch (Debian's
+ * python3-torch at /usr/bin/python3, when it imports) on 1 thread, on all cores, and as DDP
+ * over gloo with one process per core. Usage:
+ *   npm run bench -- [--workload mnist-mlp,mnist-cnn] [--batch 32,128] [--workers 1,2] [--steps 60] [--windows 5] [--out FILE]
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -22,7 +25,7 @@ import { Trainer } from '../train/trainer.js';
 import { mulberry32 } from '../util/random.js';
 
 interface Job {
-  kind: 'ringtrain' | 'tfjs-fit';
+  kind: 'ringtrain' | 'tfjs-fit' | 'torch-threads' | 'torch-ddp';
   workload: string;
   backend: BackendName;
   batchSize: number;
@@ -35,6 +38,8 @@ interface Row extends Job {
   median: number;
   min: number;
   max: number;
+  /** Why the row has no figures (a runner that is missing or failed). */
+  error?: string;
   /** ringtrain only: share of the step in copy-in, copy-out, reduce-scatter, update and barriers. */
   syncShare?: number;
   phaseShares?: Record<string, number>;
@@ -113,26 +118,71 @@ async function runJob(job: Job): Promise<Row> {
   return { ...job, median: median(rates), min: Math.min(...rates), max: Math.max(...rates), syncShare, phaseShares };
 }
 
+const PYTHON = '/usr/bin/python3';
+
+function torchAvailable(): boolean {
+  return spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+}
+
 function runInChild(job: Job): Row {
-  const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', JSON.stringify(job)], {
-    encoding: 'utf8',
-    timeout: 20 * 60_000,
-  });
-  if (child.status !== 0) throw new Error(`benchmark child failed (${JSON.stringify(job)}):\n${child.stderr}`);
-  return JSON.parse(child.stdout.trim().split('\n').pop()!) as Row;
+  const torch = job.kind === 'torch-threads' || job.kind === 'torch-ddp';
+  const command = torch ? PYTHON : process.execPath;
+  const args = torch
+    ? [join(root, 'scripts', 'bench_torch.py'), JSON.stringify({ ...job, mode: job.kind === 'torch-ddp' ? 'ddp' : 'threads', threads: job.workers, processes: job.workers })]
+    : [fileURLToPath(import.meta.url), '--child', JSON.stringify(job)];
+  const child = spawnSync(command, args, { encoding: 'utf8', timeout: 20 * 60_000 });
+  if (child.status !== 0) {
+    const reason = (child.stderr || child.error?.message || 'failed').trim().split('\n').filter(Boolean).pop() ?? 'failed';
+    return { ...job, median: NaN, min: NaN, max: NaN, error: reason.slice(0, 200) };
+  }
+  return { ...job, ...(JSON.parse(child.stdout.trim().split('\n').pop()!) as Partial<Row>) } as Row;
+}
+
+function runnerName(row: Row): string {
+  switch (row.kind) {
+    case 'ringtrain':
+      return `ringtrain ${row.workers} replica${row.workers > 1 ? 's' : ''} (${row.backend})`;
+    case 'tfjs-fit':
+      return `tfjs model.fit 1 thread (${row.backend})`;
+    case 'torch-threads':
+      return `PyTorch ${row.workers} thread${row.workers > 1 ? 's' : ''}`;
+    case 'torch-ddp':
+      return `PyTorch DDP gloo ${row.workers} processes`;
+  }
 }
 
 function table(rows: Row[]): string {
-  const header = '| workload | batch | runner | samples/s median | min | max | vs tfjs-fit | sync share of step |';
-  const lines = [header, '|---|---|---|---|---|---|---|---|'];
+  const lines = [
+    '| workload | batch | runner | samples/s median | min | max | vs ringtrain 1 replica | sync share of step |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
   for (const row of rows) {
-    const base = rows.find((r) => r.kind === 'tfjs-fit' && r.workload === row.workload && r.batchSize === row.batchSize);
-    const runner = row.kind === 'ringtrain' ? `ringtrain ${row.workers} replica(s), ${row.backend}` : `tfjs model.fit, 1 thread, ${row.backend}`;
-    const ratio = base ? (row.median / base.median).toFixed(2) : '';
+    const base = rows.find((r) => r.kind === 'ringtrain' && r.workers === 1 && r.workload === row.workload && r.batchSize === row.batchSize);
+    const ratio = base && !row.error ? (row.median / base.median).toFixed(2) : '';
     const sync = row.syncShare === undefined ? '' : `${(row.syncShare * 100).toFixed(1)} %`;
-    lines.push(`| ${row.workload} | ${row.batchSize} | ${runner} | ${Math.round(row.median)} | ${Math.round(row.min)} | ${Math.round(row.max)} | ${ratio} | ${sync} |`);
+    const figures = row.error ? `${row.error} | | ` : `${Math.round(row.median)} | ${Math.round(row.min)} | ${Math.round(row.max)}`;
+    lines.push(`| ${row.workload} | ${row.batchSize} | ${runnerName(row)} | ${figures} | ${ratio} | ${sync} |`);
   }
   return lines.join('\n');
+}
+
+/** The rows of one workload and batch size, in table order. */
+function jobsFor(workload: string, batchSize: number, options: { workers: number[]; steps: number; windows: number; cpuSteps: number; torch: boolean }): Job[] {
+  const common = { workload, batchSize, windows: options.windows };
+  const jobs: Job[] = options.workers.map((workers) => ({ kind: 'ringtrain', backend: 'wasm', workers, steps: options.steps, ...common }));
+  jobs.push({ kind: 'tfjs-fit', backend: 'wasm', workers: 1, steps: options.steps, ...common });
+  // The pure-JS cpu backend trains CNNs at a few samples/s: a few steps tell its speed.
+  const cpuSteps = workload === 'mnist-mlp' ? options.steps : options.cpuSteps;
+  jobs.push({ kind: 'tfjs-fit', backend: 'cpu', workers: 1, steps: cpuSteps, ...common, windows: workload === 'mnist-mlp' ? options.windows : 2 });
+  if (options.torch) {
+    const cores = Math.max(...options.workers);
+    jobs.push({ kind: 'torch-threads', backend: 'cpu', workers: 1, steps: options.steps, ...common });
+    if (cores > 1) {
+      jobs.push({ kind: 'torch-threads', backend: 'cpu', workers: cores, steps: options.steps, ...common });
+      jobs.push({ kind: 'torch-ddp', backend: 'cpu', workers: cores, steps: options.steps, ...common });
+    }
+  }
+  return jobs;
 }
 
 async function main(): Promise<void> {
@@ -143,30 +193,39 @@ async function main(): Promise<void> {
   }
   const list = (v: string) => v.split(',').map(Number);
   const options = new Command('bench')
-    .option('--workload <names>', 'comma-separated config names', 'mnist-mlp')
+    .option('--workload <names>', 'comma-separated config names', 'mnist-mlp,mnist-cnn,cifar10-cnn')
     .option('--batch <sizes>', 'global batch sizes', '32,128')
     .option('--workers <counts>', 'replica counts', [...Array(availableParallelism()).keys()].map((i) => i + 1).join(','))
-    .option('--backend <name>', 'wasm or cpu', 'wasm')
     .option('--steps <n>', 'steps per timed window', '60')
+    .option('--cpu-steps <n>', 'steps per window of the cpu backend on CNNs', '2')
     .option('--windows <n>', 'timed windows per configuration', '5')
+    .option('--no-torch', 'leave out the PyTorch rows')
     .option('--out <file>', 'JSON results file', join(root, 'bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`))
     .parse(process.argv)
-    .opts<{ workload: string; batch: string; workers: string; backend: BackendName; steps: string; windows: string; out: string }>();
+    .opts<{ workload: string; batch: string; workers: string; steps: string; cpuSteps: string; windows: string; torch: boolean; out: string }>();
+  const torch = options.torch && torchAvailable();
+  const notes: string[] = [];
+  if (options.torch && !torch) notes.push(`PyTorch rows skipped: ${PYTHON} cannot import torch (apt-get install python3-torch)`);
   const rows: Row[] = [];
   for (const workload of options.workload.split(',')) {
     for (const batchSize of list(options.batch)) {
-      const common = { workload, backend: options.backend, batchSize, steps: Number(options.steps), windows: Number(options.windows) };
-      const jobs: Job[] = [{ kind: 'tfjs-fit', workers: 1, ...common }, ...list(options.workers).map((workers) => ({ kind: 'ringtrain' as const, workers, ...common }))];
+      const jobs = jobsFor(workload, batchSize, {
+        workers: list(options.workers),
+        steps: Number(options.steps),
+        windows: Number(options.windows),
+        cpuSteps: Number(options.cpuSteps),
+        torch,
+      });
       for (const job of jobs) {
-        process.stderr.write(`running ${job.kind} ${workload} batch ${batchSize} workers ${job.workers}...\n`);
+        process.stderr.write(`${workload} batch ${batchSize}: ${runnerName({ ...job, median: 0, min: 0, max: 0 })}...\n`);
         rows.push(runInChild(job));
       }
     }
   }
   const machine = `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;
   mkdirSync(dirname(options.out), { recursive: true });
-  writeFileSync(options.out, JSON.stringify({ machine, date: new Date().toISOString(), argv: process.argv.slice(2), rows }, null, 2));
-  process.stdout.write(`${machine}\n\n${table(rows)}\n\nresults: ${options.out}\n`);
+  writeFileSync(options.out, JSON.stringify({ machine, date: new Date().toISOString(), argv: process.argv.slice(2), notes, rows }, null, 2));
+  process.stdout.write(`${machine}\n${notes.map((n) => `note: ${n}\n`).join('')}\n${table(rows)}\n\nresults: ${options.out}\n`);
 }
 
 await main();

@@ -13,8 +13,12 @@ const MAILBOX_BASE = 4;
 /** Two words per mailbox: sequence number written, sequence number consumed. */
 const WORDS_PER_MAILBOX = 2;
 
-/** Spin this many polls before sleeping: most waits in a step end within microseconds. */
-const SPIN_POLLS = 4000;
+/**
+ * Spin this long before sleeping: most waits in a step end within a fraction of a millisecond,
+ * and waking a sleeping thread costs tens of microseconds more on a virtual machine.
+ * Spinning only pays while every thread has a core of its own (see `spinMicros`).
+ */
+const DEFAULT_SPIN_MICROS = 200;
 /** Sleep in slices so the abort word and the deadline are seen even without a notify. */
 const SLEEP_SLICE_MS = 50;
 
@@ -32,6 +36,8 @@ export class ControlBlock {
     readonly buffer: SharedArrayBuffer,
     /** Deadline of each single wait, in milliseconds. */
     readonly timeoutMs: number,
+    /** How long a wait polls before it sleeps; 0 when threads outnumber cores. */
+    readonly spinMicros = DEFAULT_SPIN_MICROS,
   ) {
     this.words = new Int32Array(buffer);
   }
@@ -64,8 +70,12 @@ export class ControlBlock {
   /** Blocks while words[index] === value; throws on abort or when the deadline passes. */
   waitWhileEqual(index: number, value: number, what: string): void {
     const words = this.words;
-    for (let i = 0; i < SPIN_POLLS; i++) {
-      if (Atomics.load(words, index) !== value) return;
+    if (Atomics.load(words, index) !== value) return;
+    if (this.spinMicros > 0) {
+      const spinUntil = performance.now() + this.spinMicros / 1000;
+      do {
+        for (let i = 0; i < 256; i++) if (Atomics.load(words, index) !== value) return;
+      } while (performance.now() < spinUntil);
     }
     const deadline = Date.now() + this.timeoutMs;
     for (;;) {

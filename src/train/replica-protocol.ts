@@ -30,6 +30,8 @@ export interface ReplicaInit {
   reduceScatter: ReduceScatterKind;
   /** Deadline of every wait inside a step. */
   timeoutMs: number;
+  /** How long a wait polls before it sleeps (0 when replicas outnumber cores). */
+  spinMicros: number;
   /** Test-only fault injection. */
   faults?: { throwAtStep?: number; hangAtStep?: number };
 }

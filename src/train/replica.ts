@@ -68,7 +68,7 @@ export class Replica implements ReplicaApi {
 
   async init(init: ReplicaInit): Promise<{ backend: string }> {
     this.setup = init;
-    this.control = new ControlBlock(init.buffers.control, init.timeoutMs);
+    this.control = new ControlBlock(init.buffers.control, init.timeoutMs, init.spinMicros);
     try {
       await activateBackend(init.backend);
       this.model = await buildModel(init.model, init.seed);

@@ -4,6 +4,7 @@
  * the epochs, evaluates, and turns any replica failure into one clear error without leaving a
  * thread waiting.
  */
+import { availableParallelism } from 'node:os';
 import { MessageChannel } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
@@ -143,6 +144,7 @@ export class Trainer {
       // A backstop: the coordinator's watchdog (stepTimeoutMs) sees every heartbeat and names
       // the stuck replica, where a replica's own wait would only name its ring neighbour.
       timeoutMs: 2 * config.parallel.stepTimeoutMs,
+      spinMicros: this.workers <= availableParallelism() ? 200 : 0,
       faults: this.options.faults?.rank === rank ? this.options.faults : undefined,
     };
   }
