@@ -1,0 +1,117 @@
+/**
+ * Layer matrix: for each common Keras layer type, one training step (trainOnBatch, SGD with
+ * learning rate 1, so the weight change is the whole gradient) of a small model built the same
+ * way on wasm (with this project's kernels) and on cpu, from the same initial weights and batch,
+ * ends with the same weights, non-trainable ones (batch-norm statistics) included:
+ * max|wasm - cpu| / max(1, max|cpu|) <= 1e-4 per weight, and the same loss.
+ *
+ * Dropout runs at rate 0.5 with a fixed layer seed: TF.js draws the mask with its own seeded JS
+ * generator, so both backends drop the same units.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { activateBackend } from '../../src/backend/select-backend.js';
+import { mulberry32 } from '../../src/util/random.js';
+
+const TOLERANCE = 1e-4;
+const BATCH = 4;
+
+interface LayerCase {
+  name: string;
+  inputShape: number[];
+  layers: () => tf.layers.Layer[];
+  /** Integer inputs in [0, vocabulary) instead of floats (embedding). */
+  vocabulary?: number;
+}
+
+const L = tf.layers;
+
+const cases: LayerCase[] = [
+  { name: 'dense', inputShape: [6], layers: () => [L.dense({ units: 5, activation: 'relu' })] },
+  { name: 'conv1d', inputShape: [9, 3], layers: () => [L.conv1d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'tanh' }), L.flatten()] },
+  { name: 'conv2d', inputShape: [8, 7, 2], layers: () => [L.conv2d({ filters: 5, kernelSize: 3, activation: 'relu' }), L.conv2d({ filters: 3, kernelSize: [2, 3], strides: 2, padding: 'same' }), L.flatten()] },
+  { name: 'depthwiseConv2d', inputShape: [7, 7, 3], layers: () => [L.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'same' }), L.flatten()] },
+  { name: 'separableConv2d', inputShape: [8, 8, 3], layers: () => [L.separableConv2d({ filters: 4, kernelSize: 3, strides: 2 }), L.flatten()] },
+  // A linear convolution in front, so pooling windows hold negative values and ties are rare.
+  { name: 'maxPooling2d', inputShape: [8, 8, 2], layers: () => [L.conv2d({ filters: 3, kernelSize: 1 }), L.maxPooling2d({ poolSize: 2 }), L.maxPooling2d({ poolSize: 3, strides: 1, padding: 'same' }), L.flatten()] },
+  { name: 'averagePooling2d', inputShape: [8, 8, 2], layers: () => [L.conv2d({ filters: 3, kernelSize: 1 }), L.averagePooling2d({ poolSize: 2 }), L.flatten()] },
+  { name: 'globalAveragePooling2d', inputShape: [6, 6, 2], layers: () => [L.conv2d({ filters: 4, kernelSize: 3 }), L.globalAveragePooling2d({})] },
+  { name: 'globalMaxPooling2d', inputShape: [6, 6, 2], layers: () => [L.conv2d({ filters: 4, kernelSize: 3 }), L.globalMaxPooling2d({})] },
+  { name: 'batchNormalization', inputShape: [6], layers: () => [L.dense({ units: 5 }), L.batchNormalization({ momentum: 0.5 })] },
+  { name: 'layerNormalization', inputShape: [6], layers: () => [L.dense({ units: 5 }), L.layerNormalization()] },
+  { name: 'dropout (rate 0.5, seed 7)', inputShape: [6], layers: () => [L.dense({ units: 8 }), L.dropout({ rate: 0.5, seed: 7 })] },
+  { name: 'embedding', inputShape: [5], vocabulary: 11, layers: () => [L.embedding({ inputDim: 11, outputDim: 4 }), L.flatten()] },
+  { name: 'simpleRNN', inputShape: [5, 3], layers: () => [L.simpleRNN({ units: 4 })] },
+  { name: 'lstm', inputShape: [5, 3], layers: () => [L.lstm({ units: 4, returnSequences: true }), L.flatten()] },
+  { name: 'gru', inputShape: [5, 3], layers: () => [L.gru({ units: 4 })] },
+  {
+    name: 'mnist-cnn (small)',
+    inputShape: [14, 14, 1],
+    layers: () => [
+      L.conv2d({ filters: 8, kernelSize: 3, activation: 'relu' }), L.maxPooling2d({ poolSize: 2 }),
+      L.conv2d({ filters: 16, kernelSize: 3, activation: 'relu' }), L.flatten(), L.dense({ units: 8, activation: 'relu' }),
+    ],
+  },
+];
+
+interface StepResult {
+  loss: number;
+  weights: Array<{ name: string; values: Float32Array }>;
+}
+
+/** Builds the model on `backend`, sets seeded weights, runs one step, reads everything back, frees it. */
+async function oneStep(backend: 'cpu' | 'wasm', c: LayerCase, seed: number): Promise<StepResult> {
+  await tf.setBackend(backend);
+  const model = tf.sequential({ layers: [L.inputLayer({ inputShape: c.inputShape }), ...c.layers(), L.dense({ units: 3 })] });
+  const random = mulberry32(seed);
+  const initial = model.weights.map((w) => {
+    const size = w.shape.reduce((a, b) => a * b, 1);
+    // Variances must stay positive; everything else is uniform in [-0.5, 0.5).
+    const positive = /variance|gamma/.test(w.originalName);
+    return tf.tensor(Float32Array.from({ length: size }, () => (positive ? 0.5 + random() : random() - 0.5)), w.shape);
+  });
+  model.setWeights(initial);
+  tf.dispose(initial);
+  const xSize = BATCH * c.inputShape.reduce((a, b) => a * b, 1);
+  const x = c.vocabulary
+    ? tf.tensor(Float32Array.from({ length: xSize }, () => Math.floor(random() * c.vocabulary!)), [BATCH, ...c.inputShape])
+    : tf.tensor(Float32Array.from({ length: xSize }, () => random() * 2 - 1), [BATCH, ...c.inputShape]);
+  const y = tf.tensor(Float32Array.from({ length: BATCH * 3 }, () => random() * 2 - 1), [BATCH, 3]);
+  model.compile({ optimizer: tf.train.sgd(1), loss: 'meanSquaredError' });
+  const loss = (await model.trainOnBatch(x, y)) as number;
+  // Layer names carry a global counter (conv2d_Conv2D13/kernel): keep the kind and the weight.
+  const weights = model.weights.map((w) => ({ name: w.originalName.replace(/\d+\//, '/'), values: Float32Array.from(w.read().dataSync()) }));
+  tf.dispose([x, y]);
+  model.dispose();
+  return { loss, weights };
+}
+
+function maxRelativeError(actual: Float32Array, expected: Float32Array): number {
+  let diff = 0;
+  let scale = 1;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
+    scale = Math.max(scale, Math.abs(expected[i]!));
+  }
+  return Number.isNaN(diff) ? Infinity : diff / scale;
+}
+
+beforeAll(async () => {
+  await activateBackend('cpu');
+  await activateBackend('wasm');
+});
+
+describe('one training step per layer type: wasm equals cpu', () => {
+  for (const [index, c] of cases.entries()) {
+    it(c.name, async () => {
+      const expected = await oneStep('cpu', c, 1000 + index);
+      const actual = await oneStep('wasm', c, 1000 + index);
+      expect(Math.abs(actual.loss - expected.loss) / Math.max(1, Math.abs(expected.loss))).toBeLessThanOrEqual(TOLERANCE);
+      expect(actual.weights.map((w) => w.name)).toEqual(expected.weights.map((w) => w.name));
+      for (const [i, w] of expected.weights.entries()) {
+        expect(maxRelativeError(actual.weights[i]!.values, w.values), `${c.name}: ${w.name}`).toBeLessThanOrEqual(TOLERANCE);
+      }
+    });
+  }
+});
