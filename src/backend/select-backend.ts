@@ -26,13 +26,18 @@ export async function resolveBackend(choice: BackendChoice): Promise<BackendName
   return (await tensorflowAvailable()) ? 'tensorflow' : 'wasm';
 }
 
-/** Activates `name` in this thread; throws a UserError when it cannot be used. */
-export async function activateBackend(name: BackendName): Promise<void> {
+/** Throws a UserError when `name` cannot be used in this process. */
+export async function assertBackendAvailable(name: BackendName): Promise<void> {
   if (name === 'tensorflow' && !(await tensorflowAvailable())) {
     throw new UserError('backend "tensorflow" needs @tensorflow/tfjs-node, which is not installed or does not load here', {
       hint: 'use --backend wasm (the default fallback) or install @tensorflow/tfjs-node',
     });
   }
+}
+
+/** Activates `name` in this thread; throws a UserError when it cannot be used. */
+export async function activateBackend(name: BackendName): Promise<void> {
+  await assertBackendAvailable(name);
   const ok = await tf.setBackend(name);
   if (!ok) throw new UserError(`backend "${name}" failed to initialise in this thread`);
   await tf.ready();

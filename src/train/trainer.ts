@@ -10,7 +10,7 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as tf from '@tensorflow/tfjs';
 import { Piscina } from 'piscina';
-import { checkReplicasForBackend, resolveBackend, silenceCpuBanner, type BackendName } from '../backend/select-backend.js';
+import { assertBackendAvailable, checkReplicasForBackend, resolveBackend, silenceCpuBanner, type BackendName } from '../backend/select-backend.js';
 import { ControlBlock, WaitTimeoutError } from '../collective/control-block.js';
 import type { RunConfig } from '../config/schema.js';
 import { resolveWorkers } from '../config/load.js';
@@ -64,6 +64,7 @@ export interface Evaluation {
 
 const EVALUATION_BATCH = 256;
 const INIT_TIMEOUT_MS = 120_000;
+const USER_ERROR_NAMES = new Set(['UserError', 'ConfigError', 'DataError']);
 
 export class Trainer {
   readonly history: EpochEvent[] = [];
@@ -88,6 +89,7 @@ export class Trainer {
   static async create(config: RunConfig, options: TrainerOptions = {}): Promise<Trainer> {
     const workers = resolveWorkers(config.parallel.workers);
     const backend = await resolveBackend(config.backend);
+    await assertBackendAvailable(backend);
     checkReplicasForBackend(backend, workers);
     const data = options.data ?? (await loadData(config.data, { seed: config.training.seed, dataDir: options.dataDir, log: options.log }));
     const datasets = arrangeDatasets(config, data);
@@ -324,6 +326,8 @@ export class Trainer {
     const cause = failures.find((f) => f.rank === origin) ?? failures.find((f) => !/^aborted by /.test(f.error.message)) ?? failures[0]!;
     await this.close().catch(() => undefined);
     if (cause.error instanceof UserError) throw cause.error;
+    // comlink keeps an error's name across threads, not its class.
+    if (USER_ERROR_NAMES.has(cause.error.name)) throw new UserError(cause.error.message);
     throw new TrainingAbortedError(`${what} failed: replica ${origin}: ${cause.error.message}`, { cause: cause.error });
   }
 }
