@@ -356,6 +356,23 @@ export const outputSchema = z.strictObject(
 
 export const dataDirSchema = nonEmptyString('a directory');
 
+export const MONITOR_MODES = ['min', 'max'] as const;
+
+export const checkpointSchema = z.strictObject(
+  {
+    /** Default: <output.dir>/checkpoints. */
+    dir: nonEmptyString('a directory').optional(),
+    /** Write a checkpoint every this many global steps (0: only at epoch ends and at the end). */
+    everySteps: integer(0).default(0),
+    everyEpoch: boolean().default(true),
+    keepLast: integer(1).default(3),
+    /** Keep the best checkpoint by this epoch metric, e.g. "val_loss" (min) or "val_accuracy" (max). */
+    monitor: nonEmptyString('a metric name such as "val_loss"').optional(),
+    mode: z.enum(MONITOR_MODES, { error: 'one of min, max' }).optional(),
+  },
+  { error: 'an object such as {"everySteps": 500}' },
+);
+
 const sectionShapes = {
   name: nameSchema.optional(),
   model: modelSchema,
@@ -368,6 +385,7 @@ const sectionShapes = {
   parallel: parallelSchema.prefault({}),
   backend: backendSchema.default('auto'),
   output: outputSchema.prefault({}),
+  checkpoint: checkpointSchema.prefault({}),
 };
 
 /**
@@ -384,6 +402,7 @@ const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   evaluation: Object.keys(evaluationSchema.shape),
   parallel: Object.keys(parallelSchema.shape),
   output: Object.keys(outputSchema.shape),
+  checkpoint: Object.keys(checkpointSchema.shape),
 };
 
 /** Field names people carry over from elsewhere (Keras), mapped to ours. */
@@ -468,6 +487,18 @@ export interface RunConfig {
   };
   backend: BackendName;
   output: { dir: string; metricsLog: boolean };
+  checkpoint: {
+    /** Where checkpoints go; default <output.dir>/checkpoints. */
+    dir: string;
+    /** Every this many global steps; 0 for epoch ends (everyEpoch) and the end only. */
+    everySteps: number;
+    everyEpoch: boolean;
+    keepLast: number;
+    /** An epoch metric ("loss", "val_loss", "val_accuracy", ...) whose best checkpoint is kept. */
+    monitor?: string;
+    /** Default: "max" for accuracies, "min" otherwise. */
+    mode?: 'min' | 'max';
+  };
 }
 
 export interface RunConfigContext {
@@ -510,6 +541,7 @@ export function runConfigSchema(context: RunConfigContext = {}) {
         });
         return z.NEVER;
       }
+      const outputDir = config.output.dir ?? `runs/${name}`;
       let model = config.model;
       if ('topology' in model && context.baseDir !== undefined && !URL_LIKE.test(model.topology)) {
         model = { topology: path.resolve(context.baseDir, model.topology) };
@@ -525,7 +557,8 @@ export function runConfigSchema(context: RunConfigContext = {}) {
         evaluation: config.evaluation,
         parallel: config.parallel,
         backend: config.backend,
-        output: { dir: config.output.dir ?? `runs/${name}`, metricsLog: config.output.metricsLog },
+        output: { dir: outputDir, metricsLog: config.output.metricsLog },
+        checkpoint: { ...config.checkpoint, dir: config.checkpoint.dir ?? path.join(outputDir, 'checkpoints') },
       };
     });
 }
@@ -542,5 +575,6 @@ const schemaMatchesRunConfig: Equals<z.output<typeof sectionShapes.model>, RunCo
   Equals<z.output<typeof sectionShapes.training>, RunConfig['training']> &
   Equals<z.output<typeof sectionShapes.evaluation>, RunConfig['evaluation']> &
   Equals<z.output<typeof sectionShapes.parallel>, RunConfig['parallel']> &
-  Equals<z.output<typeof sectionShapes.backend>, RunConfig['backend']> = true;
+  Equals<z.output<typeof sectionShapes.backend>, RunConfig['backend']> &
+  Equals<Omit<z.output<typeof sectionShapes.checkpoint>, 'dir'>, Omit<RunConfig['checkpoint'], 'dir'>> = true;
 void schemaMatchesRunConfig;

@@ -142,6 +142,7 @@ describe('normalization', () => {
       parallel: { workers: 'auto', stepTimeoutMs: 60000 },
       backend: 'auto',
       output: { dir: 'runs/mlp', metricsLog: true },
+      checkpoint: { dir: path.join('runs/mlp', 'checkpoints'), everySteps: 0, everyEpoch: true, keepLast: 3 },
     });
   });
 
@@ -222,7 +223,7 @@ describe('layer types', () => {
 
 /** [what is broken, how, expected ConfigError.path, expected message] */
 const BAD_CONFIGS: [string, (c: Record<string, any>) => void, string, string][] = [
-  ['unknown top-level field', (c) => { c.epochs = 5; }, 'epochs', 'epochs: unknown field (known fields: name, model, data, loss, metrics, optimizer, training, evaluation, parallel, backend, output)'],
+  ['unknown top-level field', (c) => { c.epochs = 5; }, 'epochs', 'epochs: unknown field (known fields: name, model, data, loss, metrics, optimizer, training, evaluation, parallel, backend, output, checkpoint)'],
   ['unknown nested field with a typo', (c) => { delete c.training.batchSize; c.training.batchSzie = 32; }, 'training.batchSzie', 'training.batchSzie: unknown field (did you mean "batchSize"?)'],
   ['a Keras field name', (c) => { c.optimizer = { name: 'adam', lr: 0.01 }; }, 'optimizer.lr', 'optimizer.lr: unknown field (did you mean "learningRate"?)'],
   ['wrong type', (c) => { c.training.epochs = '5'; }, 'training.epochs', 'training.epochs: expected an integer >= 1, found "5"'],
