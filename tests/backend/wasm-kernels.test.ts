@@ -276,6 +276,38 @@ describe('MaxPoolGrad', () => {
   });
 });
 
+describe('MaxPoolGrad, 2x2 stride 2 (the branch-free path)', () => {
+  it('matches the cpu backend on even and odd sizes, ties, negative, infinite and NaN values', async () => {
+    const random = mulberry32(123 * FUZZ);
+    for (let i = 0; i < 12 * FUZZ; i++) {
+      const xShape = [int(random, 1, 4), int(random, 2, 11), int(random, 2, 11), pick(random, CHANNELS)];
+      const pad = i % 3 === 2 ? 'same' : 'valid';
+      const values = randomValues(random, xShape, i % 2 === 0);
+      if (i % 4 === 1) values.forEach((v, k) => (values[k] = -Math.abs(v) - 1));
+      // Sprinkle the values that the shortcut must hand to the generic scan.
+      const special = [-Infinity, Infinity, NaN, 0, -0];
+      for (let k = 0; k < values.length; k += 7) if (random() < 0.2) values[k] = pick(random, special);
+      await tf.setBackend('wasm'); // the forward output the shortcut trusts comes from XNNPACK
+      const output = tf.tidy(() => tf.maxPool(tf.tensor4d(values, xShape as [number, number, number, number]), 2, 2, pad));
+      const outShape = output.shape;
+      const outValues = output.dataSync() as Float32Array;
+      output.dispose();
+      const dyValues = randomValues(random, outShape);
+      if (i % 5 === 4) dyValues[0] = Infinity;
+      const inputs = { dy: { shape: outShape, values: dyValues }, input: { shape: xShape, values }, output: { shape: outShape, values: outValues } };
+      const attrs = { filterSize: [2, 2], strides: [2, 2], pad };
+      const expected = await runKernelOn('cpu', 'MaxPoolGrad', inputs, attrs);
+      const actual = await runKernelOn('wasm', 'MaxPoolGrad', inputs, attrs);
+      // Infinite and NaN gradients compare as equal values, not within a tolerance.
+      for (let k = 0; k < expected.length; k++) {
+        if (!Number.isFinite(expected[k]!) || !Number.isFinite(actual[k]!)) expect(actual[k], `element ${k}`).toBe(expected[k]);
+      }
+      const finite = (a: Float32Array) => a.map((v) => (Number.isFinite(v) ? v : 0));
+      expect(maxRelativeError(finite(actual), finite(expected))).toBeLessThanOrEqual(TOLERANCE);
+    }
+  });
+});
+
 describe('BatchMatMul, Sum and UnsortedSegmentSum', () => {
   it('BatchMatMul matches the cpu backend with and without transposes, batched or not', async () => {
     const random = mulberry32(3 * FUZZ);
