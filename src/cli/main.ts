@@ -12,6 +12,13 @@ function positiveInteger(flag: string) {
   };
 }
 
+function nonNegativeInteger(flag: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${flag} expects an integer >= 0, found "${value}"`);
+    return Number(value);
+  };
+}
+
 function workersValue(value: string): number | 'auto' {
   return value === 'auto' ? 'auto' : positiveInteger('--workers')(value);
 }
@@ -35,6 +42,10 @@ export function buildProgram(): Command {
     .option('--data-dir <dir>', 'folder with the dataset files (no download)')
     .option('--out <dir>', 'output folder (metrics log)')
     .option('--json', 'one JSON object per line on stdout: each epoch, then the summary')
+    .option('--resume <checkpoint>', 'continue a run: "latest", "best", a file in the run\'s checkpoint folder, or a path')
+    .option('--warm-start <checkpoint>', 'start a new run from the weights of a checkpoint')
+    .option('--checkpoint-every <steps>', 'also write a checkpoint every N global steps', nonNegativeInteger('--checkpoint-every'))
+    .option('--no-checkpoints', 'write no checkpoints')
     .action(async (config: string, flags) => {
       await trainCommand(config, flags);
     });

@@ -155,7 +155,12 @@ const OVERRIDES: Record<keyof ConfigOverrides, OverrideRule> = {
     path: 'output.dir',
     schema: outputDirSchema,
     numeric: false,
-    set: (c, dir: string) => ({ ...c, output: { ...c.output, dir } }),
+    // Checkpoints that live in the output folder by default move with it.
+    set: (c, dir: string) => ({
+      ...c,
+      output: { ...c.output, dir },
+      checkpoint: c.checkpoint.dir === path.join(c.output.dir, 'checkpoints') ? { ...c.checkpoint, dir: path.join(dir, 'checkpoints') } : c.checkpoint,
+    }),
   },
 };
 

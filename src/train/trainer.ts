@@ -33,6 +33,14 @@ import type {
 } from './replica-protocol.js';
 import { allocateTrainingBuffers, StatsColumn, TrainingViews, type SharedTrainingBuffers } from './shared-state.js';
 import { compiledModuleUrl } from '../util/compiled-url.js';
+import { assertResumable, assertWarmStartable } from '../checkpoint/resume.js';
+import type { CheckpointState } from '../checkpoint/state.js';
+import { CheckpointStore, type CheckpointMetric } from '../checkpoint/store.js';
+import type { ShardOptimizer } from '../optim/optimizer.js';
+import { VERSION } from '../version.js';
+
+/** Marks the in-progress epoch's sums in a checkpoint's history. */
+const PARTIAL_EPOCH = 'partial-epoch';
 
 export interface TrainerOptions {
   /** Data already loaded (otherwise loaded from config.data). */
@@ -46,6 +54,12 @@ export interface TrainerOptions {
   log?: (line: string) => void;
   /** How often progress is read from the replicas' counters. */
   progressIntervalMs?: number;
+  /** Continue from this checkpoint (read and verified); `file` names it in messages. */
+  resume?: { file: string; state: CheckpointState };
+  /** Start a new run from the weights of this checkpoint alone. */
+  warmStart?: { file: string; state: CheckpointState };
+  /** Write checkpoints as config.checkpoint says (the CLI turns this on). */
+  checkpoints?: boolean;
   /** Test-only: make replica `rank` throw, or spin forever, before global batch `step`. */
   faults?: { rank: number; throwAtStep?: number; hangAtStep?: number };
 }
@@ -66,10 +80,32 @@ const EVALUATION_BATCH = 256;
 const INIT_TIMEOUT_MS = 120_000;
 const USER_ERROR_NAMES = new Set(['UserError', 'ConfigError', 'DataError']);
 
+/** Sums of the epoch in progress: a checkpoint between steps carries them on. */
+interface EpochProgress {
+  samples: number;
+  lossSum: number;
+  metricSums: number[];
+  seconds: number;
+  times: PhaseTimes[];
+}
+
+/** Global batches per runSteps call: keeps stop requests and checkpoints within reach. */
+const SEGMENT_STEPS = 64;
+
 export class Trainer {
   readonly history: EpochEvent[] = [];
+  /** The next step to run is step `stepInEpoch` of epoch `epoch` (both from 0). */
+  readonly position = { epoch: 0, stepInEpoch: 0 };
   private updates = 0;
+  private samplesSeen = 0;
+  private epochProgress: EpochProgress | undefined;
   private closed = false;
+  private stopRequested = false;
+  private store: CheckpointStore | undefined;
+  private pendingWrites: Promise<unknown> = Promise.resolve();
+  private lastCheckpointStep = -1;
+  /** Paths of the checkpoints this trainer wrote, oldest first. */
+  readonly checkpointsWritten: string[] = [];
 
   private constructor(
     readonly config: RunConfig,
@@ -78,6 +114,8 @@ export class Trainer {
     readonly layout: ParamLayout,
     readonly datasets: Partial<Record<DatasetRole, SharedDataset>>,
     private readonly outputSize: number,
+    private readonly topology: object,
+    private readonly optimizer: ShardOptimizer,
     private readonly buffers: SharedTrainingBuffers,
     private readonly views: TrainingViews,
     private readonly control: ControlBlock,
@@ -96,7 +134,7 @@ export class Trainer {
     const train = datasets.train!;
     if (train.size === 0) throw new UserError(`${train.name} has no samples to train on`);
 
-    const { layout, initialParams, outputSize } = await initialModel(config, train);
+    const { layout, initialParams, outputSize, topology } = await initialModel(config, train);
     if (options.initialParams) {
       if (options.initialParams.length !== layout.length) {
         throw new Error(`initialParams has ${options.initialParams.length} values, the model has ${layout.length}`);
@@ -104,9 +142,11 @@ export class Trainer {
       initialParams.set(options.initialParams);
     }
     const optimizer = createOptimizer(config.optimizer);
+    if (options.resume) assertResumable(options.resume.file, options.resume.state, config, layout, optimizer);
+    if (options.warmStart) assertWarmStartable(options.warmStart.file, options.warmStart.state, layout);
     const buffers = allocateTrainingBuffers(layout.length, workers, optimizer.stateNames.length);
     const views = new TrainingViews(buffers, layout.length);
-    views.params.set(initialParams);
+    views.params.set(options.warmStart?.state.params ?? initialParams);
     const control = new ControlBlock(buffers.control, config.parallel.stepTimeoutMs);
 
     const pool = new Piscina({
@@ -119,7 +159,9 @@ export class Trainer {
       atomics: 'disabled',
     });
     const replicas = Array.from({ length: workers }, () => startReplica(pool));
-    const trainer = new Trainer(config, workers, backend, layout, datasets, outputSize, buffers, views, control, pool, replicas, options);
+    const trainer = new Trainer(config, workers, backend, layout, datasets, outputSize, topology, optimizer, buffers, views, control, pool, replicas, options);
+    if (options.resume) trainer.restore(options.resume.state);
+    if (options.checkpoints) trainer.store = new CheckpointStore(config.checkpoint.dir, { keepLast: config.checkpoint.keepLast });
     // Starting a thread and its backend takes seconds, more than a step may.
     const initTimeoutMs = Math.max(config.parallel.stepTimeoutMs, INIT_TIMEOUT_MS);
     await trainer.callAll('initialising replicas', (api, rank) => api.init(trainer.replicaInit(rank)), initTimeoutMs);
@@ -155,56 +197,189 @@ export class Trainer {
     return stepsPerEpoch(this.datasets.train!.size, this.config.training.batchSize);
   }
 
-  /** Trains config.training.epochs epochs (or `epochs`), evaluating after each. */
-  async fit(epochs = this.config.training.epochs): Promise<EpochEvent[]> {
+  /**
+   * Trains until config.training.epochs epochs are done (or `epochs` more), evaluating after
+   * each, writing checkpoints as configured. Returns the epochs it finished. After `stop()`
+   * it returns at the next step boundary, with a checkpoint there when checkpoints are on.
+   */
+  async fit(epochs?: number): Promise<EpochEvent[]> {
+    const end = epochs === undefined ? this.config.training.epochs : this.position.epoch + epochs;
     this.emit({
       type: 'start',
       name: this.config.name,
       workers: this.workers,
       backend: this.backend,
-      epochs,
+      epochs: end,
       stepsPerEpoch: this.stepsPerEpoch,
       trainSamples: this.datasets.train!.size,
       validationSamples: this.datasets.validation?.size ?? 0,
       parameters: this.layout.length,
     });
     const first = this.history.length;
-    for (let epoch = first; epoch < first + epochs; epoch++) await this.runEpoch(epoch, first + epochs);
+    while (this.position.epoch < end && !this.stopRequested) await this.runEpoch(end);
+    if (this.store && this.lastCheckpointStep !== this.updates) this.checkpoint();
+    await this.flushCheckpoints();
     return this.history.slice(first);
   }
 
-  private async runEpoch(epoch: number, epochs: number): Promise<void> {
+  /** Asks fit() to return at the next step boundary (after a checkpoint, when they are on). */
+  stop(): void {
+    this.stopRequested = true;
+  }
+
+  get stopped(): boolean {
+    return this.stopRequested;
+  }
+
+  private async runEpoch(epochs: number): Promise<void> {
     const steps = this.stepsPerEpoch;
-    const started = performance.now();
+    const epoch = this.position.epoch;
+    const progress = (this.epochProgress ??= { samples: 0, lossSum: 0, metricSums: this.config.metrics.map(() => 0), seconds: 0, times: [] });
     this.views.resetEpochCounters();
-    const stopWatching = this.reportProgress(epoch, steps, started);
-    let results: StepsResult[];
+    const stopReporting = this.reportProgress(epoch, this.position.stepInEpoch, steps, progress);
     try {
-      results = await this.callAll(`epoch ${epoch + 1}`, (api) =>
-        api.runSteps({ epoch, fromStep: 0, toStep: steps, updatesBefore: this.updates }),
-      );
+      while (this.position.stepInEpoch < steps) {
+        const fromStep = this.position.stepInEpoch;
+        const toStep = this.segmentEnd(fromStep, steps);
+        const started = performance.now();
+        const results = await this.callAll(`epoch ${epoch + 1}`, (api) =>
+          api.runSteps({ epoch, fromStep, toStep, updatesBefore: this.updates }),
+        );
+        const sums = sumResults(results);
+        progress.seconds += (performance.now() - started) / 1000;
+        progress.samples += sums.samples;
+        progress.lossSum += sums.lossSum;
+        sums.metricSums.forEach((v, i) => (progress.metricSums[i]! += v));
+        progress.times.push(averageTimes(results.map((r) => r.times)));
+        this.updates += toStep - fromStep;
+        this.samplesSeen += sums.samples;
+        this.position.stepInEpoch = toStep;
+        if (toStep < steps && (this.stopRequested || this.checkpointDue())) this.checkpoint();
+        if (this.stopRequested && toStep < steps) return;
+      }
     } finally {
-      stopWatching();
+      stopReporting();
     }
-    this.updates += steps;
-    const seconds = (performance.now() - started) / 1000;
-    const sums = sumResults(results);
     const validation = this.datasets.validation ? await this.evaluate('validation') : undefined;
     const event: EpochEvent = {
       type: 'epoch',
       epoch: epoch + 1,
       epochs,
       steps,
-      samples: sums.samples,
-      seconds,
-      samplesPerSec: sums.samples / seconds,
-      loss: sums.lossSum / sums.samples,
-      metrics: this.metricValues(sums.metricSums, sums.samples),
+      samples: progress.samples,
+      seconds: progress.seconds,
+      samplesPerSec: progress.samples / progress.seconds,
+      loss: progress.lossSum / progress.samples,
+      metrics: this.metricValues(progress.metricSums, progress.samples),
       validation: validation && { loss: validation.loss, metrics: validation.metrics },
-      phaseTimes: averageTimes(results.map((r) => r.times)),
+      phaseTimes: sumTimes(progress.times),
     };
     this.history.push(event);
+    this.epochProgress = undefined;
+    this.position.epoch = epoch + 1;
+    this.position.stepInEpoch = 0;
     this.emit(event);
+    if (this.config.checkpoint.everyEpoch || this.checkpointDue()) this.checkpoint(event);
+  }
+
+  /** The end of the next runSteps call: at most SEGMENT_STEPS, never past a checkpoint step. */
+  private segmentEnd(fromStep: number, steps: number): number {
+    let toStep = Math.min(steps, fromStep + SEGMENT_STEPS);
+    const every = this.config.checkpoint.everySteps;
+    if (this.store && every > 0) toStep = Math.min(toStep, fromStep + (every - (this.updates % every)));
+    return toStep;
+  }
+
+  private checkpointDue(): boolean {
+    const every = this.config.checkpoint.everySteps;
+    return this.store !== undefined && every > 0 && this.updates % every === 0 && this.updates !== this.lastCheckpointStep;
+  }
+
+  /**
+   * Copies the state out of shared memory now (at a step boundary, replicas idle) and writes it
+   * while training goes on; writes happen one after another, in order.
+   */
+  private checkpoint(epoch?: EpochEvent): void {
+    const store = this.store;
+    if (!store) return;
+    const state = this.captureState();
+    this.lastCheckpointStep = this.updates;
+    const metric = epoch ? this.monitoredMetric(epoch) : undefined;
+    const write = this.pendingWrites.then(() => store.write(state, { metric })).then((file) => {
+      this.checkpointsWritten.push(file);
+    });
+    // A failed write surfaces at flushCheckpoints (the end of fit), not as an unhandled rejection.
+    write.catch(() => undefined);
+    this.pendingWrites = write;
+  }
+
+  /** Waits for the checkpoints being written; throws the first write error. */
+  async flushCheckpoints(): Promise<void> {
+    await this.pendingWrites;
+  }
+
+  private monitoredMetric(epoch: EpochEvent): CheckpointMetric | undefined {
+    const name = this.config.checkpoint.monitor;
+    if (!name) return undefined;
+    const values: Record<string, number> = { loss: epoch.loss, ...epoch.metrics };
+    if (epoch.validation) {
+      values.val_loss = epoch.validation.loss;
+      for (const [k, v] of Object.entries(epoch.validation.metrics)) values[`val_${k}`] = v;
+    }
+    const value = values[name];
+    if (value === undefined) {
+      throw new UserError(`checkpoint.monitor: "${name}" is not an epoch metric of this run (it has ${Object.keys(values).join(', ')})`);
+    }
+    const mode = this.config.checkpoint.mode ?? (/acc/i.test(name) ? 'max' : 'min');
+    return { name, value, mode };
+  }
+
+  /** The run's whole state, copied out of shared memory (the one copy a checkpoint costs). */
+  captureState(): CheckpointState {
+    const partial = this.epochProgress && this.position.stepInEpoch > 0 ? [{ event: PARTIAL_EPOCH, epoch: this.position.epoch + 1, ...this.epochProgress }] : [];
+    return {
+      ringtrainVersion: VERSION,
+      config: this.config,
+      modelTopology: this.topology,
+      layout: this.layout.entries.map((e) => ({ name: e.name, shape: [...e.shape], offset: e.offset, size: e.size })),
+      params: this.views.params.slice(),
+      optimizer: {
+        name: this.optimizer.name,
+        hyperParameters: { ...this.optimizer.hyperParameters },
+        step: this.updates,
+        state: this.optimizer.stateNames.map((name, i) => ({ name, shape: [this.layout.length], values: this.views.optimizerState[i]!.slice() })),
+      },
+      position: { epoch: this.position.epoch, stepInEpoch: this.position.stepInEpoch, globalStep: this.updates, samplesSeen: this.samplesSeen },
+      sampler: { seed: this.config.training.seed, shuffle: this.config.training.shuffle },
+      // Random layers are seeded from (seed, epoch, step, rank): the position is the RNG state.
+      rngStates: [],
+      history: [...this.history, ...partial],
+      replicas: this.workers,
+      createdAt: new Date().toISOString(),
+    };
+  }
+
+  /** Takes over a checkpoint's parameters, optimizer state, position and history. */
+  private restore(state: CheckpointState): void {
+    this.views.params.set(state.params);
+    this.optimizer.stateNames.forEach((name, i) => {
+      const saved = state.optimizer.state.find((t) => t.name === name);
+      if (!saved) throw new UserError(`the checkpoint has no optimizer state "${name}"`);
+      this.views.optimizerState[i]!.set(saved.values);
+    });
+    this.updates = state.position.globalStep;
+    this.samplesSeen = state.position.samplesSeen;
+    this.position.epoch = state.position.epoch;
+    this.position.stepInEpoch = state.position.stepInEpoch;
+    this.lastCheckpointStep = state.position.globalStep;
+    for (const record of state.history as (EpochEvent | ({ event: string } & EpochProgress))[]) {
+      if ('event' in record && record.event === PARTIAL_EPOCH) {
+        const { samples, lossSum, metricSums, seconds, times } = record as EpochProgress;
+        this.epochProgress = { samples, lossSum, metricSums, seconds, times };
+      } else {
+        this.history.push(record as EpochEvent);
+      }
+    }
   }
 
   /** Loss and metrics of the current parameters on one of the run's datasets, sharded. */
@@ -257,20 +432,22 @@ export class Trainer {
   }
 
   /** Polls the replicas' step counters for progress events while an epoch runs. */
-  private reportProgress(epoch: number, steps: number, started: number): () => void {
+  private reportProgress(epoch: number, firstStep: number, steps: number, before: EpochProgress): () => void {
+    const started = performance.now();
     const timer = setInterval(() => {
       let samples = 0;
       let lossSum = 0;
-      let step = Infinity;
+      let done = Infinity;
       for (let r = 0; r < this.workers; r++) {
         const row = this.views.statsRow(r);
-        step = Math.min(step, row[StatsColumn.STEPS]!);
+        done = Math.min(done, row[StatsColumn.STEPS]!);
         samples += row[StatsColumn.SAMPLES]!;
         lossSum += row[StatsColumn.LOSS_SUM]!;
       }
       if (samples > 0) {
         const seconds = (performance.now() - started) / 1000;
-        this.emit({ type: 'progress', epoch: epoch + 1, step, steps, samples, loss: lossSum / samples, samplesPerSec: samples / seconds });
+        const loss = (before.lossSum + lossSum) / (before.samples + samples);
+        this.emit({ type: 'progress', epoch: epoch + 1, step: firstStep + done, steps, samples: before.samples + samples, loss, samplesPerSec: samples / seconds });
       }
     }, this.options.progressIntervalMs ?? 200);
     return () => clearInterval(timer);
@@ -353,8 +530,9 @@ async function initialModel(config: RunConfig, train: SharedDataset) {
     layout.readFrom(model, initialParams);
     const outputShape = model.outputs[0]!.shape;
     const outputSize = product(outputShape.slice(1).map((d) => d ?? 1));
+    const topology = model.toJSON(null, false) as object;
     model.dispose();
-    return { layout, initialParams, outputSize };
+    return { layout, initialParams, outputSize, topology };
   } finally {
     if (previous && previous !== 'cpu') await tf.setBackend(previous);
   }
@@ -392,6 +570,12 @@ function sumResults(parts: EvaluationSums[]): EvaluationSums {
     part.metricSums.forEach((v, i) => (metricSums[i]! += v));
   }
   return { samples, lossSum, metricSums };
+}
+
+function sumTimes(times: PhaseTimes[]): PhaseTimes {
+  const total = { gather: 0, copyIn: 0, compute: 0, copyOut: 0, reduceScatter: 0, update: 0, barrier: 0 } as PhaseTimes;
+  for (const t of times) for (const key of Object.keys(total) as (keyof PhaseTimes)[]) total[key] += t[key];
+  return total;
 }
 
 function averageTimes(times: PhaseTimes[]): PhaseTimes {

@@ -1,0 +1,62 @@
+/**
+ * What a resumed run may take from a checkpoint: everything, when the checkpoint was written by
+ * the same model, optimizer and batch schedule; the weights alone (warm start) otherwise. A
+ * mismatch is refused with a message that says what differs.
+ */
+import type { RunConfig } from '../config/schema.js';
+import { UserError } from '../errors.js';
+import type { ParamLayout } from '../model/param-layout.js';
+import type { ShardOptimizer } from '../optim/optimizer.js';
+import type { CheckpointState } from './state.js';
+
+const shapes = (entries: readonly { name: string; shape: readonly number[] }[]) => entries.map((e) => `${e.name}[${e.shape.join(',')}]`).join(' ');
+
+/** Every difference that makes an exact resume impossible, as sentences. */
+export function resumeMismatches(state: CheckpointState, config: RunConfig, layout: ParamLayout, optimizer: ShardOptimizer): string[] {
+  const problems: string[] = [];
+  const weightProblem = weightsMismatch(state, layout);
+  if (weightProblem) problems.push(weightProblem);
+  const saved = state.optimizer;
+  if (saved.name !== optimizer.name) {
+    problems.push(`the optimizer differs: the checkpoint has ${saved.name}, the config ${optimizer.name}`);
+  } else {
+    for (const [key, value] of Object.entries(optimizer.hyperParameters)) {
+      if (saved.hyperParameters[key] !== value) {
+        problems.push(`optimizer.${key} differs: the checkpoint has ${String(saved.hyperParameters[key])}, the config ${String(value)}`);
+      }
+    }
+  }
+  // The same global batches in the same order need the same batch size, seed and shuffling.
+  const training = state.config.training;
+  for (const key of ['batchSize', 'seed', 'shuffle', 'validationSplit'] as const) {
+    if (training[key] !== config.training[key]) {
+      problems.push(`training.${key} differs: the checkpoint has ${String(training[key])}, the config ${String(config.training[key])}`);
+    }
+  }
+  if (state.config.loss.name !== config.loss.name || state.config.loss.fromLogits !== config.loss.fromLogits) {
+    problems.push(`the loss differs: the checkpoint has ${state.config.loss.name}, the config ${config.loss.name}`);
+  }
+  return problems;
+}
+
+/** Why the checkpoint's weights cannot be loaded into this model, if they cannot. */
+export function weightsMismatch(state: CheckpointState, layout: ParamLayout): string | undefined {
+  const stateShapes = state.layout.map((e) => `[${e.shape.join(',')}]`).join(' ');
+  const modelShapes = layout.entries.map((e) => `[${e.shape.join(',')}]`).join(' ');
+  if (stateShapes === modelShapes) return undefined;
+  return `the model differs: the checkpoint has ${shapes(state.layout)}, the config's model ${shapes(layout.entries)}`;
+}
+
+export function assertResumable(file: string, state: CheckpointState, config: RunConfig, layout: ParamLayout, optimizer: ShardOptimizer): void {
+  const problems = resumeMismatches(state, config, layout, optimizer);
+  if (problems.length > 0) {
+    throw new UserError(`cannot resume from ${file}: ${problems.join('; ')}`, {
+      hint: weightsMismatch(state, layout) ? undefined : 'pass --warm-start to start a new run from its weights alone',
+    });
+  }
+}
+
+export function assertWarmStartable(file: string, state: CheckpointState, layout: ParamLayout): void {
+  const problem = weightsMismatch(state, layout);
+  if (problem) throw new UserError(`cannot warm-start from ${file}: ${problem}`);
+}
