@@ -134,16 +134,29 @@ export class BlockCrcs {
   static readonly BLOCK = 1 << 20;
   private readonly crcs: Uint32Array;
   private readonly shift = crc32cShift(BlockCrcs.BLOCK);
+  /** Blocks whose CRC is known. */
+  private done = 0;
 
-  constructor(readonly bytes: Uint8Array) {
+  /** `available`: how many leading bytes hold their final content yet (see `advance`). */
+  constructor(
+    readonly bytes: Uint8Array,
+    available = bytes.length,
+  ) {
+    this.crcs = new Uint32Array(Math.floor(bytes.length / BlockCrcs.BLOCK));
+    this.advance(available);
+  }
+
+  /** Computes the CRCs of the blocks that lie within the first `available` bytes (e.g. as a file is read in). */
+  advance(available: number): void {
     const B = BlockCrcs.BLOCK;
-    this.crcs = new Uint32Array(Math.floor(bytes.length / B));
-    for (let k = 0; k < this.crcs.length; k++) this.crcs[k] = crc32c(bytes.subarray(k * B, (k + 1) * B));
+    const blocks = Math.min(this.crcs.length, Math.floor(available / B));
+    for (; this.done < blocks; this.done++) this.crcs[this.done] = crc32c(this.bytes.subarray(this.done * B, (this.done + 1) * B));
   }
 
   /** CRC32C of bytes[start, end). */
   range(start: number, end: number): number {
     const B = BlockCrcs.BLOCK;
+    if (this.done < this.crcs.length) throw new Error('BlockCrcs.range: not every block has been read yet');
     const first = Math.ceil(start / B);
     const last = Math.floor(end / B); // blocks [first, last) lie inside the range
     if (last - first < 2) return crc32c(this.bytes.subarray(start, end));

@@ -2,12 +2,12 @@
  * The checkpoint file format: a 32-byte envelope header, then one protobuf `Checkpoint`
  * message (proto/checkpoint.proto, which also documents the header).
  *
- * Encoding lays the whole file out in one buffer: protobufjs encodes the small metadata, and
- * the tensor data (which is most of the file) is copied straight from the caller's arrays into
- * place, once, behind hand-written field headers. Checksums are computed over that copy, so
- * the file is a consistent snapshot even if the caller's arrays change afterwards. Each
- * tensor's data is read once for its CRC; the payload CRC is then combined from the tensor
- * CRCs and the CRCs of the small metadata pieces (crc32cCombine) instead of reading it again.
+ * Encoding is planned piece by piece (`planCheckpoint`): protobufjs encodes the small
+ * metadata, and the tensor data (which is most of the file) is referred to where it lies,
+ * behind hand-written field headers, so it can be copied once into one buffer
+ * (`encodeCheckpoint`) or written to disk straight from the caller's arrays (the store).
+ * Each tensor's data is read once for its CRC; the payload CRC is then combined from the
+ * tensor CRCs and the CRCs of the metadata pieces (crc32cCombine) instead of reading it again.
  *
  * Decoding checks the header (magic, version, header CRC, length) and the payload CRC before
  * decoding anything, then each tensor's CRC and length, then the message's consistency. Every
@@ -100,29 +100,36 @@ const WIRE_LEN = 2;
 // Encoding
 // ---------------------------------------------------------------------------------------------
 
-/** A checkpoint laid out in its final buffer, before its checksums are filled in. */
-export interface CheckpointLayout {
-  /** The whole file: header + payload. */
-  readonly bytes: Uint8Array;
-  /** Where each tensor's data and CRC field are (byte offsets into `bytes`). */
+/**
+ * A checkpoint planned byte by byte without copying the tensors: the small metadata pieces
+ * are encoded into buffers of their own, the tensor data stays in the caller's arrays. The
+ * segments cover the payload in file order. `sealCheckpoint` fills in the checksums.
+ */
+export interface CheckpointPlan {
+  /** Size of the whole file: header + payload. */
+  readonly length: number;
+  /** The 32-byte envelope header (zeros until sealed). */
+  readonly header: Uint8Array;
+  /** The payload, in file order: metadata (own buffers) and tensor data (views of the caller's arrays). */
+  readonly segments: readonly PlanSegment[];
+  /** Each tensor's data range and CRC field, as byte offsets into the file. */
   readonly tensors: readonly { name: string; crcAt: number; start: number; end: number }[];
-  /** The metadata between the tensors' data, which `sealCheckpoint` writes into (header included). */
+  /** The metadata ranges (the header included), as byte offsets into the file. */
   readonly metadata: readonly { start: number; end: number }[];
+}
+
+export interface PlanSegment {
+  /** Byte offset in the file. */
+  readonly at: number;
+  readonly bytes: Uint8Array;
+  /** Index into `tensors` when this is a tensor's data. */
+  readonly tensor?: number;
 }
 
 type Piece =
   | { kind: 'bytes'; bytes: Uint8Array }
   | { kind: 'crc'; tensor: number }
-  | { kind: 'data'; tensor: number; values: Float32Array };
-
-function varintLength(value: number): number {
-  let n = 1;
-  while (value >= 128) {
-    value = Math.floor(value / 128);
-    n++;
-  }
-  return n;
-}
+  | { kind: 'data'; tensor: number; bytes: Uint8Array };
 
 function varint(value: number): number[] {
   const out: number[] = [];
@@ -141,20 +148,22 @@ function fieldHeader(field: number, wireType: number, length?: number): Uint8Arr
 }
 
 function pieceLength(piece: Piece): number {
-  switch (piece.kind) {
-    case 'bytes':
-      return piece.bytes.length;
-    case 'crc':
-      return 4;
-    case 'data':
-      return piece.values.byteLength;
-  }
+  return piece.kind === 'crc' ? 4 : piece.bytes.length;
 }
 
 function totalLength(pieces: readonly Piece[]): number {
   let n = 0;
   for (const piece of pieces) n += pieceLength(piece);
   return n;
+}
+
+/** The float32 values as little-endian bytes: a view of the same memory, or a copy on a big-endian machine. */
+function littleEndianBytes(values: Float32Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const out = new Uint8Array(values.byteLength);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i]!, true);
+  return out;
 }
 
 /** A Tensor message: protobufjs encodes name/shape/dtype, then crc32c and data by hand. */
@@ -165,7 +174,7 @@ function tensorPieces(tensor: CheckpointTensor, index: number): Piece[] {
     { kind: 'bytes', bytes: fieldHeader(FIELD.tensorCrc32c, WIRE_FIXED32) },
     { kind: 'crc', tensor: index },
     { kind: 'bytes', bytes: fieldHeader(FIELD.tensorData, WIRE_LEN, tensor.values.byteLength) },
-    { kind: 'data', tensor: index, values: tensor.values },
+    { kind: 'data', tensor: index, bytes: littleEndianBytes(tensor.values) },
   ];
 }
 
@@ -263,11 +272,10 @@ export function historyFromJson(text: string): object[] {
 }
 
 /**
- * Lays a checkpoint out in one new buffer of exactly its file size: metadata encoded, tensor
- * data copied in (the only copy of the state), CRC fields and header not yet filled in.
- * `sealCheckpoint` completes it. Throws RangeError when the state is inconsistent.
+ * Plans the file for `state`: encodes the metadata, and refers to the tensor data where it is
+ * (nothing large is copied). Throws RangeError when the state is inconsistent.
  */
-export function layoutCheckpoint(state: CheckpointState): CheckpointLayout {
+export function planCheckpoint(state: CheckpointState): CheckpointPlan {
   checkState(state);
   const { Checkpoint, Optimizer } = types();
   const hyperParameters: Record<string, { number: number } | { flag: boolean }> = {};
@@ -310,86 +318,95 @@ export function layoutCheckpoint(state: CheckpointState): CheckpointLayout {
     fail(`the checkpoint would be ${payloadLength} bytes; format version ${CHECKPOINT_FORMAT_VERSION} holds at most ${MAX_PAYLOAD_BYTES}`);
   }
 
-  // allocUnsafeSlow: not zero-filled (every byte is written below) and not from the shared pool.
-  const buffer = Buffer.allocUnsafeSlow(CHECKPOINT_HEADER_BYTES + payloadLength);
-  const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
-  bytes.fill(0, 0, CHECKPOINT_HEADER_BYTES);
+  // Consecutive metadata pieces become one segment with its own buffer.
+  const segments: PlanSegment[] = [];
   const slots = tensors.map((t) => ({ name: t.name, crcAt: 0, start: 0, end: 0 }));
   const metadata: { start: number; end: number }[] = [{ start: 0, end: CHECKPOINT_HEADER_BYTES }];
+  let run: Piece[] = [];
+  let runAt = CHECKPOINT_HEADER_BYTES;
+  const flush = (end: number) => {
+    if (end === runAt) return;
+    const bytes = new Uint8Array(end - runAt);
+    let pos = 0;
+    for (const piece of run) {
+      if (piece.kind === 'bytes') bytes.set(piece.bytes, pos);
+      pos += pieceLength(piece);
+    }
+    segments.push({ at: runAt, bytes });
+    const last = metadata[metadata.length - 1]!;
+    if (last.end === runAt) last.end = end;
+    else metadata.push({ start: runAt, end });
+  };
   let pos = CHECKPOINT_HEADER_BYTES;
   for (const piece of pieces) {
-    switch (piece.kind) {
-      case 'bytes':
-        bytes.set(piece.bytes, pos);
-        break;
-      case 'crc':
-        slots[piece.tensor]!.crcAt = pos;
-        bytes.fill(0, pos, pos + 4);
-        break;
-      case 'data':
-        copyFloat32LE(piece.values, bytes, pos);
-        slots[piece.tensor]!.start = pos;
-        slots[piece.tensor]!.end = pos + piece.values.byteLength;
-        break;
+    if (piece.kind === 'data') {
+      flush(pos);
+      segments.push({ at: pos, bytes: piece.bytes, tensor: piece.tensor });
+      slots[piece.tensor]!.start = pos;
+      slots[piece.tensor]!.end = pos + piece.bytes.length;
+      run = [];
+      runAt = pos + piece.bytes.length;
+    } else {
+      if (piece.kind === 'crc') slots[piece.tensor]!.crcAt = pos;
+      run.push(piece);
     }
-    const end = pos + pieceLength(piece);
-    if (piece.kind !== 'data' && end > pos) {
-      const last = metadata[metadata.length - 1]!;
-      if (last.end === pos) last.end = end;
-      else metadata.push({ start: pos, end });
-    }
-    pos = end;
+    pos += pieceLength(piece);
   }
-  return { bytes, tensors: slots, metadata };
+  flush(pos);
+  return { length: pos, header: new Uint8Array(CHECKPOINT_HEADER_BYTES), segments, tensors: slots, metadata };
 }
 
-function copyFloat32LE(values: Float32Array, target: Uint8Array, at: number): void {
-  if (LITTLE_ENDIAN) {
-    target.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), at);
-    return;
-  }
-  const view = new DataView(target.buffer, target.byteOffset + at, values.byteLength);
-  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i]!, true);
+/** The data of tensor `index` of a plan (little-endian bytes). */
+export function tensorData(plan: CheckpointPlan, index: number): Uint8Array {
+  const segment = plan.segments.find((s) => s.tensor === index);
+  if (segment === undefined) throw new RangeError(`tensorData: the plan has no tensor ${index}`);
+  return segment.bytes;
 }
 
 /**
- * Fills in a laid-out checkpoint's checksums: each tensor's CRC32C (reading its data once),
- * the payload CRC32C (combined from the pieces' CRCs) and the header. Only the `metadata`
- * ranges of the buffer are written, so the tensor data may already be on its way to disk.
+ * Fills in a plan's checksums: each tensor's CRC32C into its field (computed from its data
+ * unless given in `tensorCrcs`), the payload CRC32C (combined from the segments' CRCs, so the
+ * tensor data is not read again) and the header. Writes only into the plan's own buffers.
  */
-export function sealCheckpoint(layout: CheckpointLayout): Uint8Array {
-  const { bytes, tensors, metadata } = layout;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const tensorCrcs = tensors.map((t) => crc32c(bytes.subarray(t.start, t.end)));
-  tensors.forEach((t, i) => view.setUint32(t.crcAt, tensorCrcs[i]!, true));
-
-  // The payload is the metadata ranges (after the header) and the tensor data ranges, in order.
-  const ranges = [
-    ...metadata.map((m) => ({ start: Math.max(m.start, CHECKPOINT_HEADER_BYTES), end: m.end, crc: undefined as number | undefined })),
-    ...tensors.map((t, i) => ({ start: t.start, end: t.end, crc: tensorCrcs[i] })),
-  ]
-    .filter((r) => r.end > r.start)
-    .sort((a, b) => a.start - b.start);
+export function sealCheckpoint(plan: CheckpointPlan, tensorCrcs?: readonly number[]): void {
+  const crcs = tensorCrcs ?? plan.tensors.map((_, i) => crc32c(tensorData(plan, i)));
   let payloadCrc = 0;
-  for (const range of ranges) {
-    payloadCrc =
-      range.crc === undefined
-        ? crc32c(bytes.subarray(range.start, range.end), payloadCrc)
-        : crc32cCombine(payloadCrc, range.crc, range.end - range.start);
+  for (const segment of plan.segments) {
+    if (segment.tensor !== undefined) {
+      payloadCrc = crc32cCombine(payloadCrc, crcs[segment.tensor]!, segment.bytes.length);
+      continue;
+    }
+    const view = new DataView(segment.bytes.buffer, segment.bytes.byteOffset, segment.bytes.byteLength);
+    plan.tensors.forEach((t, i) => {
+      if (t.crcAt >= segment.at && t.crcAt < segment.at + segment.bytes.length) view.setUint32(t.crcAt - segment.at, crcs[i]!, true);
+    });
+    payloadCrc = crc32c(segment.bytes, payloadCrc);
   }
-
-  bytes.set(MAGIC_BYTES, HEADER.magic);
+  const header = plan.header;
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
+  header.set(MAGIC_BYTES, HEADER.magic);
   view.setUint32(HEADER.version, CHECKPOINT_FORMAT_VERSION, true);
   view.setUint32(HEADER.flags, 0, true);
-  view.setBigUint64(HEADER.payloadLength, BigInt(bytes.length - CHECKPOINT_HEADER_BYTES), true);
+  view.setBigUint64(HEADER.payloadLength, BigInt(plan.length - CHECKPOINT_HEADER_BYTES), true);
   view.setUint32(HEADER.payloadCrc, payloadCrc, true);
-  view.setUint32(HEADER.headerCrc, crc32c(bytes.subarray(0, HEADER.headerCrc)), true);
-  return bytes;
+  view.setUint32(HEADER.headerCrc, crc32c(header.subarray(0, HEADER.headerCrc)), true);
 }
 
-/** The complete checkpoint file for `state`, in one buffer. Throws RangeError when the state is inconsistent. */
+/**
+ * The complete checkpoint file for `state`, in one new buffer (the only copy of the state
+ * made). Throws RangeError when the state is inconsistent.
+ */
 export function encodeCheckpoint(state: CheckpointState): Uint8Array {
-  return sealCheckpoint(layoutCheckpoint(state));
+  const plan = planCheckpoint(state);
+  // allocUnsafeSlow: not zero-filled (every byte is written below) and not from the shared pool.
+  const buffer = Buffer.allocUnsafeSlow(plan.length);
+  const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+  for (const segment of plan.segments) if (segment.tensor !== undefined) bytes.set(segment.bytes, segment.at);
+  // Checksums of the copy: the file is consistent even if the caller's arrays change meanwhile.
+  sealCheckpoint(plan, plan.tensors.map((t) => crc32c(bytes.subarray(t.start, t.end))));
+  bytes.set(plan.header, 0);
+  for (const segment of plan.segments) if (segment.tensor === undefined) bytes.set(segment.bytes, segment.at);
+  return bytes;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -410,9 +427,12 @@ function quoteBytes(bytes: Uint8Array): string {
   return `"${out}"`;
 }
 
-/** Checks the envelope and returns the payload (a view, not a copy) and its stored CRC. */
-function openEnvelope(bytes: Uint8Array, file: string): { payload: Uint8Array; crc: number } {
-  if (bytes.length === 0) {
+/**
+ * Checks the envelope of a file of `size` bytes whose first bytes are `bytes` (at least the
+ * header, when the file has one), and returns its stored payload CRC.
+ */
+function checkHeader(bytes: Uint8Array, size: number, file: string): number {
+  if (size === 0) {
     throw new CheckpointError(file, 'empty', 'empty file (0 bytes), not a ringtrain checkpoint');
   }
   const magic = bytes.subarray(0, MAGIC_BYTES.length);
@@ -423,11 +443,11 @@ function openEnvelope(bytes: Uint8Array, file: string): { payload: Uint8Array; c
       `wrong magic: expected ${quoteBytes(MAGIC_BYTES)}, found ${quoteBytes(magic)} (not a ringtrain checkpoint)`,
     );
   }
-  if (bytes.length < CHECKPOINT_HEADER_BYTES) {
+  if (size < CHECKPOINT_HEADER_BYTES) {
     throw new CheckpointError(
       file,
       'truncated',
-      `truncated: expected at least ${CHECKPOINT_HEADER_BYTES} bytes (the header), found ${bytes.length}`,
+      `truncated: expected at least ${CHECKPOINT_HEADER_BYTES} bytes (the header), found ${size}`,
     );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, CHECKPOINT_HEADER_BYTES);
@@ -455,10 +475,10 @@ function openEnvelope(bytes: Uint8Array, file: string): { payload: Uint8Array; c
   }
   const payloadLength = view.getBigUint64(HEADER.payloadLength, true);
   const expected = BigInt(CHECKPOINT_HEADER_BYTES) + payloadLength;
-  const sizes = `expected ${expected} bytes (${CHECKPOINT_HEADER_BYTES}-byte header + ${payloadLength}-byte payload), found ${bytes.length}`;
-  if (BigInt(bytes.length) < expected) throw new CheckpointError(file, 'truncated', `truncated: ${sizes}`);
-  if (BigInt(bytes.length) > expected) throw new CheckpointError(file, 'trailing-data', `unexpected trailing data: ${sizes}`);
-  return { payload: bytes.subarray(CHECKPOINT_HEADER_BYTES), crc: view.getUint32(HEADER.payloadCrc, true) };
+  const sizes = `expected ${expected} bytes (${CHECKPOINT_HEADER_BYTES}-byte header + ${payloadLength}-byte payload), found ${size}`;
+  if (BigInt(size) < expected) throw new CheckpointError(file, 'truncated', `truncated: ${sizes}`);
+  if (BigInt(size) > expected) throw new CheckpointError(file, 'trailing-data', `unexpected trailing data: ${sizes}`);
+  return view.getUint32(HEADER.payloadCrc, true);
 }
 
 /** A uint64 as protobufjs returns it: a number, or a Long when the `long` package is present. */
@@ -579,8 +599,13 @@ class PayloadReader {
  * returned are fresh copies: nothing refers to `bytes` afterwards.
  */
 export function decodeCheckpoint(bytes: Uint8Array, file: string): CheckpointState {
-  const { payload, crc: storedCrc } = openEnvelope(bytes, file);
-  const crcs = new BlockCrcs(payload);
+  const storedCrc = checkHeader(bytes, bytes.length, file);
+  return decodeVerifiedHeader(bytes, file, storedCrc, new BlockCrcs(bytes.subarray(CHECKPOINT_HEADER_BYTES)));
+}
+
+/** decodeCheckpoint after checkHeader, given the payload's block CRCs. */
+function decodeVerifiedHeader(bytes: Uint8Array, file: string, storedCrc: number, crcs: BlockCrcs): CheckpointState {
+  const payload = crcs.bytes;
   const crc = crcs.range(0, payload.length);
   if (crc !== storedCrc) {
     throw new CheckpointError(
@@ -680,19 +705,14 @@ export function directoryError(file: string): CheckpointError {
   });
 }
 
-/** Reads a whole file into one buffer of its size. */
-async function readWhole(handle: FileHandle, size: number): Promise<Uint8Array> {
-  const buffer = Buffer.allocUnsafeSlow(size);
-  let got = 0;
-  while (got < size) {
-    const { bytesRead } = await handle.read(buffer, got, Math.min(size - got, 1 << 30), got);
-    if (bytesRead === 0) break; // the file shrank: decoding reports it as truncated
-    got += bytesRead;
-  }
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, got);
-}
+/** Bytes per read: the payload's checksums are computed for one slice while the next is read. */
+const READ_SLICE = 8 << 20;
 
-/** Reads, verifies and decodes the checkpoint file at `file`. */
+/**
+ * Reads, verifies and decodes the checkpoint file at `file`. The header is checked as soon as
+ * the first bytes are in (a file that is not a checkpoint is not read further), and the
+ * payload's checksums are computed slice by slice while the next slice is being read.
+ */
 export async function readCheckpointFile(file: string): Promise<CheckpointState> {
   let handle: FileHandle;
   try {
@@ -700,15 +720,38 @@ export async function readCheckpointFile(file: string): Promise<CheckpointState>
   } catch (error) {
     throw fileError(file, error, 'open it');
   }
-  let bytes: Uint8Array;
   try {
     const stats = await handle.stat();
     if (stats.isDirectory()) throw directoryError(file);
-    bytes = await readWhole(handle, stats.size);
+    const size = stats.size;
+    const buffer = Buffer.allocUnsafeSlow(size);
+    const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, size);
+    const readSlice = async (at: number): Promise<number> => {
+      const end = Math.min(size, at + READ_SLICE);
+      let got = at;
+      while (got < end) {
+        const { bytesRead } = await handle.read(bytes, got, end - got, got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return got;
+    };
+    let got = await readSlice(0);
+    if (got < Math.min(size, CHECKPOINT_HEADER_BYTES)) return decodeCheckpoint(bytes.subarray(0, got), file); // it shrank
+    const storedCrc = checkHeader(bytes.subarray(0, got), size, file);
+    const crcs = new BlockCrcs(bytes.subarray(CHECKPOINT_HEADER_BYTES), got - CHECKPOINT_HEADER_BYTES);
+    while (got < size) {
+      const next = readSlice(got); // dispatched now; runs in a libuv thread while the CRCs below are computed
+      crcs.advance(got - CHECKPOINT_HEADER_BYTES);
+      const end = await next;
+      if (end === got) return decodeCheckpoint(bytes.subarray(0, got), file); // the file shrank while being read
+      got = end;
+    }
+    crcs.advance(size - CHECKPOINT_HEADER_BYTES);
+    return decodeVerifiedHeader(bytes, file, storedCrc, crcs);
   } catch (error) {
     throw error instanceof CheckpointError ? error : fileError(file, error, 'read it');
   } finally {
     await handle.close();
   }
-  return decodeCheckpoint(bytes, file);
 }

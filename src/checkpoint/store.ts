@@ -1,19 +1,24 @@
 /**
  * A directory of checkpoints: atomic writes, `latest` and `best` pointers, retention.
  *
- *   ckpt-e0003-s000120.rtckpt        a checkpoint (epoch 3, global step 120 of its position)
+ *   ckpt-e0003-s000120.rtckpt        a checkpoint (epoch and global step of its position)
  *   ckpt-e0005-s000200-final.rtckpt  a tagged checkpoint (never removed by retention)
  *   latest                           text: the file name of the newest complete checkpoint
  *   best                             text: the best checkpoint's file name, then a JSON line
  *                                    {"name":..., "mode":..., "value":...} of its metric
  *
- * A checkpoint is written to a temporary file in the same directory (`.ckpt-….<pid>-<random>.tmp`),
- * fsynced, renamed into place and the directory fsynced; only then are the pointers replaced
- * (each the same way) and only after that are old checkpoints removed. A crash at any moment
- * leaves the previous `latest` valid; at worst a temporary file stays behind, which is never
- * taken for a checkpoint. The store removes nothing but checkpoint files (names as above) that
- * retention no longer keeps; anything else in the directory, including such leftovers, is left
- * alone (another process may be writing it).
+ * A checkpoint is written to a temporary file in the same directory
+ * (`.ckpt-….rtckpt.<pid>-<random>.tmp`), flushed (fdatasync), renamed into place and the
+ * directory fsynced; only then are the pointers replaced (each the same way), and only after
+ * that are old checkpoints removed. A crash at any moment leaves the previous `latest` valid;
+ * at worst a temporary file stays behind, which is never taken for a checkpoint. The store
+ * removes nothing but checkpoint files (names as above) that retention no longer keeps;
+ * anything else in the directory, such leftovers included, is left alone (another process
+ * may be writing it).
+ *
+ * Speed: the file is written with one writev straight from the state's arrays (no copy of
+ * the tensors is made) and flushed while the main thread computes the CRCs, so checksumming
+ * overlaps the I/O; the payload CRC is combined from the tensor CRCs rather than recomputed.
  *
  * One store (one process) should write to a directory at a time; writes through one store are
  * serialized.
@@ -23,7 +28,17 @@ import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckpointError } from './errors.js';
-import { CHECKPOINT_EXTENSION, directoryError, fileError, layoutCheckpoint, readCheckpointFile, sealCheckpoint } from './format.js';
+import { crc32c } from './crc32c.js';
+import {
+  CHECKPOINT_EXTENSION,
+  directoryError,
+  fileError,
+  planCheckpoint,
+  readCheckpointFile,
+  sealCheckpoint,
+  tensorData,
+  type CheckpointPlan,
+} from './format.js';
 import type { CheckpointPosition, CheckpointState } from './state.js';
 
 export const LATEST_POINTER = 'latest';
@@ -91,13 +106,38 @@ function isMissing(error: unknown): boolean {
   return (error as NodeJS.ErrnoException).code === 'ENOENT';
 }
 
-/** Writes bytes[start, end) at the same offset of the file. */
-async function writeRange(handle: FileHandle, bytes: Uint8Array, start: number, end: number): Promise<void> {
-  let at = start;
-  while (at < end) {
-    const { bytesWritten } = await handle.write(bytes, at, Math.min(end - at, 1 << 30), at);
-    at += bytesWritten;
+/** Writes all of `bytes` at offset `at` of the file. */
+async function writeAt(handle: FileHandle, bytes: Uint8Array, at: number): Promise<void> {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, done, Math.min(bytes.length - done, 1 << 30), at + done);
+    done += bytesWritten;
   }
+}
+
+/** Writes the buffers one after another from offset `at`, with as few system calls as possible. */
+async function writeAllAt(handle: FileHandle, buffers: readonly Uint8Array[], at: number): Promise<void> {
+  let pending = buffers.filter((b) => b.length > 0);
+  while (pending.length > 0) {
+    let { bytesWritten } = await handle.writev(pending, at);
+    at += bytesWritten;
+    // A partial write (large totals): continue after the bytes that made it.
+    while (pending.length > 0 && bytesWritten >= pending[0]!.length) bytesWritten -= pending.shift()!.length;
+    if (pending.length > 0 && bytesWritten > 0) pending[0] = pending[0]!.subarray(bytesWritten);
+  }
+}
+
+/** Bytes between two turns of the event loop while checksumming, so I/O completions are handled meanwhile. */
+const CRC_SLICE = 8 << 20;
+
+/** CRC32C of a large array, yielding to the event loop every CRC_SLICE bytes. */
+async function crc32cYielding(bytes: Uint8Array): Promise<number> {
+  let crc = 0;
+  for (let at = 0; at < bytes.length; at += CRC_SLICE) {
+    crc = crc32c(bytes.subarray(at, Math.min(bytes.length, at + CRC_SLICE)), crc);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  return crc;
 }
 
 /** fsync of a directory, so a rename or unlink in it is durable (not possible on every platform). */
@@ -115,7 +155,7 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
-/** Creates `file` atomically: temporary file in the same directory, fsync, rename, fsync of the directory. */
+/** Creates `file` atomically: temporary file in the same directory, fdatasync, rename, fsync of the directory. */
 async function writeAtomically(file: string, write: (handle: FileHandle) => Promise<void>): Promise<void> {
   const dir = path.dirname(file);
   const temporary = path.join(dir, temporaryName(path.basename(file)));
@@ -123,7 +163,7 @@ async function writeAtomically(file: string, write: (handle: FileHandle) => Prom
   try {
     handle = await open(temporary, 'wx', 0o644);
     await write(handle);
-    await handle.sync();
+    await handle.datasync();
     await handle.close();
     handle = undefined;
     await rename(temporary, file);
@@ -155,11 +195,12 @@ export class CheckpointStore {
   }
 
   /**
-   * Writes a checkpoint and returns its path. The state is copied before this returns (the
-   * caller may change its arrays at once); the promise resolves when the file is durable, the
-   * pointers name it and retention is done. Throws RangeError for an inconsistent state and
-   * CheckpointError when the file system fails (nothing is left half-written: the previous
-   * checkpoints and pointers stay as they were).
+   * Writes a checkpoint and returns its path once the file is durable, the pointers name it
+   * and retention is done. The tensor data goes to disk straight from the state's arrays (no
+   * copy is made), so they must not change until the promise settles; a change meanwhile
+   * would make the file fail its checksums when read. Throws RangeError for an inconsistent
+   * state and CheckpointError when the file system fails (nothing is left half-written: the
+   * previous checkpoints and pointers stay as they were).
    */
   write(state: CheckpointState, options: CheckpointWriteOptions = {}): Promise<string> {
     const { metric } = options;
@@ -169,28 +210,36 @@ export class CheckpointStore {
       if (typeof metric.value !== 'number') throw new RangeError(`metric value must be a number, got ${String(metric.value)}`);
     }
     const name = checkpointFileName(state.position, options.tag);
-    const layout = layoutCheckpoint(state); // the snapshot: one copy of the state
-    const run = this.queue.then(() => this.writeLaidOut(name, layout, metric));
+    const plan = planCheckpoint(state);
+    const run = this.queue.then(() => this.writePlan(name, plan, metric));
     this.queue = run.catch(() => undefined);
     return run;
   }
 
-  private async writeLaidOut(name: string, layout: ReturnType<typeof layoutCheckpoint>, metric: CheckpointMetric | undefined): Promise<string> {
+  private async writePlan(name: string, plan: CheckpointPlan, metric: CheckpointMetric | undefined): Promise<string> {
     const file = path.join(this.dir, name);
     await this.io(file, 'create the directory', () => mkdir(this.dir, { recursive: true }));
     await this.io(file, 'write it', () =>
       writeAtomically(file, async (handle) => {
-        // The tensor data goes to disk (in libuv's threads) while this thread computes the
-        // checksums; the header and the metadata around the tensors follow once they are known.
-        const data = layout.tensors.map((t) => writeRange(handle, layout.bytes, t.start, t.end));
-        const settled = Promise.allSettled(data);
+        // The whole file goes to disk in one writev (in a libuv thread) and is flushed while
+        // this thread computes the checksums; then the header and the metadata, which hold
+        // the checksums, are written again (a few hundred bytes) and flushed.
+        const bulk = writeAllAt(handle, [plan.header, ...plan.segments.map((s) => s.bytes)], 0).then(() => handle.datasync());
+        const flushed = bulk.then(
+          () => undefined,
+          (error: unknown) => ({ error }),
+        );
+        const crcs: number[] = [];
         try {
-          sealCheckpoint(layout);
+          for (let i = 0; i < plan.tensors.length; i++) crcs.push(await crc32cYielding(tensorData(plan, i)));
         } finally {
-          const failed = (await settled).find((r) => r.status === 'rejected');
-          if (failed) throw (failed as PromiseRejectedResult).reason;
+          const outcome = await flushed;
+          if (outcome) throw outcome.error;
         }
-        for (const range of layout.metadata) await writeRange(handle, layout.bytes, range.start, range.end);
+        sealCheckpoint(plan, crcs);
+        await writeAt(handle, plan.header, 0);
+        for (const segment of plan.segments) if (segment.tensor === undefined) await writeAt(handle, segment.bytes, segment.at);
+        // writeAtomically flushes these and renames the file into place.
       }),
     );
 

@@ -9,7 +9,7 @@ import {
   CHECKPOINT_PROTO_FILE,
   decodeCheckpoint,
   encodeCheckpoint,
-  layoutCheckpoint,
+  planCheckpoint,
   readCheckpointFile,
   sealCheckpoint,
 } from '../../src/checkpoint/format.js';
@@ -47,12 +47,18 @@ function decodeError(bytes: Uint8Array): CheckpointError {
   throw new Error('expected a CheckpointError, but the damaged bytes decoded');
 }
 
+/** Byte-exact equality of two arrays (toEqual is slow on megabytes). */
+function expectSameBytes(found: Float32Array | Uint8Array, expected: Float32Array | Uint8Array): void {
+  expect(found.byteLength).toBe(expected.byteLength);
+  expect(Buffer.from(bytesOf(found)).equals(bytesOf(expected))).toBe(true);
+}
+
 function expectSameState(a: CheckpointState, b: CheckpointState): void {
-  expect(bytesOf(b.params)).toEqual(bytesOf(a.params));
+  expectSameBytes(b.params, a.params);
   expect(b.optimizer.state.map((t) => t.name)).toEqual(a.optimizer.state.map((t) => t.name));
   b.optimizer.state.forEach((t, i) => {
     expect(t.shape).toEqual(a.optimizer.state[i]!.shape);
-    expect(bytesOf(t.values)).toEqual(bytesOf(a.optimizer.state[i]!.values));
+    expectSameBytes(t.values, a.optimizer.state[i]!.values);
   });
   const strip = (s: CheckpointState) => ({
     ...s,
@@ -164,6 +170,27 @@ describe('encode and decode', () => {
     expect(() => encodeCheckpoint({ ...state, replicas: 1.5 })).toThrow('encodeCheckpoint: replicas must be an integer from 0 to 4294967295, got 1.5');
   });
 
+  it('plans the file without copying the tensors, and seals it like encodeCheckpoint', () => {
+    const state = makeState();
+    const plan = planCheckpoint(state);
+    const bytes = encodeCheckpoint(state);
+    expect(plan.length).toBe(bytes.length);
+    const data = plan.segments.filter((s) => s.tensor !== undefined);
+    expect(data.map((s) => s.bytes.buffer)).toEqual([state.params.buffer, state.optimizer.state[0]!.values.buffer, state.optimizer.state[1]!.values.buffer]);
+    // The segments tile the payload in order.
+    let at = 32;
+    for (const s of plan.segments) {
+      expect(s.at).toBe(at);
+      at += s.bytes.length;
+    }
+    expect(at).toBe(bytes.length);
+    sealCheckpoint(plan);
+    const assembled = new Uint8Array(plan.length);
+    assembled.set(plan.header, 0);
+    for (const s of plan.segments) assembled.set(s.bytes, s.at);
+    expect(assembled).toEqual(bytes);
+  });
+
   it('writes the documented envelope around a protobuf Checkpoint message', () => {
     const state = makeState();
     const bytes = encodeCheckpoint(state);
@@ -197,7 +224,7 @@ describe('damaged files', () => {
   const state = makeState();
   const good = encodeCheckpoint(state);
   const payloadLength = good.length - 32;
-  const layout = layoutCheckpoint(state);
+  const layout = planCheckpoint(state);
   const storedCrc = new DataView(good.buffer, good.byteOffset).getUint32(24, true);
   const storedHeaderCrc = new DataView(good.buffer, good.byteOffset).getUint32(28, true);
 
@@ -292,9 +319,8 @@ describe('damaged files', () => {
 
   it('a tensor whose CRC32C does not match its data is named', () => {
     // Damage m's data but give the file a valid envelope: only the tensor CRC can catch it.
-    const inner = layoutCheckpoint(state);
-    const bytes = sealCheckpoint(inner);
-    const m = inner.tensors.find((t) => t.name === 'm')!;
+    const bytes = encodeCheckpoint(state);
+    const m = layout.tensors.find((t) => t.name === 'm')!;
     const expected = crc32c(bytes.subarray(m.start, m.end));
     bytes[m.start + 100]! ^= 0x10;
     const found = crc32c(bytes.subarray(m.start, m.end));
@@ -302,8 +328,8 @@ describe('damaged files', () => {
     expect(e.problem).toBe('tensor-checksum');
     expect(e.message).toBe(`${FILE}: optimizer state tensor 'm' checksum mismatch: CRC32C expected ${formatCrc(expected)}, found ${formatCrc(found)}`);
 
-    const p = inner.tensors.find((t) => t.name === 'params')!;
-    const again = sealCheckpoint(layoutCheckpoint(state));
+    const p = layout.tensors.find((t) => t.name === 'params')!;
+    const again = encodeCheckpoint(state);
     new DataView(again.buffer).setUint32(p.crcAt, 0xdeadbeef, true);
     expect(decodeError(envelope(again.subarray(32))).message).toBe(
       `${FILE}: tensor 'params' checksum mismatch: CRC32C expected 0xdeadbeef, found ${formatCrc(crc32c(bytesOf(state.params)))}`,
@@ -367,6 +393,32 @@ describe('readCheckpointFile', () => {
     const file = path.join(dir, 'a.rtckpt');
     await writeFile(file, encodeCheckpoint(state));
     expectSameState(state, await readCheckpointFile(file));
+  });
+
+  it('reads a file of several read slices, and finds damage in any of them', async () => {
+    const state = makeState({ units: 1300 }); // 12 MB: more than one 8 MiB read slice
+    const bytes = encodeCheckpoint(state);
+    expect(bytes.length).toBeGreaterThan(12_000_000);
+    const file = path.join(dir, 'big.rtckpt');
+    await writeFile(file, bytes);
+    expectSameState(state, await readCheckpointFile(file));
+    const stored = new DataView(bytes.buffer).getUint32(24, true);
+    for (const position of [100, 9_000_000, bytes.length - 1]) {
+      const bad = bytes.slice();
+      bad[position]! ^= 0x04;
+      await writeFile(file, bad);
+      expect((await checkpointErrorOf(() => readCheckpointFile(file))).message).toBe(
+        `${file}: checksum mismatch: payload CRC32C expected ${formatCrc(stored)}, found ${formatCrc(crc32c(bad.subarray(32)))} (the file is damaged)`,
+      );
+    }
+    await writeFile(file, bytes.subarray(0, 10_000_000));
+    expect((await checkpointErrorOf(() => readCheckpointFile(file))).message).toBe(
+      `${file}: truncated: expected ${bytes.length} bytes (32-byte header + ${bytes.length - 32}-byte payload), found 10000000`,
+    );
+    await writeFile(file, bytes.subarray(0, 20));
+    expect((await checkpointErrorOf(() => readCheckpointFile(file))).message).toBe(
+      `${file}: truncated: expected at least 32 bytes (the header), found 20`,
+    );
   });
 
   it('names a directory, a missing file and an empty file', async () => {
