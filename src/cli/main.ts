@@ -3,6 +3,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { UserError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { exportCommand } from './checkpoint-commands.js';
 import { trainCommand } from './train-command.js';
 
 function positiveInteger(flag: string) {
@@ -48,6 +49,15 @@ export function buildProgram(): Command {
     .option('--no-checkpoints', 'write no checkpoints')
     .action(async (config: string, flags) => {
       await trainCommand(config, flags);
+    });
+  program
+    .command('export')
+    .description('write a checkpoint as TensorFlow.js model files (model.json + weights.bin)')
+    .argument('<checkpoint>', 'a checkpoint file, a checkpoint folder (its latest), or folder/latest|best')
+    .argument('<dir>', 'output folder')
+    .requiredOption('--format <format>', 'tfjs', 'tfjs')
+    .action(async (checkpoint: string, dir: string, flags: { format: string }) => {
+      await exportCommand(checkpoint, dir, flags);
     });
   return program;
 }

@@ -20,6 +20,7 @@ import { stepsPerEpoch } from '../data/sampler.js';
 import { TrainingAbortedError, UserError } from '../errors.js';
 import { buildModel } from '../model/build-model.js';
 import { ParamLayout } from '../model/param-layout.js';
+import { hasWeightFiles, tfjsFileHandler } from '../model/tfjs-files.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
 import type { EpochEvent, MetricValues, TrainingEvent } from './events.js';
 import type {
@@ -523,7 +524,11 @@ async function initialModel(config: RunConfig, train: SharedDataset) {
   await tf.setBackend('cpu');
   silenceCpuBanner();
   try {
-    const model = await buildModel(config.model, config.training.seed);
+    // A model.json with its weight files beside it starts from those weights (warm start).
+    const model =
+      'topology' in config.model && hasWeightFiles(config.model.topology)
+        ? await tf.loadLayersModel(tfjsFileHandler(config.model.topology))
+        : await buildModel(config.model, config.training.seed);
     checkInputShape(model, train);
     const layout = ParamLayout.fromModel(model);
     const initialParams = new Float32Array(layout.length);

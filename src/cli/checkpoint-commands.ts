@@ -1,0 +1,28 @@
+/** `ringtrain inspect` and `ringtrain export`: checkpoints outside a training run. */
+import { statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { exportTfjs } from '../checkpoint/export-tfjs.js';
+import { readCheckpointFile } from '../checkpoint/format.js';
+import { BEST_POINTER, CheckpointStore, LATEST_POINTER } from '../checkpoint/store.js';
+import { UserError } from '../errors.js';
+
+/** A checkpoint file, a checkpoint folder (its latest), or a folder's `latest`/`best` pointer. */
+export function resolveCheckpointPath(ref: string): string {
+  const name = basename(ref);
+  if (name === LATEST_POINTER || name === BEST_POINTER) return new CheckpointStore(dirname(ref)).resolve(name);
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(ref).isDirectory();
+  } catch {
+    // a missing file is reported by resolve, naming it
+  }
+  return isDirectory ? new CheckpointStore(ref).resolve(LATEST_POINTER) : new CheckpointStore(dirname(ref)).resolve(ref);
+}
+
+export async function exportCommand(ref: string, dir: string, flags: { format: string }): Promise<void> {
+  if (flags.format !== 'tfjs') throw new UserError(`--format: expected tfjs, found "${flags.format}"`);
+  const file = resolveCheckpointPath(ref);
+  const state = await readCheckpointFile(file);
+  const modelJson = await exportTfjs(state, dir);
+  process.stdout.write(`exported ${file} (epoch ${state.position.epoch}, step ${state.position.globalStep}) to ${modelJson}\n`);
+}

@@ -1,0 +1,73 @@
+/**
+ * TensorFlow.js model files (model.json + weights.bin) read and written with plain fs, so
+ * neither tfjs-node nor a browser is needed: `tf.loadLayersModel(tfjsFileHandler(path))` loads
+ * what `saveTfjsFiles` wrote, and so does tfjs-node's `file://` handler.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { UserError } from '../errors.js';
+import { VERSION } from '../version.js';
+
+interface ModelJson {
+  modelTopology?: object;
+  weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+}
+
+export const MODEL_JSON = 'model.json';
+export const WEIGHTS_BIN = 'weights.bin';
+
+export async function saveTfjsFiles(model: tf.LayersModel, dir: string): Promise<string> {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, MODEL_JSON);
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      const weights = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0));
+      writeFileSync(join(dir, WEIGHTS_BIN), new Uint8Array(weights));
+      const json = {
+        format: 'layers-model',
+        generatedBy: `ringtrain ${VERSION}`,
+        convertedBy: null,
+        modelTopology: artifacts.modelTopology,
+        weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
+      };
+      writeFileSync(file, JSON.stringify(json));
+      return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+    }),
+  );
+  return file;
+}
+
+/** True when `modelJsonPath` names weight files that exist beside it. */
+export function hasWeightFiles(modelJsonPath: string): boolean {
+  let json: ModelJson;
+  try {
+    json = JSON.parse(readFileSync(modelJsonPath, 'utf8')) as ModelJson;
+  } catch {
+    return false; // building the model reports the unreadable file
+  }
+  const paths = json.weightsManifest?.flatMap((group) => group.paths) ?? [];
+  return paths.length > 0 && paths.every((p) => existsSync(join(dirname(modelJsonPath), p)));
+}
+
+/** An IO handler that loads a model.json and its weight files from disk. */
+export function tfjsFileHandler(modelJsonPath: string): tf.io.IOHandler {
+  return {
+    async load() {
+      const json = JSON.parse(readFileSync(modelJsonPath, 'utf8')) as ModelJson;
+      if (!json.modelTopology) throw new UserError(`${modelJsonPath}: no modelTopology: not a TensorFlow.js layers model`);
+      const groups = json.weightsManifest ?? [];
+      const buffers = groups.flatMap((group) =>
+        group.paths.map((p) => {
+          const bytes = readFileSync(join(dirname(modelJsonPath), p));
+          return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+        }),
+      );
+      return {
+        modelTopology: json.modelTopology,
+        weightSpecs: groups.flatMap((group) => group.weights),
+        weightData: tf.io.CompositeArrayBuffer.join(buffers),
+      };
+    },
+  };
+}
