@@ -19,6 +19,7 @@ import { loadData, type LoadedData } from '../data/load-data.js';
 import { stepsPerEpoch } from '../data/sampler.js';
 import { TrainingAbortedError, UserError } from '../errors.js';
 import { buildModel } from '../model/build-model.js';
+import { checkDataForModel } from '../model/check-data.js';
 import { ParamLayout } from '../model/param-layout.js';
 import { hasWeightFiles, tfjsFileHandler } from '../model/tfjs-files.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
@@ -135,7 +136,8 @@ export class Trainer {
     const train = datasets.train!;
     if (train.size === 0) throw new UserError(`${train.name} has no samples to train on`);
 
-    const { layout, initialParams, outputSize, topology } = await initialModel(config, train);
+    const roles = ['train', 'validation', 'test'] as const;
+    const { layout, initialParams, outputSize, topology } = await initialModel(config, roles.flatMap((r) => datasets[r] ?? []));
     if (options.initialParams) {
       if (options.initialParams.length !== layout.length) {
         throw new Error(`initialParams has ${options.initialParams.length} values, the model has ${layout.length}`);
@@ -519,7 +521,7 @@ function startReplica(pool: Piscina): ReplicaHandle {
 }
 
 /** Builds the model once on the coordinator (cpu backend) from the seed: starting weights do not depend on N. */
-async function initialModel(config: RunConfig, train: SharedDataset) {
+async function initialModel(config: RunConfig, datasets: SharedDataset[]) {
   const previous = tf.getBackend();
   await tf.setBackend('cpu');
   silenceCpuBanner();
@@ -529,7 +531,7 @@ async function initialModel(config: RunConfig, train: SharedDataset) {
       'topology' in config.model && hasWeightFiles(config.model.topology)
         ? await tf.loadLayersModel(tfjsFileHandler(config.model.topology))
         : await buildModel(config.model, config.training.seed);
-    checkInputShape(model, train);
+    checkDataForModel(model, config.loss, datasets);
     const layout = ParamLayout.fromModel(model);
     const initialParams = new Float32Array(layout.length);
     layout.readFrom(model, initialParams);
@@ -540,14 +542,6 @@ async function initialModel(config: RunConfig, train: SharedDataset) {
     return { layout, initialParams, outputSize, topology };
   } finally {
     if (previous && previous !== 'cpu') await tf.setBackend(previous);
-  }
-}
-
-function checkInputShape(model: tf.LayersModel, train: SharedDataset): void {
-  const expected = model.inputs[0]!.shape.slice(1);
-  const found = train.featureShape;
-  if (expected.length !== found.length || expected.some((d, i) => d !== null && d !== found[i])) {
-    throw new UserError(`model input shape [${expected.map((d) => d ?? '?').join(', ')}] does not match the data's sample shape [${found.join(', ')}] (${train.name})`);
   }
 }
 
