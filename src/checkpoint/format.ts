@@ -628,6 +628,7 @@ function decodeVerifiedHeader(bytes: Uint8Array, file: string, storedCrc: number
     r.malformed(`format version expected ${CHECKPOINT_FORMAT_VERSION}, found ${m.formatVersion}`);
   }
 
+  if (m.params === undefined || m.params === null) r.malformed('the parameter tensor is missing');
   const params = r.tensor(m.params, 'tensor');
   if (params.name !== PARAMS_TENSOR || params.shape.length !== 1) {
     r.malformed(`the parameter tensor must be '${PARAMS_TENSOR}' of shape [n], found '${params.name}' of shape [${params.shape.join(', ')}]`);

@@ -371,7 +371,7 @@ describe('damaged files', () => {
       expect(decodeError(edited((m) => (m.configJson = '{"name": '))).message).toMatch(
         new RegExp(`^${FILE}: malformed payload: the config is not valid JSON \\(.+\\)$`),
       );
-      expect(decodeError(edited((m) => (m.params = null))).message).toBe(`${FILE}: malformed payload: tensor is missing`);
+      expect(decodeError(edited((m) => (m.params = null))).message).toBe(`${FILE}: malformed payload: the parameter tensor is missing`);
       const garbage = decodeError(envelope(Uint8Array.from([0x0a, 0xff, 0xff, 0xff, 0x0f, 1, 2])));
       expect(garbage.problem).toBe('malformed');
       expect(garbage.message).toMatch(new RegExp(`^${FILE}: malformed payload: not a Checkpoint message \\(.+\\)$`));
