@@ -128,7 +128,7 @@ describe('registration', () => {
     registerWasmTrainingKernels();
     registerWasmTrainingKernels();
     for (const name of ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'MaxPoolGrad', 'BatchMatMul', 'Sum']) {
+      'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Add', 'Identity']) {
       expect(tf.getKernel(name, 'wasm'), name).toBeDefined();
     }
     // The wrappers still reach the built-ins they replaced after repeated registration.
@@ -154,7 +154,9 @@ describe('registration', () => {
         const [dx, df] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 2, 'same').square().sum())([x, filter]);
         const [dx2, df2] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same').square().sum())([x, dwFilter]);
         const pooled = tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid').sum())(x);
-        return [dx!, df!, dx2!, df2!, pooled];
+        const big = tf.ones([8, 26, 26, 32]);
+        const biased = tf.add(big, tf.ones([32])).sum([0, 1, 2]);
+        return [dx!, df!, dx2!, df2!, pooled, biased, tf.clone(x)];
       }).forEach((t) => t.dispose());
     }
     forceBackpropFilterMethod(undefined);
@@ -328,12 +330,32 @@ describe('BatchMatMul, Sum and UnsortedSegmentSum', () => {
   it('Sum matches the cpu backend for leading, inner and mixed axes', async () => {
     const random = mulberry32(4);
     const cases: Array<[number[], number[], boolean]> = [
-      [[8, 5, 5, 16], [0, 1, 2], false], [[8, 5, 5, 16], [0, 1, 2], true], [[7, 33], [0], false], [[3, 1, 5], [0, 1], false],
+      [[8, 5, 5, 16], [0, 1, 2], false], [[8, 5, 5, 16], [0, 1, 2], true], [[8, 26, 26, 32], [0, 1, 2], false], [[600, 40], [0], true], [[7, 33], [0], false], [[3, 1, 5], [0, 1], false],
       [[9, 4, 6], [0], false], [[9, 4, 6], [1, 2], false], [[9, 4, 6], [0, 2], true], [[5, 6], [0, 1], false], [[17], [0], false],
     ];
     for (const [shape, axis, keepDims] of cases) {
       await expectSameOnBackends('Sum', { x: { shape, values: randomValues(random, shape) } }, { axis, keepDims });
     }
+  });
+
+  it('Add matches the cpu backend for channel biases (either side) and other broadcasts', async () => {
+    const random = mulberry32(8);
+    const cases: Array<[number[], number[]]> = [
+      [[8, 12, 12, 32], [32]], [[32], [8, 12, 12, 32]], [[8, 12, 12, 32], [1, 1, 1, 32]], [[512, 64], [64]], [[4, 70, 70, 1], [1]],
+      [[8, 12, 12, 32], [8, 12, 12, 32]], [[8, 12, 12, 32], [12, 1, 32]], [[3, 4], [4]], [[600, 40], [600, 1]],
+    ];
+    for (const [aShape, bShape] of cases) {
+      await expectSameOnBackends('Add', { a: { shape: aShape, values: randomValues(random, aShape) }, b: { shape: bShape, values: randomValues(random, bShape) } }, {});
+    }
+  });
+
+  it('Identity shares data yet behaves as a copy', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor([1, 2, 3]);
+    const y = tf.clone(x);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
+    y.dispose();
   });
 
   it('UnsortedSegmentSum matches the cpu backend, dropping out-of-range ids', async () => {

@@ -6,14 +6,16 @@
  *   Pays for the padding border (and the inserted zeros), so best on large images.
  * - 'col2im': cols = dy W^T [n*OH*OW, KH*KW*ci] as one matrix product, then a scatter-add of
  *   the patches into dx. Exactly the useful multiply-adds; best on small images or strides.
+ * - 'taps' (stride 1): one product per filter tap, shifted into place and summed in wasm.
+ *   Exactly the useful multiply-adds and no JS loop; best for valid padding with many channels.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { matMul2d } from './batch-mat-mul.js';
 import { col2im } from './im2col.js';
-import { conv2dExplicit, dispose, markOurs, reshape, transpose, zeroInsert, type TensorInfo } from './util.js';
+import { conv2dExplicit, dispose, markOurs, pad4dHW, reshape, runWasm, slice4dHW, transpose, zeroInsert, type TensorInfo } from './util.js';
 
-export type BackpropInputMethod = 'conv' | 'col2im';
+export type BackpropInputMethod = 'conv' | 'col2im' | 'taps';
 let forced: BackpropInputMethod | undefined;
 
 /** For tests and measurements: always use one method (undefined restores the heuristic). */
@@ -52,7 +54,9 @@ export function conv2DBackpropInput(args: {
   const channelsLast = format === 'channelsLast';
   const dyNhwc = channelsLast ? dy : transpose(backend, dy, [0, 2, 3, 1]);
   const method = forced ?? chooseMethod(info);
-  const dx = method === 'conv' ? viaConv(backend, dyNhwc, filter, info) : viaCol2im(backend, dyNhwc, filter, info);
+  const dx = method === 'conv' ? viaConv(backend, dyNhwc, filter, info)
+    : method === 'taps' && info.strideHeight === 1 && info.strideWidth === 1 ? viaTaps(backend, dyNhwc, filter, info)
+      : viaCol2im(backend, dyNhwc, filter, info);
   if (dyNhwc !== dy) dispose(backend, dyNhwc);
   if (channelsLast) return dx;
   const out = transpose(backend, dx, [0, 3, 1, 2]);
@@ -62,12 +66,17 @@ export function conv2DBackpropInput(args: {
 
 /**
  * The conv form does H*W*(KH*KW*ci*co) multiply-adds per image (the zeros of the padding and of
- * the zero insertion included), the matrix form OH*OW*(KH*KW*ci*co) plus a JS scatter-add of
+ * the zero insertion included), the matrix forms OH*OW*(KH*KW*ci*co). 'taps' then adds
+ * KH*KW shifted copies of dx in wasm, worth it once the conv form's border exceeds ~20% and the
+ * per-tap products are wide enough (ci >= 8) for XNNPACK; 'col2im' pays a JS scatter-add of
  * OH*OW*KH*KW*ci values, each costing about as much as 40 XNNPACK multiply-adds (measured).
  */
 function chooseMethod(info: tf.backend_util.Conv2DInfo): BackpropInputMethod {
-  const { inHeight, inWidth, outHeight, outWidth, outChannels } = info;
-  return outHeight * outWidth * (outChannels + 40) < inHeight * inWidth * outChannels ? 'col2im' : 'conv';
+  const { inHeight, inWidth, outHeight, outWidth, outChannels, inChannels, strideHeight, strideWidth } = info;
+  const convArea = inHeight * inWidth;
+  const usefulArea = outHeight * outWidth;
+  if (strideHeight === 1 && strideWidth === 1 && inChannels >= 8 && convArea > 1.2 * usefulArea) return 'taps';
+  return usefulArea * (outChannels + 40) < convArea * outChannels ? 'col2im' : 'conv';
 }
 
 function viaConv(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
@@ -97,6 +106,55 @@ function viaCol2im(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, inf
     padTop: info.padInfo.top, padLeft: info.padInfo.left,
   });
   dispose(backend, cols);
+  return dx;
+}
+
+/**
+ * Stride 1 only: per filter tap, G = dy W[kh,kw]^T [n, OH, OW, ci] on XNNPACK, then dx = the sum
+ * of the G shifted to their taps' offsets (PadV2 each, one AddN): only useful multiply-adds and
+ * no JS scatter.
+ */
+function viaTaps(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize, inHeight, inWidth, outHeight, outWidth, filterHeight, filterWidth, inChannels, outChannels } = info;
+  const dy2 = reshape(backend, dy, [batchSize * outHeight * outWidth, outChannels]);
+  const taps: TensorInfo[] = [];
+  for (let kh = 0; kh < filterHeight; kh++) {
+    for (let kw = 0; kw < filterWidth; kw++) {
+      const top = kh - info.padInfo.top;
+      const left = kw - info.padInfo.left;
+      const bottom = inHeight - outHeight - top;
+      const right = inWidth - outWidth - left;
+      // Taps that only ever meet padding contribute nothing.
+      if (top >= inHeight || left >= inWidth || -top >= outHeight || -left >= outWidth) continue;
+      const wTap = backend.makeOutput([inChannels, outChannels], 'float32');
+      const offset = (kh * filterWidth + kw) * inChannels * outChannels;
+      (backend.typedArrayFromHeap(wTap) as Float32Array).set(
+        (backend.typedArrayFromHeap(filter) as Float32Array).subarray(offset, offset + inChannels * outChannels));
+      const g = matMul2d(backend, dy2, wTap, false, true); // [n*OH*OW, ci]
+      dispose(backend, wTap);
+      const g4 = reshape(backend, g, [batchSize, outHeight, outWidth, inChannels]);
+      dispose(backend, g);
+      let cropped = g4;
+      if (top < 0 || left < 0 || bottom < 0 || right < 0) {
+        const t = Math.max(0, -top);
+        const l = Math.max(0, -left);
+        cropped = slice4dHW(backend, g4, t, outHeight - t - Math.max(0, -bottom), l, outWidth - l - Math.max(0, -right));
+        dispose(backend, g4);
+      }
+      taps.push(pad4dHW(backend, cropped, Math.max(0, top), Math.max(0, bottom), Math.max(0, left), Math.max(0, right)));
+      dispose(backend, cropped);
+    }
+  }
+  dispose(backend, dy2);
+  if (taps.length === 0) {
+    const zeros = backend.makeOutput([batchSize, inHeight, inWidth, inChannels], 'float32');
+    (backend.typedArrayFromHeap(zeros) as Float32Array).fill(0);
+    return zeros;
+  }
+  if (taps.length === 1) return taps[0]!;
+  // AddN takes its inputs as an array.
+  const dx = runWasm(backend, 'AddN', taps as unknown as Record<string, TensorInfo>);
+  dispose(backend, ...taps);
   return dx;
 }
 
