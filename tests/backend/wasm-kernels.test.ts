@@ -146,17 +146,18 @@ describe('registration', () => {
     const filter = tf.tensor(randomValues(random, [3, 3, 3, 4]), [3, 3, 3, 4]);
     const dwFilter = tf.tensor(randomValues(random, [3, 3, 3, 2]), [3, 3, 3, 2]);
     const before = backend.numDataIds();
-    for (const method of [['conv', 'conv', 'dwconv'], ['im2col', 'col2im', 'direct']] as const) {
+    for (const method of [['conv', 'conv', 'dwconv'], ['im2col', 'col2im', 'direct'], ['conv', 'taps', 'direct']] as const) {
       forceBackpropFilterMethod(method[0]);
       forceBackpropInputMethod(method[1]);
       forceDepthwiseFilterMethod(method[2]);
       tf.tidy(() => {
         const [dx, df] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 2, 'same').square().sum())([x, filter]);
+        const [dx3] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid').square().sum())([x, filter]);
         const [dx2, df2] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same').square().sum())([x, dwFilter]);
         const pooled = tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid').sum())(x);
         const big = tf.ones([8, 26, 26, 32]);
         const biased = tf.add(big, tf.ones([32])).sum([0, 1, 2]);
-        return [dx!, df!, dx2!, df2!, pooled, biased, tf.clone(x)];
+        return [dx!, df!, dx2!, df2!, dx3!, pooled, biased, tf.clone(x)];
       }).forEach((t) => t.dispose());
     }
     forceBackpropFilterMethod(undefined);
@@ -187,7 +188,7 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput', () => {
         forceBackpropFilterMethod(method);
         await expectSameOnBackends('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape }, expectedFilter);
       }
-      for (const method of ['conv', 'col2im'] as const) {
+      for (const method of ['conv', 'col2im', 'taps'] as const) {
         forceBackpropInputMethod(method);
         await expectSameOnBackends('Conv2DBackpropInput', { dy, filter }, { ...common, inputShape: xShape }, expectedInput);
       }
