@@ -32,11 +32,24 @@ export async function trainCommand(configFile: string, flags: TrainFlags): Promi
   const reporter = createReporter(chooseReportMode(json, process.stdout));
   const log = config.output.metricsLog ? new MetricsLog(config.output.dir, { append: resumeFrom !== undefined }) : undefined;
   if (resumeFrom) process.stderr.write(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})\n`);
+  // First SIGINT/SIGTERM: finish the step, checkpoint, exit 130/143. A second one: exit now
+  // (checkpoints are written to a temporary file and renamed, so none is left half-written).
+  const stop = new AbortController();
+  let stopSignal: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopSignal) process.exit(EXIT_CODES[signal]);
+    stopSignal = signal;
+    process.stderr.write(`\n${signal}: stopping after the current step${checkpoints ? ' and writing a checkpoint' : ''} (again to exit at once)\n`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     const summary = await train(config, {
       resume: resumeFrom,
       warmStart: warmStartFrom,
       checkpoints,
+      signal: stop.signal,
       onEvent(event) {
         reporter.event(event);
         if (event.type === 'epoch') log?.write({ event: 'epoch', ...event, type: undefined });
@@ -46,8 +59,32 @@ export async function trainCommand(configFile: string, flags: TrainFlags): Promi
     });
     reporter.summary(summary);
     log?.write(summary);
+    if (summary.stopped) {
+      const { epoch, stepInEpoch, checkpoint } = summary.stopped;
+      process.stderr.write(
+        checkpoint
+          ? `stopped at epoch ${epoch + 1}, step ${stepInEpoch}; checkpoint ${checkpoint}\nresume with: ringtrain train ${configFile} --resume latest\n`
+          : `stopped at epoch ${epoch + 1}, step ${stepInEpoch} (no checkpoint: --no-checkpoints)\n`,
+      );
+      process.exitCode = EXIT_CODES[stopSignal ?? 'SIGINT'];
+    }
     return summary;
+  } catch (error) {
+    // Whatever failed, the checkpoints already written stay: say where to resume from.
+    if (checkpoints) {
+      try {
+        const latest = new CheckpointStore(config.checkpoint.dir).resolve('latest');
+        process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
+      } catch {
+        // no checkpoint yet
+      }
+    }
+    throw error;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     reporter.stop();
   }
 }
+
+const EXIT_CODES: Partial<Record<NodeJS.Signals, number>> & Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 130, SIGTERM: 143 };

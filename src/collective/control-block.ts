@@ -9,7 +9,9 @@ const ABORT = 0;
 const ABORT_ORIGIN = 1;
 const BARRIER_COUNT = 2;
 const BARRIER_GENERATION = 3;
-const MAILBOX_BASE = 4;
+/** 1 + the global step at which some replica saw a non-finite gradient or loss. */
+const NON_FINITE_STEP = 4;
+const MAILBOX_BASE = 5;
 /** Two words per mailbox: sequence number written, sequence number consumed. */
 const WORDS_PER_MAILBOX = 2;
 
@@ -85,6 +87,16 @@ export class ControlBlock {
       if (left <= 0) throw new WaitTimeoutError(what, this.timeoutMs);
       Atomics.wait(words, index, value, Math.min(left, SLEEP_SLICE_MS));
     }
+  }
+
+  /** Records that a replica saw a non-finite value at `step` (a global step number). */
+  markNonFinite(step: number): void {
+    Atomics.store(this.words, NON_FINITE_STEP, step + 1);
+  }
+
+  /** Whether any replica marked `step`; read after a barrier that follows the marking. */
+  isNonFinite(step: number): boolean {
+    return Atomics.load(this.words, NON_FINITE_STEP) === step + 1;
   }
 
   mailboxWord(mailbox: number, word: 0 | 1): number {

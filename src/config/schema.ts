@@ -308,6 +308,9 @@ export const optimizerSchema = withShorthand(
     }),
 );
 
+/** What a step with a non-finite loss or gradient does: stop the run, or skip its update. */
+export const NON_FINITE_POLICIES = ['stop', 'skip'] as const;
+
 export const epochsSchema = integer(1);
 export const batchSizeSchema = integer(1);
 export const seedSchema = integer(0, MAX_SEED);
@@ -320,6 +323,7 @@ export const trainingSchema = z.strictObject(
     seed: seedSchema.default(DEFAULT_SEED),
     validationSplit: unitFraction().default(0),
     validateOnTest: boolean().default(false),
+    nonFinite: z.enum(NON_FINITE_POLICIES, { error: `one of ${NON_FINITE_POLICIES.join(', ')}` }).default('stop'),
   },
   { error: 'an object such as {"epochs": 5, "batchSize": 32}' },
 );
@@ -478,6 +482,8 @@ export interface RunConfig {
     validationSplit: number;
     /** Validate on the test set after each epoch (as the cifar10 reference does). */
     validateOnTest: boolean;
+    /** A step with a non-finite loss or gradient stops the run (default) or is skipped. */
+    nonFinite: 'stop' | 'skip';
   };
   evaluation: { on: 'test' | 'train' };
   parallel: {

@@ -57,14 +57,17 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
         case 'epoch': {
           stopBar();
           const validation = event.validation ? ` - ${formatMetrics(event.validation.loss, event.validation.metrics, 'val_')}` : '';
-          line(`Epoch ${event.epoch}/${event.epochs} - ${event.steps} steps - ${event.seconds.toFixed(1)}s - ${formatRate(event.samplesPerSec)} - ${formatMetrics(event.loss, event.metrics)}${validation}`);
+          const skipped = event.skippedSteps > 0 ? ` - ${event.skippedSteps} steps skipped (non-finite)` : '';
+          line(`Epoch ${event.epoch}/${event.epochs} - ${event.steps} steps - ${event.seconds.toFixed(1)}s - ${formatRate(event.samplesPerSec)} - ${formatMetrics(event.loss, event.metrics)}${validation}${skipped}`);
           break;
         }
       }
     },
     summary(summary) {
-      const { on, samples, loss, ...metrics } = summary.evaluation;
-      line(`${on === 'test' ? 'Test' : 'Training-data'} evaluation on ${samples.toLocaleString('en-US')} samples: ${formatMetrics(loss, metrics as Record<string, number>)}`);
+      if (summary.evaluation) {
+        const { on, samples, loss, ...metrics } = summary.evaluation;
+        line(`${on === 'test' ? 'Test' : 'Training-data'} evaluation on ${samples.toLocaleString('en-US')} samples: ${formatMetrics(loss, metrics as Record<string, number>)}`);
+      }
       for (const p of summary.params ?? []) line(`  ${p.name} [${p.shape.join('x')}] = ${p.values.map(formatNumber).join(', ')}`);
       line(`Trained ${summary.epochs} epoch(s) in ${summary.wallSeconds.toFixed(1)}s at ${formatRate(summary.samplesPerSec)} with ${summary.workers} replica(s) on ${summary.backend}`);
     },

@@ -38,6 +38,8 @@ export interface EpochEvent {
   validation?: { loss: number; metrics: MetricValues };
   /** Seconds per phase, summed over steps, averaged over replicas. */
   phaseTimes: PhaseTimes;
+  /** Steps skipped for a non-finite loss or gradient (training.nonFinite "skip"). */
+  skippedSteps: number;
 }
 
 export type TrainingEvent = StartEvent | ProgressEvent | EpochEvent;

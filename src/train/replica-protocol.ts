@@ -33,7 +33,9 @@ export interface ReplicaInit {
   /** How long a wait polls before it sleeps (0 when replicas outnumber cores). */
   spinMicros: number;
   /** Test-only fault injection. */
-  faults?: { throwAtStep?: number; hangAtStep?: number };
+  faults?: { throwAtStep?: number; hangAtStep?: number; nanAtStep?: number };
+  /** What a step with a non-finite loss or gradient does. */
+  nonFinite: 'stop' | 'skip';
 }
 
 export type DatasetRole = 'train' | 'validation' | 'test';
@@ -59,9 +61,12 @@ export interface PhaseTimes {
 }
 
 export interface StepsResult {
+  /** Samples, loss and metrics of the steps that were applied (skipped steps leave them out). */
   samples: number;
   lossSum: number;
   metricSums: number[];
+  /** Steps whose update was skipped for a non-finite loss or gradient. */
+  skippedSteps: number;
   times: PhaseTimes;
 }
 

@@ -107,9 +107,10 @@ export class Replica implements ReplicaApi {
     const params = this.views.params;
     const ownGrads = this.views.gradSlots[rank]!;
     const times: PhaseTimes = { gather: 0, copyIn: 0, compute: 0, copyOut: 0, reduceScatter: 0, update: 0, barrier: 0 };
-    const result: StepsResult = { samples: 0, lossSum: 0, metricSums: this.objective.metricNames.map(() => 0), times };
+    const result: StepsResult = { samples: 0, lossSum: 0, metricSums: this.objective.metricNames.map(() => 0), skippedSteps: 0, times };
 
     for (let step = job.fromStep; step < job.toStep; step++) {
+      const globalStep = job.updatesBefore + step - job.fromStep;
       this.control.throwIfAborted();
       if (this.setup.faults?.throwAtStep === step) throw new Error(`injected fault in replica ${rank} at step ${step}`);
       if (this.setup.faults?.hangAtStep === step) for (;;);
@@ -128,16 +129,18 @@ export class Replica implements ReplicaApi {
       times.copyIn += now() - t;
 
       t = now();
+      let localLoss = 0;
+      let localMetrics: number[] = [];
       if (local > 0) {
         const { lossSum, metricSums } = this.gradient(x, y, local, train, ownGrads, times, job.epoch, step);
-        result.lossSum += lossSum;
-        metricSums.forEach((v, i) => (result.metricSums[i]! += v));
+        localLoss = lossSum;
+        localMetrics = metricSums;
+        if (this.setup.faults?.nanAtStep === step) ownGrads[0] = Number.NaN;
       } else {
         // A batch smaller than the replica count leaves this replica without samples.
         ownGrads.fill(0);
         times.compute += now() - t;
       }
-      result.samples += local;
       this.beat();
       row[StatsColumn.IN_COLLECTIVE] = 1;
 
@@ -153,8 +156,31 @@ export class Replica implements ReplicaApi {
       t = now();
       // Sum-reduced losses: dividing by the global count makes N replicas equal one.
       const scale = 1 / globalCount;
-      for (let i = chunkFrom; i < chunkTo; i++) ownGrads[i] = ownGrads[i]! * scale;
-      this.optimizer.update(params, ownGrads, this.views.optimizerState, chunkFrom, chunkTo, job.updatesBefore + step - job.fromStep + 1);
+      let finite = Number.isFinite(localLoss);
+      for (let i = chunkFrom; i < chunkTo; i++) {
+        const g = ownGrads[i]! * scale;
+        ownGrads[i] = g;
+        if (g - g !== 0) finite = false; // NaN or ±Infinity
+      }
+      let skip = false;
+      if (this.setup.nonFinite === 'stop') {
+        if (!finite) {
+          const what = Number.isFinite(localLoss) ? 'gradient' : `loss (${localLoss})`;
+          throw new Error(`non-finite ${what} at epoch ${job.epoch + 1}, step ${step + 1} (global step ${globalStep + 1})`);
+        }
+      } else {
+        // Skipping needs every replica to agree before any updates its chunk.
+        if (!finite) this.control.markNonFinite(globalStep);
+        this.control.barrier(replicas, 'non-finite check');
+        skip = this.control.isNonFinite(globalStep);
+      }
+      if (skip) result.skippedSteps++;
+      else {
+        this.optimizer.update(params, ownGrads, this.views.optimizerState, chunkFrom, chunkTo, globalStep + 1);
+        result.samples += local;
+        result.lossSum += localLoss;
+        localMetrics.forEach((v, i) => (result.metricSums[i]! += v));
+      }
       times.update += now() - t;
 
       t = now();

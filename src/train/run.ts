@@ -21,8 +21,10 @@ export interface TrainSummary {
   final: { loss: number } & MetricValues;
   /** The last epoch's validation loss and metrics, when the run validates. */
   validation?: { loss: number } & MetricValues;
-  /** Loss and metrics after training on the data config.evaluation.on names. */
-  evaluation: { on: 'test' | 'train'; samples: number; loss: number; [metric: string]: number | string };
+  /** Loss and metrics after training on the data config.evaluation.on names (absent when stopped early). */
+  evaluation?: { on: 'test' | 'train'; samples: number; loss: number; [metric: string]: number | string };
+  /** Set when the run was stopped (stop(), or a signal) before its last epoch. */
+  stopped?: { epoch: number; stepInEpoch: number; checkpoint?: string };
   params?: { name: string; shape: number[]; values: number[] }[];
 }
 
@@ -31,6 +33,10 @@ export async function train(config: RunConfig, options: TrainerOptions = {}): Pr
   const trainer = await Trainer.create(config, options);
   try {
     const history = await trainer.fit();
+    if (trainer.stopped) {
+      const summary = summarise(trainer, history, config.evaluation.on, undefined, (performance.now() - started) / 1000);
+      return { ...summary, stopped: { ...trainer.position, checkpoint: trainer.checkpointsWritten.at(-1) } };
+    }
     const on = config.evaluation.on;
     const evaluation = await trainer.evaluate(on === 'test' && trainer.datasets.test ? 'test' : 'train');
     return summarise(trainer, history, on, evaluation, (performance.now() - started) / 1000);
@@ -39,8 +45,8 @@ export async function train(config: RunConfig, options: TrainerOptions = {}): Pr
   }
 }
 
-export function summarise(trainer: Trainer, history: EpochEvent[], on: 'test' | 'train', evaluation: Evaluation, wallSeconds: number): TrainSummary {
-  const last = history[history.length - 1]!;
+export function summarise(trainer: Trainer, history: EpochEvent[], on: 'test' | 'train', evaluation: Evaluation | undefined, wallSeconds: number): TrainSummary {
+  const last = history[history.length - 1];
   const samples = history.reduce((n, e) => n + e.samples, 0);
   const seconds = history.reduce((n, e) => n + e.seconds, 0);
   return {
@@ -50,11 +56,11 @@ export function summarise(trainer: Trainer, history: EpochEvent[], on: 'test' | 
     backend: trainer.backend,
     epochs: history.length,
     parameters: trainer.layout.length,
-    samplesPerSec: samples / seconds,
+    samplesPerSec: seconds > 0 ? samples / seconds : 0,
     wallSeconds,
-    final: { loss: last.loss, ...last.metrics },
-    validation: last.validation && { loss: last.validation.loss, ...last.validation.metrics },
-    evaluation: { on, samples: evaluation.samples, loss: evaluation.loss, ...evaluation.metrics },
+    final: last ? { loss: last.loss, ...last.metrics } : { loss: Number.NaN },
+    validation: last?.validation && { loss: last.validation.loss, ...last.validation.metrics },
+    evaluation: evaluation && { on, samples: evaluation.samples, loss: evaluation.loss, ...evaluation.metrics },
     params: trainer.layout.length <= SUMMARY_PARAMS_LIMIT ? trainer.namedParams() : undefined,
   };
 }

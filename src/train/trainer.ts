@@ -62,8 +62,10 @@ export interface TrainerOptions {
   warmStart?: { file: string; state: CheckpointState };
   /** Write checkpoints as config.checkpoint says (the CLI turns this on). */
   checkpoints?: boolean;
-  /** Test-only: make replica `rank` throw, or spin forever, before global batch `step`. */
-  faults?: { rank: number; throwAtStep?: number; hangAtStep?: number };
+  /** Asks fit() to stop at the next step boundary (as stop() does), e.g. on SIGINT. */
+  signal?: AbortSignal;
+  /** Test-only: make replica `rank` throw, spin forever, or see a NaN gradient at global batch `step`. */
+  faults?: { rank: number; throwAtStep?: number; hangAtStep?: number; nanAtStep?: number };
 }
 
 interface ReplicaHandle {
@@ -84,6 +86,7 @@ const USER_ERROR_NAMES = new Set(['UserError', 'ConfigError', 'DataError']);
 
 /** Sums of the epoch in progress: a checkpoint between steps carries them on. */
 interface EpochProgress {
+  skippedSteps: number;
   samples: number;
   lossSum: number;
   metricSums: number[];
@@ -165,6 +168,7 @@ export class Trainer {
     const trainer = new Trainer(config, workers, backend, layout, datasets, outputSize, topology, optimizer, buffers, views, control, pool, replicas, options);
     if (options.resume) trainer.restore(options.resume.state);
     if (options.checkpoints) trainer.store = new CheckpointStore(config.checkpoint.dir, { keepLast: config.checkpoint.keepLast });
+    options.signal?.addEventListener('abort', () => trainer.stop(), { once: true });
     // Starting a thread and its backend takes seconds, more than a step may.
     const initTimeoutMs = Math.max(config.parallel.stepTimeoutMs, INIT_TIMEOUT_MS);
     await trainer.callAll('initialising replicas', (api, rank) => api.init(trainer.replicaInit(rank)), initTimeoutMs);
@@ -192,6 +196,7 @@ export class Trainer {
       // the stuck replica, where a replica's own wait would only name its ring neighbour.
       timeoutMs: 2 * config.parallel.stepTimeoutMs,
       spinMicros: this.workers <= availableParallelism() ? 200 : 0,
+      nonFinite: config.training.nonFinite,
       faults: this.options.faults?.rank === rank ? this.options.faults : undefined,
     };
   }
@@ -237,7 +242,7 @@ export class Trainer {
   private async runEpoch(epochs: number): Promise<void> {
     const steps = this.stepsPerEpoch;
     const epoch = this.position.epoch;
-    const progress = (this.epochProgress ??= { samples: 0, lossSum: 0, metricSums: this.config.metrics.map(() => 0), seconds: 0, times: [] });
+    const progress = (this.epochProgress ??= { skippedSteps: 0, samples: 0, lossSum: 0, metricSums: this.config.metrics.map(() => 0), seconds: 0, times: [] });
     this.views.resetEpochCounters();
     const stopReporting = this.reportProgress(epoch, this.position.stepInEpoch, steps, progress);
     try {
@@ -251,6 +256,8 @@ export class Trainer {
         const sums = sumResults(results);
         progress.seconds += (performance.now() - started) / 1000;
         progress.samples += sums.samples;
+        // Every replica counts the same skipped steps.
+        progress.skippedSteps += results[0]!.skippedSteps;
         progress.lossSum += sums.lossSum;
         sums.metricSums.forEach((v, i) => (progress.metricSums[i]! += v));
         progress.times.push(averageTimes(results.map((r) => r.times)));
@@ -276,6 +283,7 @@ export class Trainer {
       metrics: this.metricValues(progress.metricSums, progress.samples),
       validation: validation && { loss: validation.loss, metrics: validation.metrics },
       phaseTimes: sumTimes(progress.times),
+      skippedSteps: progress.skippedSteps,
     };
     this.history.push(event);
     this.epochProgress = undefined;
@@ -377,8 +385,8 @@ export class Trainer {
     this.lastCheckpointStep = state.position.globalStep;
     for (const record of state.history as (EpochEvent | ({ event: string } & EpochProgress))[]) {
       if ('event' in record && record.event === PARTIAL_EPOCH) {
-        const { samples, lossSum, metricSums, seconds, times } = record as EpochProgress;
-        this.epochProgress = { samples, lossSum, metricSums, seconds, times };
+        const { skippedSteps = 0, samples, lossSum, metricSums, seconds, times } = record as EpochProgress;
+        this.epochProgress = { skippedSteps, samples, lossSum, metricSums, seconds, times };
       } else {
         this.history.push(record as EpochEvent);
       }

@@ -137,7 +137,7 @@ describe('normalization', () => {
       loss: { name: 'sparseCategoricalCrossentropy', fromLogits: false },
       metrics: [],
       optimizer: { name: 'adam' },
-      training: { epochs: 5, batchSize: 32, shuffle: true, seed: 42, validationSplit: 0, validateOnTest: false },
+      training: { epochs: 5, batchSize: 32, shuffle: true, seed: 42, validationSplit: 0, validateOnTest: false, nonFinite: 'stop' },
       evaluation: { on: 'test' },
       parallel: { workers: 'auto', stepTimeoutMs: 60000 },
       backend: 'auto',
