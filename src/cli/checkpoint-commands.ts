@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { exportTfjs } from '../checkpoint/export-tfjs.js';
 import { readCheckpointFile } from '../checkpoint/format.js';
+import { describeCheckpoint, formatCheckpoint } from '../checkpoint/inspect.js';
 import { BEST_POINTER, CheckpointStore, LATEST_POINTER } from '../checkpoint/store.js';
 import { UserError } from '../errors.js';
 
@@ -25,4 +26,10 @@ export async function exportCommand(ref: string, dir: string, flags: { format: s
   const state = await readCheckpointFile(file);
   const modelJson = await exportTfjs(state, dir);
   process.stdout.write(`exported ${file} (epoch ${state.position.epoch}, step ${state.position.globalStep}) to ${modelJson}\n`);
+}
+
+export async function inspectCommand(ref: string, flags: { json?: boolean }): Promise<void> {
+  const file = resolveCheckpointPath(ref);
+  const description = describeCheckpoint(await readCheckpointFile(file), file);
+  process.stdout.write(flags.json ? `${JSON.stringify(description)}\n` : `${formatCheckpoint(description)}\n`);
 }

@@ -3,7 +3,7 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { UserError } from '../errors.js';
 import { VERSION } from '../version.js';
-import { exportCommand } from './checkpoint-commands.js';
+import { exportCommand, inspectCommand } from './checkpoint-commands.js';
 import { trainCommand } from './train-command.js';
 
 function positiveInteger(flag: string) {
@@ -50,6 +50,15 @@ export function buildProgram(): Command {
     .action(async (config: string, flags) => {
       await trainCommand(config, flags);
     });
+  program
+    .command('inspect')
+    .description('show what a checkpoint holds (and verify it)')
+    .argument('<checkpoint>', 'a checkpoint file, a checkpoint folder (its latest), or folder/latest|best')
+    .option('--json', 'one JSON object')
+    .action(async (checkpoint: string, flags: { json?: boolean }) => {
+      await inspectCommand(checkpoint, flags);
+    });
+
   program
     .command('export')
     .description('write a checkpoint as TensorFlow.js model files (model.json + weights.bin)')

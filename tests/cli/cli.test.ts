@@ -1,6 +1,6 @@
 /** The `ringtrain` command as a user runs it (the compiled dist/cli/main.js). */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +52,27 @@ describe('ringtrain CLI', () => {
     expect(badFlag.code).toBe(2);
     expect(badFlag.stderr).toContain('--batch-size expects an integer >= 1, found "0"');
     expect(badFlag.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('inspect shows a checkpoint (text and --json), export writes model files, a damaged file is refused with exit 2', () => {
+    const out = mkdtempSync(join(tmpdir(), 'ringtrain-cli-'));
+    expect(ringtrain('train', 'configs/xor.json', '--epochs', '3', '--out', out).code).toBe(0);
+    const text = ringtrain('inspect', join(out, 'checkpoints'));
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^checkpoint\s+.*ckpt-e0003-s000003\.rtckpt/);
+    const json = JSON.parse(ringtrain('inspect', join(out, 'checkpoints', 'latest'), '--json').stdout) as { position: { globalStep: number }; replicas: number };
+    expect(json.position.globalStep).toBe(3);
+    expect(json.replicas).toBe(2);
+    const exported = ringtrain('export', join(out, 'checkpoints'), join(out, 'model'), '--format', 'tfjs');
+    expect(exported.code).toBe(0);
+    expect(JSON.parse(readFileSync(join(out, 'model', 'model.json'), 'utf8')).weightsManifest[0].paths).toEqual(['weights.bin']);
+    const damaged = join(out, 'damaged.rtckpt');
+    const bytes = readFileSync(join(out, 'checkpoints', 'ckpt-e0003-s000003.rtckpt'));
+    bytes[bytes.length - 5]! ^= 0xff;
+    writeFileSync(damaged, bytes);
+    const refused = ringtrain('inspect', damaged);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(new RegExp(`^ringtrain: ${damaged.replace(/[.]/g, '\\.')}: checksum mismatch: payload CRC32C expected 0x[0-9a-f]{8}, found 0x[0-9a-f]{8} \\(the file is damaged\\)\n$`));
   });
 
   it('--version prints the package version', () => {
