@@ -146,7 +146,7 @@ describe('registration', () => {
     const filter = tf.tensor(randomValues(random, [3, 3, 3, 4]), [3, 3, 3, 4]);
     const dwFilter = tf.tensor(randomValues(random, [3, 3, 3, 2]), [3, 3, 3, 2]);
     const before = backend.numDataIds();
-    for (const method of [['conv', 'conv', 'dwconv'], ['im2col', 'col2im', 'direct'], ['conv', 'taps', 'direct']] as const) {
+    for (const method of [['conv', 'conv', 'dwconv'], ['im2col', 'col2im', 'direct'], ['patches', 'taps', 'direct']] as const) {
       forceBackpropFilterMethod(method[0]);
       forceBackpropInputMethod(method[1]);
       forceDepthwiseFilterMethod(method[2]);
@@ -184,7 +184,7 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput', () => {
       const common = { strides: c.strides, pad: c.pad, dataFormat: nchw ? 'NCHW' : 'NHWC' };
       const expectedFilter = await runKernelOn('cpu', 'Conv2DBackpropFilter', { x, dy }, { ...common, filterShape });
       const expectedInput = await runKernelOn('cpu', 'Conv2DBackpropInput', { dy, filter }, { ...common, inputShape: xShape });
-      for (const method of ['conv', 'im2col'] as const) {
+      for (const method of ['conv', 'im2col', 'patches'] as const) {
         forceBackpropFilterMethod(method);
         await expectSameOnBackends('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape }, expectedFilter);
       }

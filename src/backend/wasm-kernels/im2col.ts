@@ -73,6 +73,54 @@ export function im2col(backend: BackendWasm, x: TensorInfo, g: PatchGeometry): T
   return out;
 }
 
+/**
+ * Patches by filter tap, for filter gradients: from xT = x transposed to [C, H, W, n], returns
+ * P[(kh*KW+kw)*C+c, (oh*OW+ow)*n+b] = x[b, oh*sh+kh*dh-pt, ow*sw+kw*dw-pl, c] (0 outside), i.e.
+ * [KH*KW*C, OH*OW*n]. With stride 1 each (tap, c, oh) row segment is one contiguous run of xT.
+ */
+export function tapPatches(backend: BackendWasm, xT: TensorInfo, g: PatchGeometry): TensorInfo {
+  const { batch: n, inHeight: H, inWidth: W, channels: C, outHeight: OH, outWidth: OW } = g;
+  const { filterHeight: KH, filterWidth: KW, strideHeight: sh, strideWidth: sw } = g;
+  const { dilationHeight: dh, dilationWidth: dw, padTop: pt, padLeft: pl } = g;
+  const rowLen = OH * OW * n;
+  const out = backend.makeOutput([KH * KW * C, rowLen], 'float32');
+  const src = backend.typedArrayFromHeap(xT) as Float32Array;
+  const dst = backend.typedArrayFromHeap(out) as Float32Array;
+  const segment = OW * n;
+  let o = 0;
+  for (let kh = 0; kh < KH; kh++) {
+    for (let kw = 0; kw < KW; kw++) {
+      const iw0 = kw * dw - pl;
+      // Output columns whose input column iw0 + ow*sw lies inside the image.
+      const owLo = Math.min(OW, Math.max(0, Math.ceil(-iw0 / sw)));
+      const owHi = Math.max(owLo, Math.min(OW, Math.ceil((W - iw0) / sw)));
+      for (let c = 0; c < C; c++) {
+        for (let oh = 0; oh < OH; oh++, o += segment) {
+          const ih = oh * sh + kh * dh - pt;
+          if (ih < 0 || ih >= H) {
+            dst.fill(0, o, o + segment);
+            continue;
+          }
+          if (owLo > 0) dst.fill(0, o, o + owLo * n);
+          if (owHi < OW) dst.fill(0, o + owHi * n, o + segment);
+          const rowBase = (c * H + ih) * W;
+          if (sw === 1) {
+            const s0 = (rowBase + iw0 + owLo) * n;
+            dst.set(src.subarray(s0, s0 + (owHi - owLo) * n), o + owLo * n);
+          } else {
+            for (let ow = owLo; ow < owHi; ow++) {
+              const s0 = (rowBase + iw0 + ow * sw) * n;
+              if (n < 16) for (let b = 0; b < n; b++) dst[o + ow * n + b] = src[s0 + b]!;
+              else dst.set(src.subarray(s0, s0 + n), o + ow * n);
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
 /** The adjoint of im2col: dx[n, ih, iw, c] = sum of the cols entries that im2col read from there. */
 export function col2im(backend: BackendWasm, cols: TensorInfo, g: PatchGeometry): TensorInfo {
   const { batch, inHeight: H, inWidth: W, channels: C, outHeight: OH, outWidth: OW } = g;
