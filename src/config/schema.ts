@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { LAYER_TYPES, isLayerType } from './layers.js';
+import { ACTIVATIONS, ACTIVATION_ARGS, LAYER_TYPES, checkLayerArgs, isActivation, isLayerType } from './layers.js';
 import { closestMatch } from './suggest.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -75,6 +75,7 @@ export const EVALUATION_SETS = ['test', 'train'] as const;
 
 export const MAX_WORKERS = 256;
 export const DEFAULT_STEP_TIMEOUT_MS = 60_000;
+export const DEFAULT_MAX_RECOVERIES = 3;
 export const DEFAULT_SEED = 42;
 /** Seeds feed 32-bit PRNGs (src/util/random.ts). */
 export const MAX_SEED = 0xffff_ffff;
@@ -145,7 +146,9 @@ const RESERVED_LAYER_ARGS = ['inputShape', 'batchInputShape'] as const;
 
 /**
  * One layer: `type` is a `tf.layers` factory name; every other key is an argument of that
- * factory, checked by tfjs when the model is built.
+ * factory. Argument names the factory does not read and unknown activation names are refused
+ * here (tfjs would ignore the one and word the other as a Python porting problem); argument
+ * values are checked by tfjs when the model is built.
  */
 export const layerSpecSchema = z
   .looseObject(
@@ -161,9 +164,12 @@ export const layerSpecSchema = z
         message: 'a tf.layers factory name such as dense, conv2d, maxPooling2d, flatten or dropout',
         params: { suggestion: closestMatch(layer.type, LAYER_TYPES) },
       });
+      return;
     }
+    let reserved = false;
     for (const key of RESERVED_LAYER_ARGS) {
       if (key in layer) {
+        reserved = true;
         ctx.addIssue({
           code: 'custom',
           path: [key],
@@ -172,6 +178,42 @@ export const layerSpecSchema = z
           params: { full: true },
         });
       }
+    }
+    if (reserved) return;
+    for (const key of ACTIVATION_ARGS) {
+      const value = layer[key];
+      if (typeof value === 'string' && !isActivation(value)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          input: value,
+          message: `one of ${ACTIVATIONS.join(', ')}`,
+          params: { suggestion: closestMatch(value, ACTIVATIONS) },
+        });
+        return;
+      }
+    }
+    // tfjs ignores arguments it does not know; a misspelt one would silently change the model.
+    const { type, ...args } = layer;
+    const check = checkLayerArgs(type, args);
+    for (const key of check?.unknown ?? []) {
+      const suggestion = closestMatch(key, check!.known);
+      // When the factory threw, it stopped reading early: only an unmistakable misspelling
+      // (case, "_" or "-" apart, e.g. Keras' kernel_size) is reported; the builder reports the rest.
+      if (!check!.complete && (suggestion === undefined || suggestion.toLowerCase() !== key.replace(/[_-]/g, '').toLowerCase())) continue;
+      const help =
+        suggestion !== undefined
+          ? `did you mean ${JSON.stringify(suggestion)}?`
+          : check!.known.length > 0
+            ? `${type} takes ${check!.known.join(', ')}`
+            : `${type} takes no arguments of its own`;
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        input: layer[key],
+        message: `unknown argument of layer ${type} (${help})`,
+        params: { full: true },
+      });
     }
   });
 
@@ -345,6 +387,7 @@ export const parallelSchema = z.strictObject(
   {
     workers: workersSchema.default('auto'),
     stepTimeoutMs: integer(1).default(DEFAULT_STEP_TIMEOUT_MS),
+    maxRecoveries: integer(0).default(DEFAULT_MAX_RECOVERIES),
   },
   { error: 'an object such as {"workers": "auto"}' },
 );
@@ -488,8 +531,10 @@ export interface RunConfig {
   evaluation: { on: 'test' | 'train' };
   parallel: {
     workers: number | 'auto';
-    /** Deadline of every wait inside a step. */
+    /** A replica that makes no progress for this long is declared stuck. */
     stepTimeoutMs: number;
+    /** Replica failures the run recovers from (fresh replicas from the last step boundary) before it gives up. */
+    maxRecoveries: number;
   };
   backend: BackendName;
   output: { dir: string; metricsLog: boolean };

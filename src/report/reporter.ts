@@ -26,7 +26,7 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
   if (mode === 'json') {
     return {
       event(event) {
-        if (event.type === 'epoch') line(JSON.stringify({ event: 'epoch', ...withoutType(event) }));
+        if (event.type === 'epoch' || event.type === 'recovery') line(JSON.stringify({ event: event.type, ...withoutType(event) }));
       },
       summary: (summary) => line(JSON.stringify(summary)),
       stop() {},
@@ -53,6 +53,10 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
             bar.start(event.steps, 0, { loss: '', rate: '' });
           }
           bar.update(event.step, { loss: `loss: ${formatNumber(event.loss)}`, rate: formatRate(event.samplesPerSec) });
+          break;
+        case 'recovery':
+          stopBar();
+          line(`replica failure in epoch ${event.failedDuring.epoch}, steps ${event.failedDuring.fromStep}-${event.failedDuring.toStep - 1}: ${event.error}; restarted the replicas from epoch ${event.resumedAt.epoch}, step ${event.resumedAt.step} in ${event.seconds.toFixed(1)}s (recovery ${event.attempt} of ${event.of})`);
           break;
         case 'epoch': {
           stopBar();

@@ -42,4 +42,17 @@ export interface EpochEvent {
   skippedSteps: number;
 }
 
-export type TrainingEvent = StartEvent | ProgressEvent | EpochEvent;
+/** Replicas failed and a fresh group took over from the last consistent state. */
+export interface RecoveryEvent {
+  type: 'recovery';
+  attempt: number;
+  of: number;
+  error: string;
+  /** The steps [fromStep, toStep) of the epoch that were running when the failure was seen. */
+  failedDuring: { epoch: number; fromStep: number; toStep: number };
+  resumedAt: { epoch: number; step: number };
+  /** From the failure being seen to the new replicas being ready. */
+  seconds: number;
+}
+
+export type TrainingEvent = StartEvent | ProgressEvent | EpochEvent | RecoveryEvent;

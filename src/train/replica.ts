@@ -114,6 +114,7 @@ export class Replica implements ReplicaApi {
       this.control.throwIfAborted();
       if (this.setup.faults?.throwAtStep === step) throw new Error(`injected fault in replica ${rank} at step ${step}`);
       if (this.setup.faults?.hangAtStep === step) for (;;);
+      if (this.setup.faults?.exitAtStep === step) process.exit(1);
       let t = now();
       const [batchFrom, batchTo] = globalBatchRange(train.size, batchSize, step);
       const globalCount = batchTo - batchFrom;

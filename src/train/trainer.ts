@@ -5,13 +5,10 @@
  * thread waiting.
  */
 import { availableParallelism } from 'node:os';
-import { MessageChannel } from 'node:worker_threads';
 import * as Comlink from 'comlink';
-import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as tf from '@tensorflow/tfjs';
-import { Piscina } from 'piscina';
 import { assertBackendAvailable, checkReplicasForBackend, resolveBackend, silenceCpuBanner, type BackendName } from '../backend/select-backend.js';
-import { ControlBlock, WaitTimeoutError } from '../collective/control-block.js';
+import { WaitTimeoutError } from '../collective/control-block.js';
 import type { RunConfig } from '../config/schema.js';
 import { resolveWorkers } from '../config/load.js';
 import { createSharedDataset, product, splitValidation, type SharedDataset } from '../data/dataset.js';
@@ -33,8 +30,8 @@ import type {
   ReplicaInit,
   StepsResult,
 } from './replica-protocol.js';
-import { allocateTrainingBuffers, StatsColumn, TrainingViews, type SharedTrainingBuffers } from './shared-state.js';
-import { compiledModuleUrl } from '../util/compiled-url.js';
+import { ReplicaGroup } from './replica-group.js';
+import { StatsColumn, type TrainingViews } from './shared-state.js';
 import { assertResumable, assertWarmStartable } from '../checkpoint/resume.js';
 import type { CheckpointState } from '../checkpoint/state.js';
 import { CheckpointStore, type CheckpointMetric } from '../checkpoint/store.js';
@@ -65,7 +62,7 @@ export interface TrainerOptions {
   /** Asks fit() to stop at the next step boundary (as stop() does), e.g. on SIGINT. */
   signal?: AbortSignal;
   /** Test-only: make replica `rank` throw, spin forever, or see a NaN gradient at global batch `step`. */
-  faults?: { rank: number; throwAtStep?: number; hangAtStep?: number; nanAtStep?: number };
+  faults?: { rank: number; throwAtStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; persistent?: boolean };
 }
 
 interface ReplicaHandle {
@@ -109,6 +106,9 @@ export class Trainer {
   private store: CheckpointStore | undefined;
   private pendingWrites: Promise<unknown> = Promise.resolve();
   private lastCheckpointStep = -1;
+  private recoveryPoint: CheckpointState | undefined;
+  /** Replica groups restarted after failures so far. */
+  recoveries = 0;
   /** Paths of the checkpoints this trainer wrote, oldest first. */
   readonly checkpointsWritten: string[] = [];
 
@@ -121,11 +121,7 @@ export class Trainer {
     private readonly outputSize: number,
     private readonly topology: object,
     private readonly optimizer: ShardOptimizer,
-    private readonly buffers: SharedTrainingBuffers,
-    private readonly views: TrainingViews,
-    private readonly control: ControlBlock,
-    private readonly pool: Piscina,
-    private readonly replicas: ReplicaHandle[],
+    private group: ReplicaGroup | undefined,
     private readonly options: TrainerOptions,
   ) {}
 
@@ -150,29 +146,29 @@ export class Trainer {
     const optimizer = createOptimizer(config.optimizer);
     if (options.resume) assertResumable(options.resume.file, options.resume.state, config, layout, optimizer);
     if (options.warmStart) assertWarmStartable(options.warmStart.file, options.warmStart.state, layout);
-    const buffers = allocateTrainingBuffers(layout.length, workers, optimizer.stateNames.length);
-    const views = new TrainingViews(buffers, layout.length);
-    views.params.set(options.warmStart?.state.params ?? initialParams);
-    const control = new ControlBlock(buffers.control, config.parallel.stepTimeoutMs);
-
-    const pool = new Piscina({
-      filename: compiledModuleUrl(import.meta.url, './replica.js').href,
-      minThreads: workers,
-      maxThreads: workers,
-      concurrentTasksPerWorker: 1,
-      idleTimeout: Number.POSITIVE_INFINITY,
-      // Replicas serve comlink calls during their task; piscina must not block their event loop.
-      atomics: 'disabled',
-    });
-    const replicas = Array.from({ length: workers }, () => startReplica(pool));
-    const trainer = new Trainer(config, workers, backend, layout, datasets, outputSize, topology, optimizer, buffers, views, control, pool, replicas, options);
-    if (options.resume) trainer.restore(options.resume.state);
+    const trainer = new Trainer(config, workers, backend, layout, datasets, outputSize, topology, optimizer, undefined, options);
     if (options.checkpoints) trainer.store = new CheckpointStore(config.checkpoint.dir, { keepLast: config.checkpoint.keepLast });
     options.signal?.addEventListener('abort', () => trainer.stop(), { once: true });
-    // Starting a thread and its backend takes seconds, more than a step may.
-    const initTimeoutMs = Math.max(config.parallel.stepTimeoutMs, INIT_TIMEOUT_MS);
-    await trainer.callAll('initialising replicas', (api, rank) => api.init(trainer.replicaInit(rank)), initTimeoutMs);
+    await trainer.startReplicas((views) => {
+      views.params.set(options.warmStart?.state.params ?? initialParams);
+      if (options.resume) trainer.restore(options.resume.state, views);
+    });
     return trainer;
+  }
+
+  /** Starts a fresh group of replicas; `fill` writes the state they start from. */
+  private async startReplicas(fill: (views: TrainingViews) => void): Promise<void> {
+    const group = ReplicaGroup.start(this.workers, this.layout.length, this.optimizer.stateNames.length, this.config.parallel.stepTimeoutMs);
+    fill(group.views);
+    this.group = group;
+    // Starting a thread and its backend takes seconds, more than a step may.
+    const initTimeoutMs = Math.max(this.config.parallel.stepTimeoutMs, INIT_TIMEOUT_MS);
+    await this.callAll('initialising replicas', (api, rank) => api.init(this.replicaInit(rank)), initTimeoutMs);
+  }
+
+  private get live(): ReplicaGroup {
+    if (!this.group) throw new Error(this.closed ? 'the trainer is closed' : 'the replicas failed and were not restarted');
+    return this.group;
   }
 
   private replicaInit(rank: number): ReplicaInit {
@@ -189,7 +185,7 @@ export class Trainer {
       batchSize: config.training.batchSize,
       shuffle: config.training.shuffle,
       layout: [...this.layout.entries],
-      buffers: this.buffers,
+      buffers: this.live.buffers,
       datasets: this.datasets,
       reduceScatter: this.options.reduceScatter ?? 'ring',
       // A backstop: the coordinator's watchdog (stepTimeoutMs) sees every heartbeat and names
@@ -197,7 +193,8 @@ export class Trainer {
       timeoutMs: 2 * config.parallel.stepTimeoutMs,
       spinMicros: this.workers <= availableParallelism() ? 200 : 0,
       nonFinite: config.training.nonFinite,
-      faults: this.options.faults?.rank === rank ? this.options.faults : undefined,
+      // Injected faults strike the first incarnation only, unless they are persistent.
+      faults: this.options.faults?.rank === rank && (this.recoveries === 0 || this.options.faults.persistent) ? this.options.faults : undefined,
     };
   }
 
@@ -224,6 +221,7 @@ export class Trainer {
       parameters: this.layout.length,
     });
     const first = this.history.length;
+    this.keepRecoveryPoint();
     while (this.position.epoch < end && !this.stopRequested) await this.runEpoch(end);
     if (this.store && this.lastCheckpointStep !== this.updates) this.checkpoint();
     await this.flushCheckpoints();
@@ -242,17 +240,26 @@ export class Trainer {
   private async runEpoch(epochs: number): Promise<void> {
     const steps = this.stepsPerEpoch;
     const epoch = this.position.epoch;
-    const progress = (this.epochProgress ??= { skippedSteps: 0, samples: 0, lossSum: 0, metricSums: this.config.metrics.map(() => 0), seconds: 0, times: [] });
-    this.views.resetEpochCounters();
-    const stopReporting = this.reportProgress(epoch, this.position.stepInEpoch, steps, progress);
+    this.epochProgress ??= this.freshEpochProgress();
+    this.live.views.resetEpochCounters();
+    let stopReporting = this.reportProgress(epoch, this.position.stepInEpoch, steps, this.epochProgress);
     try {
       while (this.position.stepInEpoch < steps) {
+        const progress = this.epochProgress;
         const fromStep = this.position.stepInEpoch;
         const toStep = this.segmentEnd(fromStep, steps);
         const started = performance.now();
-        const results = await this.callAll(`epoch ${epoch + 1}`, (api) =>
-          api.runSteps({ epoch, fromStep, toStep, updatesBefore: this.updates }),
-        );
+        let results: StepsResult[];
+        try {
+          results = await this.callAll(`epoch ${epoch + 1}`, (api) => api.runSteps({ epoch, fromStep, toStep, updatesBefore: this.updates }));
+        } catch (error) {
+          stopReporting();
+          await this.recover(error as Error, epoch, fromStep, toStep);
+          this.epochProgress ??= this.freshEpochProgress();
+          this.live.views.resetEpochCounters();
+          stopReporting = this.reportProgress(epoch, this.position.stepInEpoch, steps, this.epochProgress!);
+          continue;
+        }
         const sums = sumResults(results);
         progress.seconds += (performance.now() - started) / 1000;
         progress.samples += sums.samples;
@@ -266,10 +273,12 @@ export class Trainer {
         this.position.stepInEpoch = toStep;
         if (toStep < steps && (this.stopRequested || this.checkpointDue())) this.checkpoint();
         if (this.stopRequested && toStep < steps) return;
+        this.keepRecoveryPoint();
       }
     } finally {
       stopReporting();
     }
+    const progress = this.epochProgress;
     const validation = this.datasets.validation ? await this.evaluate('validation') : undefined;
     const event: EpochEvent = {
       type: 'epoch',
@@ -291,6 +300,54 @@ export class Trainer {
     this.position.stepInEpoch = 0;
     this.emit(event);
     if (this.config.checkpoint.everyEpoch || this.checkpointDue()) this.checkpoint(event);
+    this.keepRecoveryPoint();
+  }
+
+  /**
+   * The last consistent state, copied at every segment boundary: a run whose replicas fail
+   * restarts from it, and since training is deterministic ends as if nothing had failed.
+   */
+  private keepRecoveryPoint(): void {
+    if (this.config.parallel.maxRecoveries > 0) this.recoveryPoint = this.captureState();
+  }
+
+  /** After a replica failure: start fresh replicas from the recovery point, or give up. */
+  private async recover(error: Error, epoch: number, fromStep: number, toStep: number): Promise<void> {
+    const limit = this.config.parallel.maxRecoveries;
+    const point = this.recoveryPoint;
+    if (!(error instanceof TrainingAbortedError) || this.closed || this.stopRequested || !point || this.recoveries >= limit) {
+      if (point && this.store && this.lastCheckpointStep !== point.position.globalStep) {
+        // Leave a checkpoint to resume from: the last consistent state.
+        const store = this.store;
+        this.pendingWrites = this.pendingWrites.then(() => store.write(point)).then((file) => this.checkpointsWritten.push(file));
+        await this.flushCheckpoints().catch(() => undefined);
+      }
+      await this.close();
+      if (error instanceof TrainingAbortedError && limit > 0 && this.recoveries >= limit) {
+        throw new TrainingAbortedError(`${error.message} (gave up after ${this.recoveries} recover${this.recoveries === 1 ? 'y' : 'ies'})`, { cause: error });
+      }
+      throw error;
+    }
+    this.recoveries++;
+    const started = performance.now();
+    await this.startReplicas((views) => {
+      this.history.length = 0;
+      this.epochProgress = undefined;
+      this.restore(point, views);
+    });
+    this.emit({
+      type: 'recovery',
+      attempt: this.recoveries,
+      of: limit,
+      error: error.message,
+      failedDuring: { epoch: epoch + 1, fromStep, toStep },
+      resumedAt: { epoch: this.position.epoch + 1, step: this.position.stepInEpoch },
+      seconds: (performance.now() - started) / 1000,
+    });
+  }
+
+  private freshEpochProgress(): EpochProgress {
+    return { skippedSteps: 0, samples: 0, lossSum: 0, metricSums: this.config.metrics.map(() => 0), seconds: 0, times: [] };
   }
 
   /** The end of the next runSteps call: at most SEGMENT_STEPS, never past a checkpoint step. */
@@ -353,12 +410,12 @@ export class Trainer {
       config: this.config,
       modelTopology: this.topology,
       layout: this.layout.entries.map((e) => ({ name: e.name, shape: [...e.shape], offset: e.offset, size: e.size })),
-      params: this.views.params.slice(),
+      params: this.live.views.params.slice(),
       optimizer: {
         name: this.optimizer.name,
         hyperParameters: { ...this.optimizer.hyperParameters },
         step: this.updates,
-        state: this.optimizer.stateNames.map((name, i) => ({ name, shape: [this.layout.length], values: this.views.optimizerState[i]!.slice() })),
+        state: this.optimizer.stateNames.map((name, i) => ({ name, shape: [this.layout.length], values: this.live.views.optimizerState[i]!.slice() })),
       },
       position: { epoch: this.position.epoch, stepInEpoch: this.position.stepInEpoch, globalStep: this.updates, samplesSeen: this.samplesSeen },
       sampler: { seed: this.config.training.seed, shuffle: this.config.training.shuffle },
@@ -371,12 +428,12 @@ export class Trainer {
   }
 
   /** Takes over a checkpoint's parameters, optimizer state, position and history. */
-  private restore(state: CheckpointState): void {
-    this.views.params.set(state.params);
+  private restore(state: CheckpointState, views: TrainingViews): void {
+    views.params.set(state.params);
     this.optimizer.stateNames.forEach((name, i) => {
       const saved = state.optimizer.state.find((t) => t.name === name);
       if (!saved) throw new UserError(`the checkpoint has no optimizer state "${name}"`);
-      this.views.optimizerState[i]!.set(saved.values);
+      views.optimizerState[i]!.set(saved.values);
     });
     this.updates = state.position.globalStep;
     this.samplesSeen = state.position.samplesSeen;
@@ -417,21 +474,19 @@ export class Trainer {
 
   /** A copy of the current flat parameters. */
   params(): Float32Array {
-    return this.views.params.slice();
+    return this.live.views.params.slice();
   }
 
   namedParams(): { name: string; shape: number[]; values: number[] }[] {
-    return this.layout.named(this.views.params);
+    return this.layout.named(this.live.views.params);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // After an abort a replica may be stuck for good: end the threads without asking.
-    if (!this.control.aborted) {
-      await Promise.allSettled(this.replicas.map((r) => withDeadline(r.api.close(), 5_000, 'closing a replica')));
-    }
-    await this.pool.destroy();
+    const group = this.group;
+    this.group = undefined;
+    await group?.end();
   }
 
   private metricValues(sums: number[], samples: number): MetricValues {
@@ -446,11 +501,13 @@ export class Trainer {
   private reportProgress(epoch: number, firstStep: number, steps: number, before: EpochProgress): () => void {
     const started = performance.now();
     const timer = setInterval(() => {
+      const group = this.group;
+      if (!group) return; // between a failure and its recovery
       let samples = 0;
       let lossSum = 0;
       let done = Infinity;
       for (let r = 0; r < this.workers; r++) {
-        const row = this.views.statsRow(r);
+        const row = group.views.statsRow(r);
         done = Math.min(done, row[StatsColumn.STEPS]!);
         samples += row[StatsColumn.SAMPLES]!;
         lossSum += row[StatsColumn.LOSS_SUM]!;
@@ -476,31 +533,33 @@ export class Trainer {
     timeoutMs = this.config.parallel.stepTimeoutMs,
   ): Promise<T[]> {
     if (this.closed) throw new Error(`cannot run ${what}: the trainer is closed`);
-    const pending = new Set(this.replicas.keys());
+    const group = this.live;
+    const { replicas, control, views } = group;
+    const pending = new Set(replicas.keys());
     let declareStuck!: (error: Error) => void;
     const stuck = new Promise<never>((_, reject) => (declareStuck = reject));
     stuck.catch(() => undefined);
-    const beats = this.replicas.map((_, r) => ({ value: this.views.statsRow(r)[StatsColumn.HEARTBEAT]!, at: performance.now() }));
+    const beats = replicas.map((_, r) => ({ value: views.statsRow(r)[StatsColumn.HEARTBEAT]!, at: performance.now() }));
     const watchdog = setInterval(() => {
       const t = performance.now();
       for (const r of pending) {
-        const value = this.views.statsRow(r)[StatsColumn.HEARTBEAT]!;
+        const value = views.statsRow(r)[StatsColumn.HEARTBEAT]!;
         if (value !== beats[r]!.value) beats[r] = { value, at: t };
       }
       const stale = [...pending].filter((r) => t - beats[r]!.at > timeoutMs);
       if (stale.length === 0) return;
       // Replicas waiting in a collective for a stuck one stop beating too: name one that is not.
-      const culprit = stale.find((r) => this.views.statsRow(r)[StatsColumn.IN_COLLECTIVE] === 0) ?? stale[0]!;
-      this.control.abort(culprit);
+      const culprit = stale.find((r) => views.statsRow(r)[StatsColumn.IN_COLLECTIVE] === 0) ?? stale[0]!;
+      control.abort(culprit);
       declareStuck(new WaitTimeoutError(`replica ${culprit}, which made no progress`, timeoutMs));
     }, Math.min(1000, Math.max(10, timeoutMs / 10)));
     const settled = await Promise.allSettled(
-      this.replicas.map(async (replica, rank) => {
+      replicas.map(async (replica, rank) => {
         try {
           const exited = replica.task.then(() => Promise.reject(new Error(`replica ${rank} exited`)));
           return await Promise.race([call(replica.api, rank), exited, stuck]);
         } catch (error) {
-          this.control.abort(rank);
+          control.abort(rank);
           throw error;
         } finally {
           pending.delete(rank);
@@ -510,22 +569,16 @@ export class Trainer {
     clearInterval(watchdog);
     const failures = settled.flatMap((s, rank) => (s.status === 'rejected' ? [{ rank, error: s.reason as Error }] : []));
     if (failures.length === 0) return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
-    const origin = this.control.abortOrigin ?? failures[0]!.rank;
+    const origin = control.abortOrigin ?? failures[0]!.rank;
     const cause = failures.find((f) => f.rank === origin) ?? failures.find((f) => !/^aborted by /.test(f.error.message)) ?? failures[0]!;
-    await this.close().catch(() => undefined);
+    // Every thread of the failed group ends now; fit() may start a new group (recover).
+    this.group = undefined;
+    await group.end().catch(() => undefined);
     if (cause.error instanceof UserError) throw cause.error;
     // comlink keeps an error's name across threads, not its class.
     if (USER_ERROR_NAMES.has(cause.error.name)) throw new UserError(cause.error.message);
     throw new TrainingAbortedError(`${what} failed: replica ${origin}: ${cause.error.message}`, { cause: cause.error });
   }
-}
-
-function startReplica(pool: Piscina): ReplicaHandle {
-  const { port1, port2 } = new MessageChannel();
-  const task = pool.run({ port: port2 }, { transferList: [port2] }) as Promise<void>;
-  // The race in callAll observes failures; this keeps an unobserved rejection from crashing.
-  task.catch(() => undefined);
-  return { api: Comlink.wrap<ReplicaApi>(nodeEndpoint(port1)), task };
 }
 
 /** Builds the model once on the coordinator (cpu backend) from the seed: starting weights do not depend on N. */
@@ -591,10 +644,3 @@ function averageTimes(times: PhaseTimes[]): PhaseTimes {
   return total;
 }
 
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}

@@ -139,7 +139,7 @@ describe('normalization', () => {
       optimizer: { name: 'adam' },
       training: { epochs: 5, batchSize: 32, shuffle: true, seed: 42, validationSplit: 0, validateOnTest: false, nonFinite: 'stop' },
       evaluation: { on: 'test' },
-      parallel: { workers: 'auto', stepTimeoutMs: 60000 },
+      parallel: { workers: 'auto', stepTimeoutMs: 60000, maxRecoveries: 3 },
       backend: 'auto',
       output: { dir: 'runs/mlp', metricsLog: true },
       checkpoint: { dir: path.join('runs/mlp', 'checkpoints'), everySteps: 0, everyEpoch: true, keepLast: 3 },
@@ -256,6 +256,10 @@ const BAD_CONFIGS: [string, (c: Record<string, any>) => void, string, string][] 
   ['null where a number goes', (c) => { c.parallel = { stepTimeoutMs: null }; }, 'parallel.stepTimeoutMs', 'parallel.stepTimeoutMs: expected an integer >= 1, found null'],
   ['a name with a slash', (c) => { c.name = '../x'; }, 'name', 'name: expected a non-empty name without "/" or "\\", found "../x"'],
   ['a layer that is not an object', (c) => { c.model.layers[0] = 'flatten'; }, 'model.layers[0]', 'model.layers[0]: expected a layer object such as {"type": "dense", "units": 10}, found "flatten"'],
+  ['a misspelt layer argument (tfjs would ignore it)', (c) => { c.model.layers[1].activaton = 'relu'; }, 'model.layers[1].activaton', 'model.layers[1].activaton: unknown argument of layer dense (did you mean "activation"?)'],
+  ['a Keras snake_case layer argument', (c) => { c.model.layers[1].use_bias = false; }, 'model.layers[1].use_bias', 'model.layers[1].use_bias: unknown argument of layer dense (did you mean "useBias"?)'],
+  ['a layer argument with no near match', (c) => { c.model.layers[0].units = 3; }, 'model.layers[0].units', 'model.layers[0].units: unknown argument of layer flatten (flatten takes dataFormat)'],
+  ['an unknown activation', (c) => { c.model.layers[2].activation = 'softmaxx'; }, 'model.layers[2].activation', 'model.layers[2].activation: expected one of elu, hardSigmoid, linear, relu, relu6, selu, sigmoid, softmax, softplus, softsign, tanh, swish, mish, gelu, gelu_new, found "softmaxx" (did you mean "softmax"?)'],
 ];
 
 describe('bad configs', () => {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseRunConfig } from '../../src/config/load.js';
 import { createSharedDataset } from '../../src/data/dataset.js';
 import { TrainingAbortedError } from '../../src/errors.js';
+import type { TrainingEvent } from '../../src/train/events.js';
 import { Trainer } from '../../src/train/trainer.js';
 
 const config = parseRunConfig({
@@ -13,7 +14,7 @@ const config = parseRunConfig({
   optimizer: 'sgd',
   training: { epochs: 1, batchSize: 8, seed: 1 },
   // A long deadline: the run must stop through the abort word, not by waiting this out.
-  parallel: { workers: 3, stepTimeoutMs: 60_000 },
+  parallel: { workers: 3, stepTimeoutMs: 60_000, maxRecoveries: 0 },
   backend: 'cpu',
   output: { metricsLog: false },
 });
@@ -62,6 +63,35 @@ describe('replica faults', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(liveThreadResources()).toBe(before);
+  });
+
+  it('with recoveries on, a run whose replica throws, exits or hangs ends with the weights of a run without faults', async () => {
+    const recovering = { ...config, training: { ...config.training, epochs: 2 }, parallel: { ...config.parallel, maxRecoveries: 3, stepTimeoutMs: 1_000 } };
+    const clean = await Trainer.create(recovering, { data });
+    await clean.fit();
+    const expected = clean.params();
+    await clean.close();
+    for (const fault of [{ rank: 1, throwAtStep: 40 }, { rank: 2, exitAtStep: 10 }, { rank: 0, hangAtStep: 30 }]) {
+      const events: TrainingEvent[] = [];
+      const trainer = await Trainer.create(recovering, { data, faults: fault, onEvent: (e) => events.push(e) });
+      try {
+        const epochs = await trainer.fit();
+        expect(epochs).toHaveLength(2);
+        expect(trainer.recoveries).toBe(1);
+        const recovery = events.find((e) => e.type === 'recovery');
+        expect(recovery).toMatchObject({ type: 'recovery', attempt: 1, of: 3 });
+        expect(Buffer.from(trainer.params().buffer).equals(Buffer.from(expected.buffer))).toBe(true);
+      } finally {
+        await trainer.close();
+      }
+    }
+  });
+
+  it('a fault that comes back every time gives up after maxRecoveries, saying so', async () => {
+    const flaky = { ...config, parallel: { ...config.parallel, maxRecoveries: 2 } };
+    const trainer = await Trainer.create(flaky, { data, faults: { rank: 0, throwAtStep: 2, persistent: true } });
+    await expect(trainer.fit()).rejects.toThrow('epoch 1 failed: replica 0: injected fault in replica 0 at step 2 (gave up after 2 recoveries)');
+    expect(trainer.recoveries).toBe(2);
   });
 
   it('the same run without a fault trains all 50 steps', async () => {
