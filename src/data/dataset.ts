@@ -3,7 +3,7 @@
  * Images stay as bytes and are scaled while a batch is gathered; labels are float32 (class ids
  * or regression targets).
  */
-import { DataError } from '../errors.js';
+import { ConfigError, DataError } from '../errors.js';
 
 export type FeatureType = 'uint8' | 'float32';
 
@@ -80,6 +80,17 @@ export function sliceDataset(ds: SharedDataset, from: number, to: number, name =
 export function splitValidation(ds: SharedDataset, fraction: number): { train: SharedDataset; validation: SharedDataset } {
   const validationSize = Math.floor(ds.size * fraction);
   const cut = ds.size - validationSize;
+  // An empty side would validate on nothing (NaN metrics) or train on nothing; Keras refuses too.
+  if (fraction > 0 && ds.size > 0 && (validationSize === 0 || cut === 0)) {
+    const n = ds.size;
+    const expected =
+      n === 1
+        ? `0 (no validation split): ${ds.name} has only 1 sample, too few to split`
+        : validationSize === 0
+          ? `at least 1/${n} (one validation sample out of the ${n} samples of ${ds.name})`
+          : `at most ${n - 1}/${n} (one training sample out of the ${n} samples of ${ds.name})`;
+    throw new ConfigError('training.validationSplit', `expected ${expected}, found ${fraction}`);
+  }
   return {
     train: sliceDataset(ds, 0, cut, `${ds.name}[train]`),
     validation: sliceDataset(ds, cut, ds.size, `${ds.name}[validation]`),

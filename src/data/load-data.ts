@@ -6,6 +6,7 @@
  * (`config.cacheDir`, $RINGTRAIN_CACHE or ~/.cache/ringtrain), fetching and verifying the
  * official files the first time unless `config.download` is false.
  */
+import { stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError, DataError } from '../errors.js';
@@ -140,10 +141,31 @@ function localDir(config: DataConfig, options: LoadDataOptions): string | undefi
   return dir === undefined ? undefined : expandPath(dir);
 }
 
+/**
+ * A local folder (--data-dir or data.dir) that is missing or is a file is said so, rather than
+ * reported as a folder without the data files: `mnist: data folder /data/mnsit does not exist`.
+ */
+async function checkLocalDir(dir: string, source: DownloadableSource): Promise<void> {
+  let problem: string | undefined;
+  try {
+    if (!(await stat(dir)).isDirectory()) problem = `${dir} is a file, expected a data folder`;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    problem =
+      code === 'ENOENT'
+        ? `data folder ${dir} does not exist`
+        : code === 'ENOTDIR'
+          ? `${dir} is not a folder (part of the path is a file), expected a data folder`
+          : `cannot read the data folder ${dir} (${code ?? String(error)})`;
+  }
+  if (problem !== undefined) throw new DataError(`${source}: ${problem}`, { hint: neededText(source) });
+}
+
 async function loadMnistLike(source: 'mnist' | 'fashion-mnist', config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
   const dir = localDir(config, options);
   let files: MnistFiles;
   if (dir !== undefined) {
+    await checkLocalDir(dir, source);
     files = await findMnistFiles(dir, source);
     options.log?.(`${source}: reading ${dir}`);
   } else {
@@ -178,6 +200,7 @@ async function loadCifar(config: DataConfig, options: LoadDataOptions): Promise<
   const dir = localDir(config, options);
   let files: CifarFiles;
   if (dir !== undefined) {
+    await checkLocalDir(dir, 'cifar10');
     files = await findCifarFiles(dir);
     options.log?.(`cifar10: reading ${files.kind === 'archive' ? files.file : dir}`);
   } else {

@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataError } from '../../src/errors.js';
-import { DatasetReader } from '../../src/data/dataset.js';
+import { ConfigError, DataError } from '../../src/errors.js';
+import { DatasetReader, createSharedDataset, splitValidation } from '../../src/data/dataset.js';
 import { loadData } from '../../src/data/load-data.js';
 import { gzip, idxImages, idxLabels, labelsFor, pixel, tempDir } from './fixtures.js';
 
@@ -65,6 +65,16 @@ describe('loadData from a local folder', () => {
     expect(message).toContain(`in ${emptyDir}`);
   });
 
+  it('a folder that does not exist, or is a file, is said so', async () => {
+    const missing = join(emptyDir, 'nope');
+    const notFound = await errorOf(loadData({ source: 'mnist' }, { seed: 1, dataDir: missing }));
+    expect(notFound.message).toBe(`mnist: data folder ${missing} does not exist`);
+    expect(notFound.hint).toBe('mnist needs train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz, gzip or raw');
+    const file = join(mnistDir, 't10k-images-idx3-ubyte');
+    const notDir = await errorOf(loadData({ source: 'cifar10', dir: file }, { seed: 1 }));
+    expect(notDir.message).toBe(`cifar10: ${file} is a file, expected a data folder`);
+  });
+
   it('a limit above the size uses all samples and says so', async () => {
     const lines: string[] = [];
     const data = await loadData({ source: 'mnist', trainLimit: 100, testLimit: 2 }, { seed: 1, dataDir: mnistDir, log: (l) => lines.push(l) });
@@ -78,5 +88,19 @@ describe('loadData from a local folder', () => {
     expect(message).toContain('cifar-10-binary.tar.gz is not in the cache folder');
     expect(message).toContain(join(emptyDir, 'cache', 'cifar10'));
     expect(message).toContain('put the files in a folder and pass --data-dir DIR (cifar10 needs data_batch_1..5 and test_batch as .bin or .bin.gz, or cifar-10-binary.tar.gz)');
+  });
+});
+
+describe('splitValidation', () => {
+  const dataset = (n: number) => createSharedDataset({ name: 'mine', featureShape: [1], labelShape: [], features: new Float32Array(n), labels: new Array<number>(n).fill(0) });
+
+  it('takes the last fraction, as Keras does', () => {
+    const { train, validation } = splitValidation(dataset(10), 0.2);
+    expect([train.start, train.size, validation.start, validation.size]).toEqual([0, 8, 8, 2]);
+  });
+
+  it('refuses a fraction that leaves no validation sample', () => {
+    expect(() => splitValidation(dataset(8), 0.1)).toThrow(new ConfigError('training.validationSplit', 'expected at least 1/8 (one validation sample out of the 8 samples of mine), found 0.1'));
+    expect(() => splitValidation(dataset(1), 0.5)).toThrow('training.validationSplit: expected 0 (no validation split): mine has only 1 sample, too few to split, found 0.5');
   });
 });
