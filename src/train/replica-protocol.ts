@@ -94,5 +94,7 @@ export interface ReplicaApi {
   runSteps(job: StepsJob): StepsResult;
   evaluate(job: EvaluationJob): EvaluationSums;
   predict(job: PredictionJob): number;
+  /** Live TensorFlow.js tensors of this replica's thread (a leak shows here). */
+  tensorCount(): number;
   close(): void;
 }

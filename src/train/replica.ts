@@ -276,6 +276,10 @@ export class Replica implements ReplicaApi {
     return to - from;
   }
 
+  tensorCount(): number {
+    return tf.memory().numTensors;
+  }
+
   close(): void {
     this.model?.dispose();
     // Let comlink post this call's reply before the port closes.

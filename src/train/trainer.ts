@@ -472,6 +472,11 @@ export class Trainer {
     return new Float32Array(outputs, 0, count * this.outputSize).slice();
   }
 
+  /** Live TensorFlow.js tensors in each replica's thread. */
+  async tensorCounts(): Promise<number[]> {
+    return this.callAll('counting tensors', (api) => api.tensorCount());
+  }
+
   /** A copy of the current flat parameters. */
   params(): Float32Array {
     return this.live.views.params.slice();
