@@ -146,7 +146,7 @@ describe('registration', () => {
     const filter = tf.tensor(randomValues(random, [3, 3, 3, 4]), [3, 3, 3, 4]);
     const dwFilter = tf.tensor(randomValues(random, [3, 3, 3, 2]), [3, 3, 3, 2]);
     const before = backend.numDataIds();
-    for (const method of [['conv', 'conv', 'dwconv'], ['im2col', 'col2im', 'direct'], ['patches', 'taps', 'direct']] as const) {
+    for (const method of [['conv', 'conv', 'dwconv'], ['im2col', 'col2im', 'direct'], ['patches', 'taps', 'shifted']] as const) {
       forceBackpropFilterMethod(method[0]);
       forceBackpropInputMethod(method[1]);
       forceDepthwiseFilterMethod(method[2]);
@@ -246,7 +246,7 @@ describe('DepthwiseConv2dNativeBackpropInput and DepthwiseConv2dNativeBackpropFi
           expectedFilter.set(wideGradient.subarray(from, from + ch * m), (a * kw + b) * ch * m);
         }
       }
-      for (const method of ['dwconv', 'direct'] as const) {
+      for (const method of ['dwconv', 'direct', 'shifted'] as const) {
         forceDepthwiseFilterMethod(method);
         await expectSameOnBackends('DepthwiseConv2dNativeBackpropFilter', { x, dy },
           { ...common, dilations: c.dilations, filterShape }, expectedFilter);
