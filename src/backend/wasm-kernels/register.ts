@@ -11,7 +11,6 @@ import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-backprop-filter.js';
 import { depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-backprop-input.js';
-import { identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { sumConfig } from './sum.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
@@ -26,7 +25,8 @@ const configs: tf.KernelConfig[] = [
   depthwiseConv2dNativeBackpropInputConfig,
   depthwiseConv2dNativeBackpropFilterConfig,
   unsortedSegmentSumConfig,
-  identityConfig,
+  // identityConfig is left out: its data-sharing Identity together with the BatchMatMul above
+  // gave wrong gradients (freed memory) for a dense layer behind an [n, 1] output (xor model).
   addConfig,
 ];
 
