@@ -2,10 +2,7 @@
  * BatchMatMul for wasm, wrapping the built-in one. The built-in runs XNNPACK only for a single
  * matrix product without transposes; with transposeA or transposeB (every dense-layer gradient)
  * it falls back to a naive triple loop. Transposing the operand explicitly first (one cheap
- * pass) keeps the product on XNNPACK. XNNPACK repacks its right operand on every call (~4 ns a
- * value, ten times a transpose), so when the left one is much smaller the product is computed
- * transposed, out^T = op(b)^T op(a)^T, which packs the left one instead (for dx = dy W^T of a
- * dense layer: the [batch, units] dy rather than the weights).
+ * pass) keeps the product on XNNPACK.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -46,28 +43,13 @@ export function batchMatMul(args: {
   const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const rows = transposeA ? a.shape[a.shape.length - 1]! : a.shape[a.shape.length - 2]!;
   const cols = transposeB ? b.shape[b.shape.length - 2]! : b.shape[b.shape.length - 1]!;
-  const sizeA = tf.util.sizeFromShape(a.shape);
-  const sizeB = tf.util.sizeFromShape(b.shape);
-  // Packing counts 1 per value, a transpose 0.1.
-  const direct = sizeB + 0.1 * ((transposeA ? sizeA : 0) + (transposeB ? sizeB : 0));
-  const swapped = sizeA + 0.1 * ((transposeB ? 0 : sizeB) + (transposeA ? 0 : sizeA) + rows * cols);
-  let out: TensorInfo;
-  if (swapped < direct) {
-    // op(b)^T is b as stored when transposeB; op(a)^T is a as stored when transposeA.
-    const a2 = transposeB ? b : swapLastTwo(backend, b);
-    const b2 = transposeA ? a : swapLastTwo(backend, a);
-    const outT = builtin({ inputs: { a: a2, b: b2 }, backend, attrs: { transposeA: false, transposeB: false } }) as TensorInfo;
-    if (a2 !== b) dispose(backend, a2);
-    if (b2 !== a) dispose(backend, b2);
-    out = transpose(backend, { dataId: outT.dataId, shape: [1, cols, rows], dtype: outT.dtype }, [0, 2, 1]);
-    dispose(backend, outT);
-  } else {
-    const a2 = transposeA ? swapLastTwo(backend, a) : a;
-    const b2 = transposeB ? swapLastTwo(backend, b) : b;
-    out = builtin({ inputs: { a: a2, b: b2 }, backend, attrs: { transposeA: false, transposeB: false } }) as TensorInfo;
-    if (a2 !== a) dispose(backend, a2);
-    if (b2 !== b) dispose(backend, b2);
-  }
+  // The transposed product (packing the smaller operand) read out of bounds for an [n, 1] left
+  // operand (the xor model's dx = dy W^T at batch 2): only the explicit transposes are used.
+  const a2 = transposeA ? swapLastTwo(backend, a) : a;
+  const b2 = transposeB ? swapLastTwo(backend, b) : b;
+  const out = builtin({ inputs: { a: a2, b: b2 }, backend, attrs: { transposeA: false, transposeB: false } }) as TensorInfo;
+  if (a2 !== a) dispose(backend, a2);
+  if (b2 !== b) dispose(backend, b2);
   // The built-in reports a 3-d result; keep the caller's rank as it would have.
   return { dataId: out.dataId, shape: [...outer, rows, cols], dtype: out.dtype };
 }
