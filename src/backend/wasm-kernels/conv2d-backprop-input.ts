@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { matMul2d } from './batch-mat-mul.js';
 import { col2im } from './im2col.js';
-import { conv2dExplicit, dispose, markOurs, pad4dHW, reshape, runWasm, slice4dHW, transpose, zeroInsert, type TensorInfo } from './util.js';
+import { conv2dExplicit, dispose, markOurs, padOrCrop4dHW, reshape, runWasm, transpose, zeroInsert, type TensorInfo } from './util.js';
 
 export type BackpropInputMethod = 'conv' | 'col2im' | 'taps';
 let forced: BackpropInputMethod | undefined;
@@ -134,15 +134,8 @@ function viaTaps(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info:
       dispose(backend, wTap);
       const g4 = reshape(backend, g, [batchSize, outHeight, outWidth, inChannels]);
       dispose(backend, g);
-      let cropped = g4;
-      if (top < 0 || left < 0 || bottom < 0 || right < 0) {
-        const t = Math.max(0, -top);
-        const l = Math.max(0, -left);
-        cropped = slice4dHW(backend, g4, t, outHeight - t - Math.max(0, -bottom), l, outWidth - l - Math.max(0, -right));
-        dispose(backend, g4);
-      }
-      taps.push(pad4dHW(backend, cropped, Math.max(0, top), Math.max(0, bottom), Math.max(0, left), Math.max(0, right)));
-      dispose(backend, cropped);
+      taps.push(padOrCrop4dHW(backend, g4, top, bottom, left, right));
+      dispose(backend, g4);
     }
   }
   dispose(backend, dy2);

@@ -177,9 +177,3 @@ export function conv2dExplicit(
   if (input !== x) dispose(backend, input);
   return out;
 }
-
-export function pair(v: number | number[] | undefined, fallback = 1): [number, number] {
-  if (v == null) return [fallback, fallback];
-  if (typeof v === 'number') return [v, v];
-  return [v[0], v.length > 1 ? v[1] : v[0]];
-}
