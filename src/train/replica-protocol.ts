@@ -12,6 +12,9 @@ import type { SharedTrainingBuffers } from './shared-state.js';
 
 export type ReduceScatterKind = 'ring' | 'direct';
 
+/** The name of the error a replica throws for a non-finite loss or gradient (policy "stop"). */
+export const NON_FINITE_ERROR = 'NonFiniteError';
+
 export interface ReplicaInit {
   rank: number;
   replicas: number;

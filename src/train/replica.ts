@@ -33,6 +33,7 @@ import type {
   StepsResult,
 } from './replica-protocol.js';
 import { StatsColumn, TrainingViews } from './shared-state.js';
+import { NON_FINITE_ERROR } from './replica-protocol.js';
 
 export interface ReplicaTask {
   port: MessagePort;
@@ -167,7 +168,10 @@ export class Replica implements ReplicaApi {
       if (this.setup.nonFinite === 'stop') {
         if (!finite) {
           const what = Number.isFinite(localLoss) ? 'gradient' : `loss (${localLoss})`;
-          throw new Error(`non-finite ${what} at epoch ${job.epoch + 1}, step ${step + 1} (global step ${globalStep + 1})`);
+          const error = new Error(`non-finite ${what} at epoch ${job.epoch + 1}, step ${step + 1} (global step ${globalStep + 1})`);
+          // Deterministic: restarting replicas would meet it again, so the coordinator stops.
+          error.name = NON_FINITE_ERROR;
+          throw error;
         }
       } else {
         // Skipping needs every replica to agree before any updates its chunk.

@@ -21,8 +21,9 @@ import { ParamLayout } from '../model/param-layout.js';
 import { hasWeightFiles, tfjsFileHandler } from '../model/tfjs-files.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
 import type { EpochEvent, MetricValues, TrainingEvent } from './events.js';
-import type {
-  DatasetRole,
+import {
+  NON_FINITE_ERROR,
+  type DatasetRole,
   EvaluationSums,
   PhaseTimes,
   ReduceScatterKind,
@@ -315,7 +316,8 @@ export class Trainer {
   private async recover(error: Error, epoch: number, fromStep: number, toStep: number): Promise<void> {
     const limit = this.config.parallel.maxRecoveries;
     const point = this.recoveryPoint;
-    if (!(error instanceof TrainingAbortedError) || this.closed || this.stopRequested || !point || this.recoveries >= limit) {
+    const recoverable = error instanceof TrainingAbortedError && (error.cause as Error | undefined)?.name !== NON_FINITE_ERROR;
+    if (!recoverable || this.closed || this.stopRequested || !point || this.recoveries >= limit) {
       if (point && this.store && this.lastCheckpointStep !== point.position.globalStep) {
         // Leave a checkpoint to resume from: the last consistent state.
         const store = this.store;
@@ -323,7 +325,7 @@ export class Trainer {
         await this.flushCheckpoints().catch(() => undefined);
       }
       await this.close();
-      if (error instanceof TrainingAbortedError && limit > 0 && this.recoveries >= limit) {
+      if (recoverable && limit > 0 && this.recoveries >= limit) {
         throw new TrainingAbortedError(`${error.message} (gave up after ${this.recoveries} recover${this.recoveries === 1 ? 'y' : 'ies'})`, { cause: error });
       }
       throw error;
