@@ -24,12 +24,12 @@ import type { EpochEvent, MetricValues, TrainingEvent } from './events.js';
 import {
   NON_FINITE_ERROR,
   type DatasetRole,
-  EvaluationSums,
-  PhaseTimes,
-  ReduceScatterKind,
-  ReplicaApi,
-  ReplicaInit,
-  StepsResult,
+  type EvaluationSums,
+  type PhaseTimes,
+  type ReduceScatterKind,
+  type ReplicaApi,
+  type ReplicaInit,
+  type StepsResult,
 } from './replica-protocol.js';
 import { ReplicaGroup } from './replica-group.js';
 import { StatsColumn, type TrainingViews } from './shared-state.js';
