@@ -3,6 +3,11 @@
  * matrix product without transposes; with transposeA or transposeB (every dense-layer gradient)
  * it falls back to a naive triple loop. Transposing the operand explicitly first (one cheap
  * pass) keeps the product on XNNPACK.
+ *
+ * The built-in caches its XNNPACK operator (with b packed as [K, N] weights) under b's data id
+ * alone, so one buffer passed as b under two shapes (a reshape, or a transpose that only moves a
+ * size-1 axis, both share data) reuses the first shape's operator: wrong results, out-of-bounds
+ * reads. Every b therefore goes in with its buffer's own last dimension, or as a fresh copy.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -28,6 +33,15 @@ export function matMul2d(backend: BackendWasm, a: TensorInfo, b: TensorInfo, tra
   return { dataId: out.dataId, shape: out.shape.slice(-2), dtype: out.dtype };
 }
 
+/** b itself if its shape splits its buffer as the buffer's own shape does ([K, N] by the last dim), else a copy. */
+function canonicalWeights(backend: BackendWasm, b: TensorInfo): TensorInfo {
+  const stored = backend.dataIdMap.get(b.dataId)!.shape;
+  if (stored[stored.length - 1] === b.shape[b.shape.length - 1]) return b;
+  const copy = backend.makeOutput(b.shape.slice(), b.dtype);
+  (backend.typedArrayFromHeap(copy) as Float32Array).set(backend.typedArrayFromHeap(b) as Float32Array);
+  return copy;
+}
+
 export function batchMatMul(args: {
   inputs: { a: TensorInfo; b: TensorInfo };
   backend: BackendWasm;
@@ -37,19 +51,21 @@ export function batchMatMul(args: {
   const builtin = builtinKernel(tf.BatchMatMul);
   const { transposeA, transposeB } = attrs;
   const xnnpackEligible = batchOf(a.shape) === 1 && batchOf(b.shape) === 1 && a.dtype === 'float32' && b.dtype === 'float32';
-  if (!xnnpackEligible || (!transposeA && !transposeB)) {
+  if (!xnnpackEligible) {
     return builtin({ inputs: { a, b }, backend, attrs: attrs as unknown as tf.NamedAttrMap }) as TensorInfo;
   }
   const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const rows = transposeA ? a.shape[a.shape.length - 1]! : a.shape[a.shape.length - 2]!;
   const cols = transposeB ? b.shape[b.shape.length - 2]! : b.shape[b.shape.length - 1]!;
-  // The transposed product (packing the smaller operand) read out of bounds for an [n, 1] left
-  // operand (the xor model's dx = dy W^T at batch 2): only the explicit transposes are used.
+  // Only explicit transposes: a transposed product (packing the smaller operand) was tried and
+  // dropped after it hit the operator-cache problem above (xor model, [n, 1] operand).
   const a2 = transposeA ? swapLastTwo(backend, a) : a;
-  const b2 = transposeB ? swapLastTwo(backend, b) : b;
+  const b1 = transposeB ? swapLastTwo(backend, b) : b;
+  const b2 = canonicalWeights(backend, b1);
   const out = builtin({ inputs: { a: a2, b: b2 }, backend, attrs: { transposeA: false, transposeB: false } }) as TensorInfo;
   if (a2 !== a) dispose(backend, a2);
-  if (b2 !== b) dispose(backend, b2);
+  if (b1 !== b) dispose(backend, b1);
+  if (b2 !== b1) dispose(backend, b2);
   // The built-in reports a 3-d result; keep the caller's rank as it would have.
   return { dataId: out.dataId, shape: [...outer, rows, cols], dtype: out.dtype };
 }

@@ -5,7 +5,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { addConfig } from './add.js';
 import { batchMatMulConfig } from './batch-mat-mul.js';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
@@ -27,7 +26,6 @@ const configs: tf.KernelConfig[] = [
   unsortedSegmentSumConfig,
   // identityConfig is left out: its data-sharing Identity together with the BatchMatMul above
   // gave wrong gradients (freed memory) for a dense layer behind an [n, 1] output (xor model).
-  addConfig,
 ];
 
 export function registerWasmTrainingKernels(): void {

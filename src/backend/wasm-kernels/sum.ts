@@ -5,7 +5,8 @@
  * instead an XNNPACK average pooling of the [1, rows, 1, cols] view over blocks of 1024 rows
  * (10x faster than the built-in on a [32,26,26,32] dy), the block means times 1024 (exact: a
  * power of two) summed in float64 with the leftover rows; float32 accumulation stays within a
- * block. Small inputs are column sums in JS, accumulated in float64 like the cpu backend.
+ * block. Small inputs are column sums in JS, accumulated in float64 like the cpu backend. XNNPACK
+ * pooling clamps NaN to -Infinity, so any non-finite result is recomputed exactly in JS.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
@@ -35,10 +36,12 @@ export function sum(args: { inputs: { x: TensorInfo }; backend: BackendWasm; att
     const src = backend.typedArrayFromHeap(x) as Float32Array;
     const acc = columnSums(src.subarray(blocks * BLOCK * cols), rows - blocks * BLOCK, cols);
     const m = backend.typedArrayFromHeap(means) as Float32Array; // [blocks, cols]
+    let finite = true;
     for (let b = 0; b < blocks; b++) {
       for (let c = 0; c < cols; c++) acc[c] = acc[c]! + m[b * cols + c]! * BLOCK;
     }
-    (backend.typedArrayFromHeap(out) as Float32Array).set(acc);
+    for (let c = 0; c < cols; c++) finite &&= Number.isFinite(acc[c]!);
+    (backend.typedArrayFromHeap(out) as Float32Array).set(finite ? acc : columnSums(src, rows, cols));
     dispose(backend, means);
     return out;
   }
