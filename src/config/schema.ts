@@ -8,6 +8,8 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import type { DataConfig } from '../data/load-data.js';
+import type { OptimizerSpec } from '../optim/optimizer.js';
 import { ACTIVATIONS, ACTIVATION_ARGS, LAYER_TYPES, checkLayerArgs, isActivation, isLayerType } from './layers.js';
 import { closestMatch } from './suggest.js';
 
@@ -492,31 +494,12 @@ export interface RunConfig {
   name: string;
   /** Layers to stack, or a TensorFlow.js model.json (resolved against the config file's folder). */
   model: { inputShape: number[]; layers: LayerSpec[] } | { topology: string };
-  data: {
-    source: DataSource;
-    dir?: string;
-    cacheDir?: string;
-    download?: boolean;
-    mirror?: string;
-    samples?: number;
-    trainLimit?: number;
-    testLimit?: number;
-  };
+  /** The data section is the data loader's own config type. */
+  data: DataConfig;
   loss: { name: LossName; fromLogits: boolean };
   metrics: MetricName[];
   /** Hyper-parameters left out stay undefined: the optimizer module fills TF.js defaults. */
-  optimizer: {
-    name: OptimizerName;
-    learningRate?: number;
-    momentum?: number;
-    nesterov?: boolean;
-    beta1?: number;
-    beta2?: number;
-    epsilon?: number;
-    weightDecay?: number;
-    rho?: number;
-    centered?: boolean;
-  };
+  optimizer: OptimizerSpec;
   training: {
     epochs: number;
     batchSize: number;
