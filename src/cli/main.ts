@@ -38,7 +38,8 @@ export function buildProgram(): Command {
     .option('--workers <n>', 'replicas: a number or "auto" (the machine\'s cores)', workersValue)
     .option('--epochs <n>', 'epochs to train', positiveInteger('--epochs'))
     .option('--batch-size <n>', 'global batch size', positiveInteger('--batch-size'))
-    .option('--seed <n>', 'seed of initial weights, shuffling and synthetic data', (v) => Number(v))
+    // Passed on as typed: the config check names the flag and the value found.
+    .option('--seed <n>', 'seed of initial weights, shuffling and synthetic data')
     .option('--backend <name>', 'auto, wasm, cpu or tensorflow')
     .option('--data-dir <dir>', 'folder with the dataset files (no download)')
     .option('--out <dir>', 'output folder (metrics log)')

@@ -1,8 +1,10 @@
 /** `ringtrain train <config>`: load the config, apply flags, train, report. */
+import { existsSync, statSync } from 'node:fs';
 import { readCheckpointFile } from '../checkpoint/format.js';
 import { CheckpointStore } from '../checkpoint/store.js';
 import { applyOverrides, loadRunConfig, type ConfigOverrides } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
+import { UserError } from '../errors.js';
 import { MetricsLog } from '../report/metrics-log.js';
 import { chooseReportMode, createReporter } from '../report/reporter.js';
 import { train, type TrainSummary } from '../train/run.js';
@@ -17,6 +19,10 @@ export interface TrainFlags extends ConfigOverrides {
   checkpointEvery?: number;
 }
 
+function checkOutputFolder(dir: string, field: string): void {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`${field}: ${dir} is a file, not a folder`);
+}
+
 async function readCheckpoint(config: RunConfig, ref: string) {
   const file = new CheckpointStore(config.checkpoint.dir).resolve(ref);
   return { file, state: await readCheckpointFile(file) };
@@ -29,6 +35,7 @@ export async function trainCommand(configFile: string, flags: TrainFlags): Promi
   // Read (and verify) the checkpoint before anything starts: a bad file fails in a moment.
   const resumeFrom = resume === undefined ? undefined : await readCheckpoint(config, resume);
   const warmStartFrom = warmStart === undefined ? undefined : await readCheckpoint(config, warmStart);
+  checkOutputFolder(config.output.dir, overrides.out !== undefined ? '--out' : 'output.dir');
   const reporter = createReporter(chooseReportMode(json, process.stdout));
   const log = config.output.metricsLog ? new MetricsLog(config.output.dir, { append: resumeFrom !== undefined }) : undefined;
   if (resumeFrom) process.stderr.write(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})\n`);

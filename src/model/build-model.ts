@@ -53,7 +53,8 @@ async function readTopology(file: string): Promise<tf.serialization.ConfigDict> 
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new ConfigError('model.topology', `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ConfigError('model.topology', `cannot read ${file}: ${code === 'ENOENT' ? 'file not found' : (code ?? (error as Error).message)}`);
   }
   let json: { modelTopology?: object };
   try {

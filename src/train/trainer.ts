@@ -147,6 +147,7 @@ export class Trainer {
     const optimizer = createOptimizer(config.optimizer);
     if (options.resume) assertResumable(options.resume.file, options.resume.state, config, layout, optimizer);
     if (options.warmStart) assertWarmStartable(options.warmStart.file, options.warmStart.state, layout);
+    checkMonitor(config, datasets.validation !== undefined);
     const trainer = new Trainer(config, workers, backend, layout, datasets, outputSize, topology, optimizer, undefined, options);
     if (options.checkpoints) trainer.store = new CheckpointStore(config.checkpoint.dir, { keepLast: config.checkpoint.keepLast });
     options.signal?.addEventListener('abort', () => trainer.stop(), { once: true });
@@ -396,10 +397,7 @@ export class Trainer {
       values.val_loss = epoch.validation.loss;
       for (const [k, v] of Object.entries(epoch.validation.metrics)) values[`val_${k}`] = v;
     }
-    const value = values[name];
-    if (value === undefined) {
-      throw new UserError(`checkpoint.monitor: "${name}" is not an epoch metric of this run (it has ${Object.keys(values).join(', ')})`);
-    }
+    const value = values[name]!;
     const mode = this.config.checkpoint.mode ?? (/acc/i.test(name) ? 'max' : 'min');
     return { name, value, mode };
   }
@@ -610,6 +608,17 @@ async function initialModel(config: RunConfig, datasets: SharedDataset[]) {
     return { layout, initialParams, outputSize, topology };
   } finally {
     if (previous && previous !== 'cpu') await tf.setBackend(previous);
+  }
+}
+
+/** checkpoint.monitor must name an epoch metric this run reports; checked before any step. */
+function checkMonitor(config: RunConfig, validates: boolean): void {
+  const name = config.checkpoint.monitor;
+  if (!name) return;
+  const names = ['loss', ...config.metrics];
+  const known = validates ? [...names, ...names.map((n) => `val_${n}`)] : names;
+  if (!known.includes(name)) {
+    throw new UserError(`checkpoint.monitor: expected an epoch metric of this run (${known.join(', ')}), found "${name}"`);
   }
 }
 

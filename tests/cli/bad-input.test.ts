@@ -521,6 +521,28 @@ const CASES: BadInput[] = [
     config: mnist(),
     args: ['--batch-size', '0'],
     stderr: () => [`error: option '--batch-size <n>' argument '0' is invalid. --batch-size expects an integer >= 1, found "0"`],
+  },  {
+    name: '--seed abc',
+    config: mnist(),
+    args: ['--seed', 'abc'],
+    stderr: () => ['ringtrain: --seed: expected an integer from 0 to 4294967295, found "abc"'],
+  },
+  {
+    name: '--out that is a file',
+    config: mnist(),
+    args: ['--out', aFile],
+    stderr: () => [`ringtrain: --out: ${aFile} is a file, not a folder`],
+  },
+  {
+    name: 'checkpoint.monitor naming a metric the run does not have',
+    config: mnist((c) => (c.checkpoint = { monitor: 'val_acc' })),
+    checkpoints: true,
+    stderr: () => [reading(dirs.mnist), 'ringtrain: checkpoint.monitor: expected an epoch metric of this run (loss, accuracy), found "val_acc"'],
+  },
+  {
+    name: 'a model.topology file that does not exist',
+    config: mnist((c) => (c.model = { topology: 'no-such-model.json' })),
+    stderr: () => [reading(dirs.mnist), `ringtrain: model.topology: cannot read ${join(configDir, 'no-such-model.json')}: file not found`],
   },
 ];
 
@@ -538,36 +560,6 @@ const TO_IMPROVE: BadInput[] = [
       reading(dirs.mnist),
       'ringtrain: model.layers[0]: cannot build conv2d layer: kernelSize [40, 40] does not fit its input [28, 28, 1] with padding "valid"; expected a kernel of at most 28x28, or padding "same"',
     ],
-  },
-  {
-    // src/cli/main.ts parses --seed with Number(); today: "ringtrain: --seed: expected an integer
-    // from 0 to 4294967295, found NaN". Passing the string on lets applyOverrides name it.
-    name: '--seed abc',
-    config: mnist(),
-    args: ['--seed', 'abc'],
-    stderr: () => ['ringtrain: --seed: expected an integer from 0 to 4294967295, found "abc"'],
-  },
-  {
-    // src/cli/train-command.ts + src/report/metrics-log.ts; today exit code 1 and a stack:
-    // "ringtrain: internal error: Error: EEXIST: file already exists, mkdir '<file>'\n    at mkdirSync ...".
-    name: '--out that is a file',
-    config: mnist(),
-    args: ['--out', aFile],
-    stderr: () => [`ringtrain: --out: ${aFile} is a file, not a folder`],
-  },
-  {
-    // src/train/trainer.ts checks the monitor at the first checkpoint, after an epoch has trained
-    // (stdout has the epoch line); the same message should come before the first step.
-    name: 'checkpoint.monitor naming a metric the run does not have',
-    config: mnist((c) => (c.checkpoint = { monitor: 'val_acc' })),
-    checkpoints: true,
-    stderr: () => [reading(dirs.mnist), 'ringtrain: checkpoint.monitor: "val_acc" is not an epoch metric of this run (it has loss, accuracy)'],
-  },
-  {
-    // src/model/build-model.ts; today: "model.topology: cannot read <path>: ENOENT".
-    name: 'a model.topology file that does not exist',
-    config: mnist((c) => (c.model = { topology: 'no-such-model.json' })),
-    stderr: () => [reading(dirs.mnist), `ringtrain: model.topology: cannot read ${join(configDir, 'no-such-model.json')}: file not found`],
   },
 ];
 
