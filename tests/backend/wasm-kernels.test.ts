@@ -128,7 +128,7 @@ describe('registration', () => {
     registerWasmTrainingKernels();
     registerWasmTrainingKernels();
     for (const name of ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Identity']) {
+      'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Identity', 'Add']) {
       expect(tf.getKernel(name, 'wasm'), name).toBeDefined();
     }
     // The wrappers still reach the built-ins they replaced after repeated registration.
@@ -155,7 +155,7 @@ describe('registration', () => {
         const [dx3] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'valid').square().sum())([x, filter]);
         const [dx2, df2] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same').square().sum())([x, dwFilter]);
         const pooled = tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid').sum())(x);
-        const biased = tf.ones([8, 26, 26, 32]).sum([0, 1, 2]);
+        const biased = tf.add(tf.ones([8, 26, 26, 32]), tf.ones([32])).sum([0, 1, 2]);
         return [dx!, df!, dx2!, df2!, dx3!, pooled, biased, tf.clone(x)];
       }).forEach((t) => t.dispose());
     }
@@ -368,6 +368,26 @@ describe('BatchMatMul, Sum and UnsortedSegmentSum', () => {
     ];
     for (const [shape, axis, keepDims] of cases) {
       await expectSameOnBackends('Sum', { x: { shape, values: randomValues(random, shape) } }, { axis, keepDims });
+    }
+  });
+
+  it('Add matches the cpu backend for channel biases (either side), NaN included, and other broadcasts', async () => {
+    const random = mulberry32(8);
+    const cases: Array<[number[], number[]]> = [
+      [[8, 12, 12, 32], [32]], [[32], [8, 12, 12, 32]], [[8, 12, 12, 32], [1, 1, 1, 32]], [[512, 64], [64]], [[4, 70, 70, 1], [1]],
+      [[8, 12, 12, 32], [8, 12, 12, 32]], [[8, 12, 12, 32], [12, 1, 32]], [[3, 4], [4]], [[600, 40], [600, 1]], [[7, 7, 7, 9, 9], [9]],
+    ];
+    for (const [i, [aShape, bShape]] of cases.entries()) {
+      const a = randomValues(random, aShape);
+      const b = randomValues(random, bShape);
+      if (i === 0) [a[0], a[1], a[2], b[2]] = [NaN, Infinity, -Infinity, Infinity];
+      const inputs = { a: { shape: aShape, values: a }, b: { shape: bShape, values: b } };
+      const expected = await runKernelOn('cpu', 'Add', inputs, {});
+      const actual = await runKernelOn('wasm', 'Add', inputs, {});
+      for (let k = 0; k < expected.length; k++) {
+        if (!Number.isFinite(expected[k]!)) expect(actual[k], `element ${k}`).toBe(expected[k]);
+      }
+      expect(maxRelativeError(actual.map((v) => (Number.isFinite(v) ? v : 0)), expected.map((v) => (Number.isFinite(v) ? v : 0)))).toBeLessThanOrEqual(TOLERANCE);
     }
   });
 

@@ -5,11 +5,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { addConfig } from './add.js';
 import { batchMatMulConfig } from './batch-mat-mul.js';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-backprop-filter.js';
 import { depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-backprop-input.js';
+import { identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { sumConfig } from './sum.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
@@ -24,8 +26,10 @@ const configs: tf.KernelConfig[] = [
   depthwiseConv2dNativeBackpropInputConfig,
   depthwiseConv2dNativeBackpropFilterConfig,
   unsortedSegmentSumConfig,
-  // identityConfig is left out: its data-sharing Identity together with the BatchMatMul above
-  // gave wrong gradients (freed memory) for a dense layer behind an [n, 1] output (xor model).
+  // Left out for a while (xor gradients went wrong): the cause was the built-in BatchMatMul's
+  // operator cache keyed by data id, which shared data exposed; batch-mat-mul.ts guards it now.
+  identityConfig,
+  addConfig,
 ];
 
 export function registerWasmTrainingKernels(): void {
