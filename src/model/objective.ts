@@ -25,25 +25,39 @@ type PerSample = (yTrue: tf.Tensor, yPred: tf.Tensor) => tf.Tensor;
 /** Keras' fuzz factor, the backend epsilon of float32 TF.js. */
 const EPSILON = 1e-7;
 
+/** A metric's value for one sample, from that sample's labels and outputs. */
+type SampleMetric = (labels: Float32Array, outputs: Float32Array) => number;
+
 export class Objective {
   readonly metricNames: readonly string[];
   private readonly perSampleLoss: PerSample;
-  private readonly perSampleMetrics: readonly PerSample[];
+  private readonly sampleMetrics: readonly SampleMetric[];
 
   constructor(readonly loss: LossSpec, metrics: readonly MetricName[]) {
     this.perSampleLoss = lossFunction(loss);
     this.metricNames = [...metrics];
-    this.perSampleMetrics = metrics.map((m) => metricFunction(m, loss));
+    this.sampleMetrics = metrics.map((m) => metricFunction(m, loss));
   }
 
   lossSum(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scalar {
     return tf.sum(this.perSampleLoss(yTrue, yPred));
   }
 
-  /** One sum per metric, as a [metrics] tensor (empty when there are none). */
-  metricSums(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor1D {
-    if (this.perSampleMetrics.length === 0) return tf.tensor1d([]);
-    return tf.stack(this.perSampleMetrics.map((f) => tf.sum(f(yTrue, yPred)))) as tf.Tensor1D;
+  /**
+   * One sum over the batch per metric. Computed in JavaScript from the downloaded outputs: a
+   * dozen small TF.js ops per step cost more than the arithmetic on a few hundred values.
+   */
+  metricSums(labels: Float32Array, outputs: Float32Array, batch: number): number[] {
+    if (this.sampleMetrics.length === 0 || batch === 0) return this.sampleMetrics.map(() => 0);
+    const perLabel = labels.length / batch;
+    const perOutput = outputs.length / batch;
+    return this.sampleMetrics.map((metric) => {
+      let sum = 0;
+      for (let i = 0; i < batch; i++) {
+        sum += metric(labels.subarray(i * perLabel, (i + 1) * perLabel), outputs.subarray(i * perOutput, (i + 1) * perOutput));
+      }
+      return sum;
+    });
   }
 }
 
@@ -85,21 +99,38 @@ function sigmoidCrossEntropyWithLogits(labels: tf.Tensor, logits: tf.Tensor): tf
   return tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
 }
 
-function metricFunction(name: MetricName, loss: LossSpec): PerSample {
+function argMax(values: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  return best;
+}
+
+function meanOver(t: Float32Array, p: Float32Array, f: (d: number) => number): number {
+  let sum = 0;
+  for (let i = 0; i < p.length; i++) sum += f(p[i]! - t[i]!);
+  return sum / p.length;
+}
+
+/** Per-sample metrics as Keras defines them (mean over the last axis where it has one). */
+function metricFunction(name: MetricName, loss: LossSpec): SampleMetric {
   const resolved = name === 'accuracy' ? accuracyFor(loss.name) : name;
   switch (resolved) {
     case 'binaryAccuracy': {
       const threshold = loss.fromLogits ? 0 : 0.5;
-      return (t, p) => tf.mean(tf.cast(tf.equal(t, tf.cast(tf.greater(p, threshold), 'float32')), 'float32'), -1);
+      return (t, p) => {
+        let hits = 0;
+        for (let i = 0; i < p.length; i++) if ((p[i]! > threshold ? 1 : 0) === t[i]) hits++;
+        return hits / p.length;
+      };
     }
     case 'categoricalAccuracy':
-      return (t, p) => tf.cast(tf.equal(tf.argMax(t, -1), tf.argMax(p, -1)), 'float32');
+      return (t, p) => (argMax(t) === argMax(p) ? 1 : 0);
     case 'sparseCategoricalAccuracy':
-      return (t, p) => tf.cast(tf.equal(tf.cast(tf.reshape(t, [-1]), 'int32'), tf.argMax(p, -1)), 'float32');
+      return (t, p) => (t[0] === argMax(p) ? 1 : 0);
     case 'meanSquaredError':
-      return (t, p) => tf.mean(tf.square(tf.sub(p, t)), -1);
+      return (t, p) => meanOver(t, p, (d) => d * d);
     case 'meanAbsoluteError':
-      return (t, p) => tf.mean(tf.abs(tf.sub(p, t)), -1);
+      return (t, p) => meanOver(t, p, Math.abs);
     default:
       throw new Error(`unhandled metric ${resolved}`);
   }

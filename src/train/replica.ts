@@ -218,7 +218,7 @@ export class Replica implements ReplicaApi {
           return this.objective.lossSum(ys, out);
         }, this.variables),
       );
-      const metricSums = Array.from(this.objective.metricSums(ys, predictions!).dataSync());
+      const metricSums = this.objective.metricSums(y, predictions!.dataSync() as Float32Array, local);
       predictions!.dispose();
       const lossSum = value.dataSync()[0]!;
       const computed = now();
@@ -255,7 +255,7 @@ export class Replica implements ReplicaApi {
         const ys = tf.tensor(y, [n, ...ds.labelShape]);
         const out = this.model.apply(tf.tensor(x, [n, ...ds.featureShape]), { training: false }) as tf.Tensor;
         sums.lossSum += this.objective.lossSum(ys, out).dataSync()[0]!;
-        this.objective.metricSums(ys, out).dataSync().forEach((v, i) => (sums.metricSums[i]! += v));
+        this.objective.metricSums(y, out.dataSync() as Float32Array, n).forEach((v, i) => (sums.metricSums[i]! += v));
       });
       sums.samples += n;
       this.beat();
