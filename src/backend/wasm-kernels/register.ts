@@ -1,7 +1,9 @@
 /**
- * Registers the training kernels the wasm backend lacks, and replaces built-in ones that are
- * slow (or, for MaxPoolGrad, wrong on ties and negative windows). Idempotent; called by
- * activateBackend('wasm').
+ * Registers the training kernels the wasm backend lacks (Conv2DBackpropFilter, the depthwise
+ * backprops, UnsortedSegmentSum) and replaces built-ins that are slow on training shapes
+ * (Conv2DBackpropInput, MaxPoolGrad, BatchMatMul with transposes, leading-axes Sum, channel-bias
+ * Add, the copying Identity); the built-in MaxPoolGrad is also wrong on ties and all-negative
+ * windows. Idempotent; called by activateBackend('wasm').
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
