@@ -30,7 +30,7 @@ function syntheticState(params: number): CheckpointState {
   const filled = (seed: number) => Float32Array.from({ length: params }, (_, i) => Math.sin(i * 0.001 + seed));
   return {
     ringtrainVersion: VERSION,
-    config: parseRunConfig({ name: 'bench', model: { inputShape: [params], layers: [] }, data: 'linear', loss: 'mse', optimizer: 'adam', training: { epochs: 1, batchSize: 1 } }),
+    config: parseRunConfig({ name: 'bench', model: { inputShape: [1], layers: [{ type: 'dense', units: 1 }] }, data: 'linear', loss: 'mse', optimizer: 'adam', training: { epochs: 1, batchSize: 1 } }),
     modelTopology: {},
     layout: [{ name: 'w', shape: [params], offset: 0, size: params }],
     params: filled(1),
