@@ -600,11 +600,11 @@ class PayloadReader {
  */
 export function decodeCheckpoint(bytes: Uint8Array, file: string): CheckpointState {
   const storedCrc = checkHeader(bytes, bytes.length, file);
-  return decodeVerifiedHeader(bytes, file, storedCrc, new BlockCrcs(bytes.subarray(CHECKPOINT_HEADER_BYTES)));
+  return decodeVerifiedHeader(file, storedCrc, new BlockCrcs(bytes.subarray(CHECKPOINT_HEADER_BYTES)));
 }
 
 /** decodeCheckpoint after checkHeader, given the payload's block CRCs. */
-function decodeVerifiedHeader(bytes: Uint8Array, file: string, storedCrc: number, crcs: BlockCrcs): CheckpointState {
+function decodeVerifiedHeader(file: string, storedCrc: number, crcs: BlockCrcs): CheckpointState {
   const payload = crcs.bytes;
   const crc = crcs.range(0, payload.length);
   if (crc !== storedCrc) {
@@ -749,7 +749,7 @@ export async function readCheckpointFile(file: string): Promise<CheckpointState>
       got = end;
     }
     crcs.advance(size - CHECKPOINT_HEADER_BYTES);
-    return decodeVerifiedHeader(bytes, file, storedCrc, crcs);
+    return decodeVerifiedHeader(file, storedCrc, crcs);
   } catch (error) {
     throw error instanceof CheckpointError ? error : fileError(file, error, 'read it');
   } finally {

@@ -66,12 +66,6 @@ export interface TrainerOptions {
   faults?: { rank: number; throwAtStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; persistent?: boolean };
 }
 
-interface ReplicaHandle {
-  api: Comlink.Remote<ReplicaApi>;
-  /** Settles when the replica's piscina task ends; rejects if its thread dies. */
-  task: Promise<void>;
-}
-
 export interface Evaluation {
   samples: number;
   loss: number;
