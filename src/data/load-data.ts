@@ -104,6 +104,20 @@ function share(arrays: Arrays, limit: number | undefined, limitPath: string, log
   });
 }
 
+/** The train and test sets of a 10-class image source, as shared datasets with pixels scaled to [0, 1]. */
+function imageClasses(
+  source: string,
+  shape: number[],
+  train: { pixels: Uint8Array; labels: Arrays['labels'] },
+  test: { pixels: Uint8Array; labels: Arrays['labels'] },
+  config: DataConfig,
+  options: LoadDataOptions,
+): LoadedData {
+  const dataset = (split: 'train' | 'test', set: typeof train, limit: number | undefined) =>
+    share({ name: `${source}/${split}`, featureShape: shape, labelShape: [], features: set.pixels, labels: set.labels, featureScale: IMAGE_SCALE }, limit, `data.${split}Limit`, options.log);
+  return { train: dataset('train', train, config.trainLimit), test: dataset('test', test, config.testLimit), classes: 10 };
+}
+
 function neededText(source: DownloadableSource): string {
   if (source === 'cifar10') {
     return `cifar10 needs data_batch_1..5 and test_batch as .bin or .bin.gz, or ${CIFAR_ARCHIVE_NAME}`;
@@ -178,22 +192,7 @@ async function loadMnistLike(source: 'mnist' | 'fashion-mnist', config: DataConf
     };
   }
   const { train, test } = await readMnistFiles(files);
-  const shape = [28, 28, 1];
-  return {
-    train: share(
-      { name: `${source}/train`, featureShape: shape, labelShape: [], features: train.images.pixels, labels: train.labels, featureScale: IMAGE_SCALE },
-      config.trainLimit,
-      'data.trainLimit',
-      options.log,
-    ),
-    test: share(
-      { name: `${source}/test`, featureShape: shape, labelShape: [], features: test.images.pixels, labels: test.labels, featureScale: IMAGE_SCALE },
-      config.testLimit,
-      'data.testLimit',
-      options.log,
-    ),
-    classes: 10,
-  };
+  return imageClasses(source, [28, 28, 1], { pixels: train.images.pixels, labels: train.labels }, { pixels: test.images.pixels, labels: test.labels }, config, options);
 }
 
 async function loadCifar(config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
@@ -208,22 +207,7 @@ async function loadCifar(config: DataConfig, options: LoadDataOptions): Promise<
     files = { kind: 'archive', file: paths.get(CIFAR_ARCHIVE_NAME)! };
   }
   const { train, test } = await readCifar(files);
-  const shape = [32, 32, 3];
-  return {
-    train: share(
-      { name: 'cifar10/train', featureShape: shape, labelShape: [], features: train.pixels, labels: train.labels, featureScale: IMAGE_SCALE },
-      config.trainLimit,
-      'data.trainLimit',
-      options.log,
-    ),
-    test: share(
-      { name: 'cifar10/test', featureShape: shape, labelShape: [], features: test.pixels, labels: test.labels, featureScale: IMAGE_SCALE },
-      config.testLimit,
-      'data.testLimit',
-      options.log,
-    ),
-    classes: 10,
-  };
+  return imageClasses('cifar10', [32, 32, 3], train, test, config, options);
 }
 
 async function loadEmbeddedMnist(config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
@@ -232,22 +216,7 @@ async function loadEmbeddedMnist(config: DataConfig, options: LoadDataOptions): 
     ...(options.log === undefined ? {} : { log: options.log }),
   });
   options.log?.(`embedded-mnist: ${train.count} train and ${test.count} test images from the mnist package`);
-  const shape = [28, 28, 1];
-  return {
-    train: share(
-      { name: 'embedded-mnist/train', featureShape: shape, labelShape: [], features: train.pixels, labels: train.labels, featureScale: IMAGE_SCALE },
-      config.trainLimit,
-      'data.trainLimit',
-      options.log,
-    ),
-    test: share(
-      { name: 'embedded-mnist/test', featureShape: shape, labelShape: [], features: test.pixels, labels: test.labels, featureScale: IMAGE_SCALE },
-      config.testLimit,
-      'data.testLimit',
-      options.log,
-    ),
-    classes: 10,
-  };
+  return imageClasses('embedded-mnist', [28, 28, 1], train, test, config, options);
 }
 
 function loadSynthetic(config: DataConfig & { source: 'xor' | 'linear' }, options: LoadDataOptions): LoadedData {
