@@ -5,6 +5,7 @@
  * the pause a checkpoint causes in training (copying the state out at a step boundary).
  *   npm run bench:checkpoint -- [--params 10000000] [--repeats 5] [--dir DIR]
  */
+import { execSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { open, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -20,7 +21,12 @@ import { VERSION } from '../version.js';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/**
+ * Flushes every dirty page first: otherwise one measurement pays for the write-back of the
+ * previous one (a plain write leaves 120 MB dirty for the next fsync to wait behind).
+ */
 async function timed(work: () => Promise<unknown>): Promise<number> {
+  execSync('sync');
   const started = performance.now();
   await work();
   return (performance.now() - started) / 1000;
