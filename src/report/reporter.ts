@@ -56,7 +56,7 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
           break;
         case 'recovery':
           stopBar();
-          line(`replica failure in epoch ${event.failedDuring.epoch}, steps ${event.failedDuring.fromStep}-${event.failedDuring.toStep - 1}: ${event.error}; restarted the replicas from epoch ${event.resumedAt.epoch}, step ${event.resumedAt.step} in ${event.seconds.toFixed(1)}s (recovery ${event.attempt} of ${event.of})`);
+          line(`replica failure in epoch ${event.failedDuring.epoch}, steps ${event.failedDuring.fromStep}-${event.failedDuring.toStep - 1}: ${event.error}; restarted ${event.replicas} replica(s) from epoch ${event.resumedAt.epoch}, step ${event.resumedAt.step} in ${event.seconds.toFixed(1)}s (recovery ${event.attempt} of ${event.of})`);
           break;
         case 'epoch': {
           stopBar();

@@ -51,6 +51,8 @@ export interface RecoveryEvent {
   /** The steps [fromStep, toStep) of the epoch that were running when the failure was seen. */
   failedDuring: { epoch: number; fromStep: number; toStep: number };
   resumedAt: { epoch: number; step: number };
+  /** Replicas after the recovery (fewer when some could not be started again). */
+  replicas: number;
   /** From the failure being seen to the new replicas being ready. */
   seconds: number;
 }

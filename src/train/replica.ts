@@ -71,6 +71,7 @@ export class Replica implements ReplicaApi {
     this.setup = init;
     this.control = new ControlBlock(init.buffers.control, init.timeoutMs, init.spinMicros);
     try {
+      if (init.faults?.failInit) throw new Error(`injected start failure in replica ${init.rank}`);
       await activateBackend(init.backend);
       this.model = await buildModel(init.model, init.seed);
       this.layout = ParamLayout.fromModel(this.model);

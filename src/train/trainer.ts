@@ -62,8 +62,11 @@ export interface TrainerOptions {
   checkpoints?: boolean;
   /** Asks fit() to stop at the next step boundary (as stop() does), e.g. on SIGINT. */
   signal?: AbortSignal;
-  /** Test-only: make replica `rank` throw, spin forever, or see a NaN gradient at global batch `step`. */
-  faults?: { rank: number; throwAtStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; persistent?: boolean };
+  /**
+   * Test-only: make replica `rank` throw, spin forever, exit or see a NaN gradient at global
+   * batch `step`; `failRestart` makes that rank fail to start again after a failure.
+   */
+  faults?: { rank: number; throwAtStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; persistent?: boolean; failRestart?: boolean };
 }
 
 export interface Evaluation {
@@ -109,7 +112,8 @@ export class Trainer {
 
   private constructor(
     readonly config: RunConfig,
-    readonly workers: number,
+    /** Replicas now: fewer than asked for after a recovery that could not restart them all. */
+    public workers: number,
     readonly backend: BackendName,
     readonly layout: ParamLayout,
     readonly datasets: Partial<Record<DatasetRole, SharedDataset>>,
@@ -189,9 +193,16 @@ export class Trainer {
       timeoutMs: 2 * config.parallel.stepTimeoutMs,
       spinMicros: this.workers <= availableParallelism() ? 200 : 0,
       nonFinite: config.training.nonFinite,
-      // Injected faults strike the first incarnation only, unless they are persistent.
-      faults: this.options.faults?.rank === rank && (this.recoveries === 0 || this.options.faults.persistent) ? this.options.faults : undefined,
+      faults: this.injectedFaults(rank),
     };
+  }
+
+  /** Injected faults strike the first incarnation only, unless persistent; failRestart strikes later ones. */
+  private injectedFaults(rank: number): ReplicaInit['faults'] {
+    const faults = this.options.faults;
+    if (faults?.rank !== rank) return undefined;
+    if (this.recoveries === 0 || faults.persistent) return faults;
+    return faults.failRestart ? { failInit: true } : undefined;
   }
 
   get stepsPerEpoch(): number {
@@ -327,11 +338,24 @@ export class Trainer {
     }
     this.recoveries++;
     const started = performance.now();
-    await this.startReplicas((views) => {
-      this.history.length = 0;
-      this.epochProgress = undefined;
-      this.restore(point, views);
-    });
+    // Replicas that cannot be started again (a thread or backend that fails to come up) leave
+    // the run with fewer: the global batches stay the same, so does the result (up to rounding).
+    for (;;) {
+      try {
+        await this.startReplicas((views) => {
+          this.history.length = 0;
+          this.epochProgress = undefined;
+          this.restore(point, views);
+        });
+        break;
+      } catch (startError) {
+        if (this.workers === 1 || startError instanceof UserError) {
+          await this.close();
+          throw new TrainingAbortedError(`${error.message}; restarting the replicas failed: ${(startError as Error).message}`, { cause: startError });
+        }
+        this.workers--;
+      }
+    }
     this.emit({
       type: 'recovery',
       attempt: this.recoveries,
@@ -339,6 +363,7 @@ export class Trainer {
       error: error.message,
       failedDuring: { epoch: epoch + 1, fromStep, toStep },
       resumedAt: { epoch: this.position.epoch + 1, step: this.position.stepInEpoch },
+      replicas: this.workers,
       seconds: (performance.now() - started) / 1000,
     });
   }

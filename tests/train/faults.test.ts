@@ -87,6 +87,32 @@ describe('replica faults', () => {
     }
   });
 
+  it('a replica that cannot be started again leaves the run with fewer replicas and the same global batches (1e-5)', async () => {
+    const recovering = { ...config, training: { ...config.training, epochs: 2 }, parallel: { ...config.parallel, maxRecoveries: 3 } };
+    const clean = await Trainer.create(recovering, { data });
+    await clean.fit();
+    const expected = clean.params();
+    await clean.close();
+    const events: TrainingEvent[] = [];
+    const trainer = await Trainer.create(recovering, { data, faults: { rank: 2, throwAtStep: 20, failRestart: true }, onEvent: (e) => events.push(e) });
+    try {
+      await trainer.fit();
+      expect(trainer.workers).toBe(2);
+      expect(events.find((e) => e.type === 'recovery')).toMatchObject({ attempt: 1, replicas: 2 });
+      const params = trainer.params();
+      let diff = 0;
+      let norm = 0;
+      params.forEach((v, i) => {
+        diff += (v - expected[i]!) ** 2;
+        norm += expected[i]! ** 2;
+      });
+      expect(Math.sqrt(diff / norm)).toBeLessThan(1e-5);
+      expect(Math.sqrt(diff / norm)).toBeGreaterThan(0); // 2 replicas sum in another order than 3
+    } finally {
+      await trainer.close();
+    }
+  });
+
   it('a fault that comes back every time gives up after maxRecoveries, saying so', async () => {
     const flaky = { ...config, parallel: { ...config.parallel, maxRecoveries: 2 } };
     const trainer = await Trainer.create(flaky, { data, faults: { rank: 0, throwAtStep: 2, persistent: true } });
