@@ -63,6 +63,10 @@ export interface PhaseTimes {
   barrier: number;
 }
 
+export function zeroPhaseTimes(): PhaseTimes {
+  return { gather: 0, copyIn: 0, compute: 0, copyOut: 0, reduceScatter: 0, update: 0, barrier: 0 };
+}
+
 export interface StepsResult {
   /** Samples, loss and metrics of the steps that were applied (skipped steps leave them out). */
   samples: number;

@@ -33,7 +33,7 @@ import type {
   StepsResult,
 } from './replica-protocol.js';
 import { StatsColumn, TrainingViews } from './shared-state.js';
-import { NON_FINITE_ERROR } from './replica-protocol.js';
+import { NON_FINITE_ERROR, zeroPhaseTimes } from './replica-protocol.js';
 
 export interface ReplicaTask {
   port: MessagePort;
@@ -108,7 +108,7 @@ export class Replica implements ReplicaApi {
     const [chunkFrom, chunkTo] = chunkRange(this.layout.length, replicas, rank);
     const params = this.views.params;
     const ownGrads = this.views.gradSlots[rank]!;
-    const times: PhaseTimes = { gather: 0, copyIn: 0, compute: 0, copyOut: 0, reduceScatter: 0, update: 0, barrier: 0 };
+    const times = zeroPhaseTimes();
     const result: StepsResult = { samples: 0, lossSum: 0, metricSums: this.objective.metricNames.map(() => 0), skippedSteps: 0, times };
 
     for (let step = job.fromStep; step < job.toStep; step++) {

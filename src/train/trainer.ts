@@ -23,6 +23,7 @@ import { createOptimizer } from '../optim/create-optimizer.js';
 import type { EpochEvent, MetricValues, TrainingEvent } from './events.js';
 import {
   NON_FINITE_ERROR,
+  zeroPhaseTimes,
   type DatasetRole,
   type EvaluationSums,
   type PhaseTimes,
@@ -667,15 +668,14 @@ function sumResults(parts: EvaluationSums[]): EvaluationSums {
   return { samples, lossSum, metricSums };
 }
 
-function sumTimes(times: PhaseTimes[]): PhaseTimes {
-  const total = { gather: 0, copyIn: 0, compute: 0, copyOut: 0, reduceScatter: 0, update: 0, barrier: 0 } as PhaseTimes;
-  for (const t of times) for (const key of Object.keys(total) as (keyof PhaseTimes)[]) total[key] += t[key];
+/** Phase times summed over `times`, each divided by `divisor` (the count, for an average). */
+function sumTimes(times: PhaseTimes[], divisor = 1): PhaseTimes {
+  const total = zeroPhaseTimes();
+  for (const t of times) for (const key of Object.keys(total) as (keyof PhaseTimes)[]) total[key] += t[key] / divisor;
   return total;
 }
 
 function averageTimes(times: PhaseTimes[]): PhaseTimes {
-  const total = { gather: 0, copyIn: 0, compute: 0, copyOut: 0, reduceScatter: 0, update: 0, barrier: 0 } as PhaseTimes;
-  for (const t of times) for (const key of Object.keys(total) as (keyof PhaseTimes)[]) total[key] += t[key] / times.length;
-  return total;
+  return sumTimes(times, times.length);
 }
 
