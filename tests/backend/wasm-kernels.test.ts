@@ -183,7 +183,7 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput', () => {
       const common = { strides: c.strides, pad: c.pad, dataFormat: nchw ? 'NCHW' : 'NHWC' };
       const expectedFilter = await runKernelOn('cpu', 'Conv2DBackpropFilter', { x, dy }, { ...common, filterShape });
       const expectedInput = await runKernelOn('cpu', 'Conv2DBackpropInput', { dy, filter }, { ...common, inputShape: xShape });
-      for (const method of ['conv', 'im2col', 'patches'] as const) {
+      for (const method of ['conv', 'im2col', 'patches', 'few-taps'] as const) {
         forceBackpropFilterMethod(method);
         await expectSameOnBackends('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape }, expectedFilter);
       }

@@ -7,6 +7,9 @@
  *   repacks dy as weights on every call, which dominates when dy is large and ci small.
  * - 'im2col': cols = patches of x [n*OH*OW, KH*KW*ci], dW = dy^T cols as one matrix product;
  *   cheaper when the patch matrix is smaller than dy (few input channels, e.g. a first layer).
+ * - 'few-taps': a SIMD kernel (simd.wat) summing x * dy straight from the tensors, for filters
+ *   with few taps (KH*KW*ci <= 32, e.g. first layers) and output channels a multiple of 8, where
+ *   the products are too small for building patches and packing operands to pay off.
  * - 'patches': the same product the other way round, dW = patches [KH*KW*ci, OH*OW*n] x dy
  *   [OH*OW*n, co], with the result already in filter layout. XNNPACK packs its right operand
  *   (about 4 ns a value, more than the multiply-adds of a small layer), so of the two matrix
@@ -17,9 +20,10 @@ import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { matMul2d } from './batch-mat-mul.js';
 import { im2col, tapPatches } from './im2col.js';
-import { conv2dExplicit, dispose, markOurs, reshape, transpose, type TensorInfo } from './util.js';
+import { heapOffset, simdKernels } from './simd.js';
+import { conv2dExplicit, dispose, markOurs, pad4dHW, reshape, transpose, type TensorInfo } from './util.js';
 
-export type BackpropFilterMethod = 'conv' | 'im2col' | 'patches';
+export type BackpropFilterMethod = 'conv' | 'im2col' | 'patches' | 'few-taps';
 let forced: BackpropFilterMethod | undefined;
 
 /** For tests and measurements: always use one method (undefined restores the heuristic). */
@@ -38,7 +42,10 @@ export function conv2DBackpropFilter(args: {
   const info = tf.backend_util.computeConv2DInfo(
     inputs.x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, format);
   const { filterHeight, filterWidth, inChannels, outChannels } = info;
-  const method = forced ?? (filterHeight * filterWidth * inChannels < outChannels ? 'im2col' : 'patches');
+  const taps = filterHeight * filterWidth * inChannels;
+  const fewTapsFits = format === 'channelsLast' && outChannels % 8 === 0 && simdKernels(backend) !== undefined;
+  const method = forced ?? (fewTapsFits && taps <= FEW_TAPS ? 'few-taps' : taps < outChannels ? 'im2col' : 'patches');
+  if (method === 'few-taps' && fewTapsFits) return viaFewTaps(backend, inputs.x, inputs.dy, info);
   if (method === 'conv') return viaConv(backend, inputs.x, inputs.dy, info);
   if (method === 'patches') return viaPatches(backend, inputs.x, inputs.dy, info);
 
@@ -60,6 +67,35 @@ export function conv2DBackpropFilter(args: {
   dispose(backend, gT);
   const out = reshape(backend, g, [filterHeight, filterWidth, inChannels, outChannels]);
   dispose(backend, g);
+  return out;
+}
+
+/** Up to this many taps (KH*KW*CI) the SIMD kernel beats building patches for XNNPACK. */
+const FEW_TAPS = 32;
+
+function viaFewTaps(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth, strideHeight, strideWidth } = info;
+  const { top, left } = info.padInfo;
+  // Zero padding around x so that every tap of every output pixel reads inside it.
+  const paddedHeight = Math.max(inHeight + top, (outHeight - 1) * strideHeight + filterHeight);
+  const paddedWidth = Math.max(inWidth + left, (outWidth - 1) * strideWidth + filterWidth);
+  const padded = pad4dHW(backend, x, top, paddedHeight - inHeight - top, left, paddedWidth - inWidth - left);
+  const taps = filterHeight * filterWidth * inChannels;
+  const table = backend.makeOutput([taps], 'int32');
+  const out = backend.makeOutput([filterHeight, filterWidth, inChannels, outChannels], 'float32');
+  // Heap views and offsets only after the last allocation, which may grow the memory.
+  const offsets = backend.typedArrayFromHeap(table) as Int32Array;
+  for (let kh = 0, t = 0; kh < filterHeight; kh++) {
+    for (let kw = 0; kw < filterWidth; kw++) {
+      for (let c = 0; c < inChannels; c++, t++) offsets[t] = ((kh * paddedWidth + kw) * inChannels + c) * 4;
+    }
+  }
+  const pixelBytes = inChannels * 4;
+  simdKernels(backend)!.conv_filter_grad_few_taps(
+    heapOffset(backend, padded), heapOffset(backend, dy), heapOffset(backend, out), heapOffset(backend, table), taps,
+    batchSize, outHeight, outWidth, outChannels,
+    strideWidth * pixelBytes, strideHeight * paddedWidth * pixelBytes, paddedHeight * paddedWidth * pixelBytes);
+  dispose(backend, padded, table);
   return out;
 }
 
