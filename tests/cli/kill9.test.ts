@@ -21,12 +21,25 @@ function finalParams(stdout: string): number[] {
   return summary.params.flatMap((p) => p.values);
 }
 
-function runAndKill(argv: string[], afterMs: number): Promise<number | null> {
+/**
+ * Kills the run `delayMs` after its `epochs`-th epoch line: counted in progress, not wall time,
+ * so the moments fall inside the run however fast the machine is (a 20 s deadline still kills).
+ */
+function runAndKill(argv: string[], epochs: number, delayMs: number): Promise<number | null> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [main, ...argv], { cwd: root, stdio: 'ignore' });
-    const timer = setTimeout(() => child.kill('SIGKILL'), afterMs);
+    const child = spawn(process.execPath, [main, ...argv], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] });
+    let seen = 0;
+    let buffered = '';
+    const kill = () => child.kill('SIGKILL');
+    const deadline = setTimeout(kill, 20_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) if (line.includes('"event":"epoch"') && ++seen === epochs) setTimeout(kill, delayMs);
+    });
     child.on('exit', (code) => {
-      clearTimeout(timer);
+      clearTimeout(deadline);
       resolve(code);
     });
   });
@@ -40,7 +53,8 @@ describe('kill -9', () => {
     let kills = 0;
     for (let i = 0; i < 20; i++) {
       const hasLatest = existsSync(join(out, 'checkpoints', 'latest'));
-      const code = await runAndKill([...args(out), ...(hasLatest ? ['--resume', 'latest'] : [])], 800 + Math.floor(random() * 1200));
+      // After 1 or 2 epochs (of 60), at a random moment of the next one (~25 ms, 3 checkpoints).
+      const code = await runAndKill([...args(out), ...(hasLatest ? ['--resume', 'latest'] : [])], 1 + Math.floor(random() * 2), Math.floor(random() * 30));
       if (code === null) kills++;
       if (existsSync(join(out, 'checkpoints', 'latest'))) {
         const state = await readCheckpointFile(store.resolve('latest'));
@@ -49,7 +63,7 @@ describe('kill -9', () => {
       // No temporary file is ever taken for a checkpoint: every listed one verifies.
       if (existsSync(store.dir)) for (const entry of store.list()) await readCheckpointFile(entry.path);
     }
-    expect(kills).toBeGreaterThanOrEqual(15);
+    expect(kills).toBe(20);
     expect(readdirSync(join(out, 'checkpoints'))).toContain('latest');
     const resumed = spawnSync(process.execPath, [main, ...args(out), '--resume', 'latest'], { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
     expect(resumed.status).toBe(0);
