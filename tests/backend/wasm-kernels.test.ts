@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { activateBackend } from '../../src/backend/select-backend.js';
 import { forceBackpropFilterMethod } from '../../src/backend/wasm-kernels/conv2d-backprop-filter.js';
@@ -128,7 +129,7 @@ describe('registration', () => {
     registerWasmTrainingKernels();
     registerWasmTrainingKernels();
     for (const name of ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter',
-      'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Identity', 'Add', 'Conv2D']) {
+      'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum', 'MaxPoolGrad', 'BatchMatMul', 'Sum', 'Identity', 'Add', 'Conv2D', 'Cast']) {
       expect(tf.getKernel(name, 'wasm'), name).toBeDefined();
     }
     // The wrappers still reach the built-ins they replaced after repeated registration.
@@ -398,6 +399,27 @@ describe('BatchMatMul, Sum and UnsortedSegmentSum', () => {
     x.dispose();
     expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
     y.dispose();
+  });
+
+  it('Cast to the same dtype shares data; to another dtype it converts (to bool: nonzero is true)', async () => {
+    await tf.setBackend('wasm');
+    const backend = tf.backend() as BackendWasm;
+    const x = tf.tensor([1.5, -2, 0]);
+    const before = backend.numDataIds();
+    const same = tf.cast(x, 'float32');
+    expect(backend.numDataIds()).toBe(before);
+    const ints = tf.cast(x, 'int32');
+    const bools = tf.cast(x, 'bool');
+    x.dispose();
+    expect(Array.from(same.dataSync())).toEqual([1.5, -2, 0]);
+    expect(ints.dtype).toBe('int32');
+    expect(Array.from(ints.dataSync())).toEqual([1, -2, 0]);
+    expect(Array.from(bools.dataSync())).toEqual([1, 1, 0]);
+    const intBools = tf.tidy(() => tf.cast(tf.tensor([3, -300, 0, 256], undefined, 'int32'), 'bool'));
+    expect(Array.from(intBools.dataSync())).toEqual([1, 1, 0, 1]);
+    const nanBool = tf.tidy(() => tf.cast(tf.tensor([NaN, -0]), 'bool'));
+    expect(Array.from(nanBool.dataSync())).toEqual([1, 0]);
+    tf.dispose([same, ints, bools, intBools, nanBool]);
   });
 
   it('UnsortedSegmentSum matches the cpu backend, dropping out-of-range ids', async () => {

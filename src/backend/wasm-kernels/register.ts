@@ -2,7 +2,7 @@
  * Registers the training kernels the wasm backend lacks (Conv2DBackpropFilter, the depthwise
  * backprops, UnsortedSegmentSum) and replaces built-ins that are slow on training shapes
  * (Conv2D, Conv2DBackpropInput, MaxPoolGrad, BatchMatMul with transposes, leading-axes Sum, channel-bias
- * Add, the copying Identity); the built-in MaxPoolGrad is also wrong on ties and all-negative
+ * Add, the copying Identity and same-dtype Cast); the built-in MaxPoolGrad is also wrong on ties and all-negative
  * windows. Idempotent; called by activateBackend('wasm').
  */
 import * as tf from '@tensorflow/tfjs';
@@ -14,7 +14,7 @@ import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-backprop-filter.js';
 import { depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-backprop-input.js';
-import { identityConfig } from './identity.js';
+import { castConfig, identityConfig } from './identity.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
 import { sumConfig } from './sum.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
@@ -33,6 +33,7 @@ const configs: tf.KernelConfig[] = [
   // Left out for a while (xor gradients went wrong): the cause was the built-in BatchMatMul's
   // operator cache keyed by data id, which shared data exposed; batch-mat-mul.ts guards it now.
   identityConfig,
+  castConfig,
   addConfig,
 ];
 
