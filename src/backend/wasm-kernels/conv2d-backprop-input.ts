@@ -111,8 +111,9 @@ function viaGather(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, inf
   // dx with the forward padding around it, so that every tap lands inside; cropped after.
   const height = Math.max(inHeight + top, (outHeight - 1) * strideHeight + filterHeight);
   const width = Math.max(inWidth + left, (outWidth - 1) * strideWidth + filterWidth);
+  // One run per filter row: a row's KW taps are adjacent pixels of dx and adjacent in cols.
   const taps: [number, number][] = [];
-  for (let kh = 0; kh < filterHeight; kh++) for (let kw = 0; kw < filterWidth; kw++) taps.push([kh, kw]);
+  for (let kh = 0; kh < filterHeight; kh++) taps.push([kh, 0]);
   const tables = geometryTables(backend, {
     images: batchSize, height, width, channels: inChannels, outHeight, outWidth, strideHeight, strideWidth, taps,
   });
@@ -120,7 +121,7 @@ function viaGather(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, inf
   (backend.typedArrayFromHeap(padded) as Float32Array).fill(0);
   if (tables.pixels > 0) {
     simdKernels(backend)!.col2im_add(heapOffset(backend, cols), heapOffset(backend, padded), heapOffset(backend, tables.bases),
-      tables.pixels, heapOffset(backend, tables.taps), taps.length, inChannels);
+      tables.pixels, heapOffset(backend, tables.taps), taps.length, filterWidth * inChannels);
   }
   dispose(backend, cols, tables.bases, tables.taps);
   const dx = slice4dHW(backend, padded, top, inHeight, left, inWidth);

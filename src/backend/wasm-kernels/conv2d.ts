@@ -31,11 +31,16 @@ export function convolve(backend: BackendWasm, x: TensorInfo, filter: TensorInfo
   const height = Math.max(inHeight + top, (outHeight - 1) * strideHeight + (filterHeight - 1) * dilationHeight + 1);
   const width = Math.max(inWidth + left, (outWidth - 1) * strideWidth + (filterWidth - 1) * dilationWidth + 1);
   const padded = pad4dHW(backend, x, top, height - inHeight - top, left, width - inWidth - left);
+  // Undilated filter rows read as one run each.
+  const rowRuns = dilationWidth === 1;
   const taps: [number, number][] = [];
-  for (let kh = 0; kh < filterHeight; kh++) for (let kw = 0; kw < filterWidth; kw++) taps.push([kh * dilationHeight, kw * dilationWidth]);
+  for (let kh = 0; kh < filterHeight; kh++) {
+    for (let kw = 0; kw < (rowRuns ? 1 : filterWidth); kw++) taps.push([kh * dilationHeight, kw * dilationWidth]);
+  }
   const w = reshape(backend, filter, [filterHeight * filterWidth * inChannels, outChannels]);
   const out = gatherConv(backend, padded, w, {
     images: info.batchSize, height, width, channels: inChannels, outHeight, outWidth, strideHeight, strideWidth, taps,
+    run: rowRuns ? filterWidth * inChannels : inChannels,
   });
   dispose(backend, padded, w);
   return out;

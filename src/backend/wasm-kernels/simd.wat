@@ -88,22 +88,23 @@
         (br $images)))
     (i32.const 0))
 
-  ;; Filter gradient of a convolution with few taps (KH*KW*CI small, e.g. a first layer):
+  ;; Filter gradient of a convolution:
   ;;   dw[t, co] = sum over images n and output pixels (oh, ow) of
   ;;               xp[base(n, oh, ow) + offsets[t]] * dy[n, oh, ow, co]
   ;; xp is the zero-padded input [n, Hp, Wp, CI]; base(n, oh, ow) is the byte offset of pixel
   ;; (oh*sh, ow*sw) of image n, offsets[t] (an i32 table) the byte offset of tap t from it. CO is a
-  ;; multiple of 8. Taps go three at a time against 8 output channels, with six accumulators kept
-  ;; in registers over one image; images are the outer loop, so one image's dy stays in cache
-  ;; across the passes. dw is overwritten.
+  ;; multiple of 8. Taps go four at a time against 8 output channels, with eight accumulators
+  ;; kept in registers over one image; images are the outer loop, so one image's dy stays in
+  ;; cache across the passes. dw is overwritten.
   (func (export "conv_filter_grad_few_taps")
     (param $xp i32) (param $dy i32) (param $dw i32) (param $offsets i32) (param $taps i32)
     (param $images i32) (param $oh i32) (param $ow i32) (param $co i32)
     (param $colStep i32) (param $rowStep i32) (param $imageStep i32)
-    (local $n i32) (local $t i32) (local $cb i32) (local $r i32) (local $q i32)
-    (local $o0 i32) (local $o1 i32) (local $o2 i32) (local $image i32) (local $rowBase i32) (local $px i32)
-    (local $dyImage i32) (local $dyp i32) (local $pixelBytes i32) (local $out i32) (local $last i32)
-    (local $acc0 v128) (local $acc1 v128) (local $acc2 v128) (local $acc3 v128) (local $acc4 v128) (local $acc5 v128)
+    (local $n i32) (local $t i32) (local $cb i32) (local $r i32) (local $q i32) (local $k i32)
+    (local $o0 i32) (local $o1 i32) (local $o2 i32) (local $o3 i32) (local $image i32) (local $rowBase i32) (local $px i32)
+    (local $dyImage i32) (local $dyp i32) (local $pixelBytes i32) (local $out i32) (local $last i32) (local $live i32)
+    (local $acc0 v128) (local $acc1 v128) (local $acc2 v128) (local $acc3 v128)
+    (local $acc4 v128) (local $acc5 v128) (local $acc6 v128) (local $acc7 v128)
     (local $d0 v128) (local $d1 v128) (local $v v128)
     (local.set $pixelBytes (i32.shl (local.get $co) (i32.const 2)))
     ;; dw = 0
@@ -125,15 +126,18 @@
         (block $tapsDone
           (loop $tapGroups
             (br_if $tapsDone (i32.ge_u (local.get $t) (local.get $taps)))
-            ;; a short last group repeats its last tap; those sums are not stored
-            (local.set $o0 (i32.load (i32.add (local.get $offsets) (i32.shl (local.get $t) (i32.const 2)))))
+            ;; taps of this group that exist (1-4); a short last group repeats its last tap,
+            ;; whose extra sums are not stored
+            (local.set $live (i32.sub (local.get $taps) (local.get $t)))
+            (if (i32.gt_u (local.get $live) (i32.const 4)) (then (local.set $live (i32.const 4))))
+            (local.set $k (i32.add (local.get $offsets) (i32.shl (local.get $t) (i32.const 2))))
+            (local.set $o0 (i32.load (local.get $k)))
             (local.set $o1 (local.get $o0))
-            (local.set $o2 (local.get $o0))
-            (if (i32.lt_u (i32.add (local.get $t) (i32.const 1)) (local.get $taps))
-              (then (local.set $o1 (i32.load (i32.add (local.get $offsets) (i32.shl (i32.add (local.get $t) (i32.const 1)) (i32.const 2)))))
-                    (local.set $o2 (local.get $o1))))
-            (if (i32.lt_u (i32.add (local.get $t) (i32.const 2)) (local.get $taps))
-              (then (local.set $o2 (i32.load (i32.add (local.get $offsets) (i32.shl (i32.add (local.get $t) (i32.const 2)) (i32.const 2)))))))
+            (if (i32.gt_u (local.get $live) (i32.const 1)) (then (local.set $o1 (i32.load offset=4 (local.get $k)))))
+            (local.set $o2 (local.get $o1))
+            (if (i32.gt_u (local.get $live) (i32.const 2)) (then (local.set $o2 (i32.load offset=8 (local.get $k)))))
+            (local.set $o3 (local.get $o2))
+            (if (i32.gt_u (local.get $live) (i32.const 3)) (then (local.set $o3 (i32.load offset=12 (local.get $k)))))
             (local.set $cb (i32.const 0))
             (block $blocksDone
               (loop $blocks
@@ -145,12 +149,20 @@
                 (local.set $acc3 (v128.const i32x4 0 0 0 0))
                 (local.set $acc4 (v128.const i32x4 0 0 0 0))
                 (local.set $acc5 (v128.const i32x4 0 0 0 0))
-                (if (i32.lt_u (i32.add (local.get $t) (i32.const 1)) (local.get $taps))
-                  (then (local.set $acc2 (v128.load (i32.add (local.get $out) (local.get $pixelBytes))))
-                        (local.set $acc3 (v128.load offset=16 (i32.add (local.get $out) (local.get $pixelBytes))))))
-                (if (i32.lt_u (i32.add (local.get $t) (i32.const 2)) (local.get $taps))
-                  (then (local.set $acc4 (v128.load (i32.add (local.get $out) (i32.shl (local.get $pixelBytes) (i32.const 1)))))
-                        (local.set $acc5 (v128.load offset=16 (i32.add (local.get $out) (i32.shl (local.get $pixelBytes) (i32.const 1)))))))
+                (local.set $acc6 (v128.const i32x4 0 0 0 0))
+                (local.set $acc7 (v128.const i32x4 0 0 0 0))
+                (if (i32.gt_u (local.get $live) (i32.const 1))
+                  (then (local.set $k (i32.add (local.get $out) (local.get $pixelBytes)))
+                        (local.set $acc2 (v128.load (local.get $k)))
+                        (local.set $acc3 (v128.load offset=16 (local.get $k)))))
+                (if (i32.gt_u (local.get $live) (i32.const 2))
+                  (then (local.set $k (i32.add (local.get $k) (local.get $pixelBytes)))
+                        (local.set $acc4 (v128.load (local.get $k)))
+                        (local.set $acc5 (v128.load offset=16 (local.get $k)))))
+                (if (i32.gt_u (local.get $live) (i32.const 3))
+                  (then (local.set $k (i32.add (local.get $k) (local.get $pixelBytes)))
+                        (local.set $acc6 (v128.load (local.get $k)))
+                        (local.set $acc7 (v128.load offset=16 (local.get $k)))))
                 (local.set $dyp (i32.add (local.get $dyImage) (local.get $cb)))
                 (local.set $rowBase (local.get $image))
                 (local.set $r (i32.const 0))
@@ -173,6 +185,9 @@
                         (local.set $v (v128.load32_splat (i32.add (local.get $px) (local.get $o2))))
                         (local.set $acc4 (f32x4.add (local.get $acc4) (f32x4.mul (local.get $v) (local.get $d0))))
                         (local.set $acc5 (f32x4.add (local.get $acc5) (f32x4.mul (local.get $v) (local.get $d1))))
+                        (local.set $v (v128.load32_splat (i32.add (local.get $px) (local.get $o3))))
+                        (local.set $acc6 (f32x4.add (local.get $acc6) (f32x4.mul (local.get $v) (local.get $d0))))
+                        (local.set $acc7 (f32x4.add (local.get $acc7) (f32x4.mul (local.get $v) (local.get $d1))))
                         (local.set $px (i32.add (local.get $px) (local.get $colStep)))
                         (local.set $dyp (i32.add (local.get $dyp) (local.get $pixelBytes)))
                         (local.set $q (i32.add (local.get $q) (i32.const 1)))
@@ -182,15 +197,21 @@
                     (br $rows)))
                 (v128.store (local.get $out) (local.get $acc0))
                 (v128.store offset=16 (local.get $out) (local.get $acc1))
-                (if (i32.lt_u (i32.add (local.get $t) (i32.const 1)) (local.get $taps))
-                  (then (v128.store (i32.add (local.get $out) (local.get $pixelBytes)) (local.get $acc2))
-                        (v128.store offset=16 (i32.add (local.get $out) (local.get $pixelBytes)) (local.get $acc3))))
-                (if (i32.lt_u (i32.add (local.get $t) (i32.const 2)) (local.get $taps))
-                  (then (v128.store (i32.add (local.get $out) (i32.shl (local.get $pixelBytes) (i32.const 1))) (local.get $acc4))
-                        (v128.store offset=16 (i32.add (local.get $out) (i32.shl (local.get $pixelBytes) (i32.const 1))) (local.get $acc5))))
+                (if (i32.gt_u (local.get $live) (i32.const 1))
+                  (then (local.set $k (i32.add (local.get $out) (local.get $pixelBytes)))
+                        (v128.store (local.get $k) (local.get $acc2))
+                        (v128.store offset=16 (local.get $k) (local.get $acc3))))
+                (if (i32.gt_u (local.get $live) (i32.const 2))
+                  (then (local.set $k (i32.add (local.get $k) (local.get $pixelBytes)))
+                        (v128.store (local.get $k) (local.get $acc4))
+                        (v128.store offset=16 (local.get $k) (local.get $acc5))))
+                (if (i32.gt_u (local.get $live) (i32.const 3))
+                  (then (local.set $k (i32.add (local.get $k) (local.get $pixelBytes)))
+                        (v128.store (local.get $k) (local.get $acc6))
+                        (v128.store offset=16 (local.get $k) (local.get $acc7))))
                 (local.set $cb (i32.add (local.get $cb) (i32.const 32)))
                 (br $blocks)))
-            (local.set $t (i32.add (local.get $t) (i32.const 3)))
+            (local.set $t (i32.add (local.get $t) (i32.const 4)))
             (br $tapGroups)))
         (local.set $image (i32.add (local.get $image) (local.get $imageStep)))
         (local.set $dyImage (i32.add (local.get $dyImage) (i32.mul (i32.mul (local.get $oh) (local.get $ow)) (local.get $pixelBytes))))
