@@ -101,7 +101,7 @@ describe('max_pool_grad_2x2', () => {
   });
 });
 
-describe('conv_filter_grad_few_taps', () => {
+describe('conv_filter_grad', () => {
   it('matches the cpu Conv2DBackpropFilter on random shapes (taps 1-36, strides 1-3, same and valid)', () => {
     const random = mulberry32(5);
     for (let i = 0; i < 20; i++) {
@@ -116,7 +116,7 @@ describe('conv_filter_grad_few_taps', () => {
       const dy = Float32Array.from({ length: dyShape.reduce((a, b) => a * b) }, () => random() * 2 - 1);
       const attrs = { strides, pad, dataFormat: 'NHWC', filterShape: [kh, kw, ci, co] };
       const expected = onCpu('Conv2DBackpropFilter', { x: { values: x, shape: xShape }, dy: { values: dy, shape: dyShape } }, attrs);
-      forceBackpropFilterMethod('few-taps');
+      forceBackpropFilterMethod('direct');
       const actual = tf.tidy(() => Float32Array.from((tf.engine().runKernel('Conv2DBackpropFilter', { x: tf.tensor(x, xShape), dy: tf.tensor(dy, dyShape) }, attrs as tf.NamedAttrMap) as tf.Tensor).dataSync()));
       forceBackpropFilterMethod(undefined);
       expect(maxRelativeError(actual, expected), `case ${i}: x [${xShape}], filter [${kh},${kw},${ci},${co}], ${pad}, strides ${strides}`).toBeLessThanOrEqual(1e-4);
@@ -135,7 +135,7 @@ describe('conv_filter_grad_few_taps', () => {
     const table = tf.tensor1d([0, 1, 2, w, w + 1, w + 2, 2 * w, 2 * w + 1, 2 * w + 2].map((o) => o * 4), 'int32');
     // A guard row after the gradient must stay untouched.
     const out = tf.fill([10 * co], 7);
-    simd.conv_filter_grad_few_taps(heapOffset(backend, xt), heapOffset(backend, dyt), heapOffset(backend, out), heapOffset(backend, table), 9, n, oh, ow, co, 4, w * 4, h * w * 4);
+    simd.conv_filter_grad(heapOffset(backend, xt), heapOffset(backend, dyt), heapOffset(backend, out), heapOffset(backend, table), 9, n, oh, ow, co, 4, w * 4, h * w * 4);
     const values = out.dataSync() as Float32Array;
     expect(maxRelativeError(values.slice(0, 9 * co), expected)).toBeLessThanOrEqual(1e-5);
     expect(Array.from(values.slice(9 * co))).toEqual(new Array(co).fill(7));

@@ -143,11 +143,12 @@ describe('registration', () => {
     await tf.setBackend('wasm');
     const backend = tf.backend() as unknown as { numDataIds(): number };
     const random = mulberry32(5);
-    const x = tf.tensor(randomValues(random, [2, 9, 9, 3]), [2, 9, 9, 3]);
-    const filter = tf.tensor(randomValues(random, [3, 3, 3, 4]), [3, 3, 3, 4]);
-    const dwFilter = tf.tensor(randomValues(random, [3, 3, 3, 2]), [3, 3, 3, 2]);
+    // 8 channels in and out: the SIMD gather and direct forms fit, as well as the others.
+    const x = tf.tensor(randomValues(random, [2, 9, 9, 8]), [2, 9, 9, 8]);
+    const filter = tf.tensor(randomValues(random, [3, 3, 8, 8]), [3, 3, 8, 8]);
+    const dwFilter = tf.tensor(randomValues(random, [3, 3, 8, 2]), [3, 3, 8, 2]);
     const before = backend.numDataIds();
-    for (const method of [['conv', 'conv', 'dwconv'], ['im2col', 'col2im', 'direct'], ['patches', 'taps', 'shifted']] as const) {
+    for (const method of [['conv', 'conv', 'dwconv'], ['im2col', 'col2im', 'direct'], ['patches', 'taps', 'shifted'], ['direct', 'gather', 'direct']] as const) {
       forceBackpropFilterMethod(method[0]);
       forceBackpropInputMethod(method[1]);
       forceDepthwiseFilterMethod(method[2]);
@@ -157,7 +158,8 @@ describe('registration', () => {
         const [dx2, df2] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.depthwiseConv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same').square().sum())([x, dwFilter]);
         const pooled = tf.grad((a: tf.Tensor) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid').sum())(x);
         const biased = tf.add(tf.ones([8, 26, 26, 32]), tf.ones([32])).sum([0, 1, 2]);
-        return [dx!, df!, dx2!, df2!, dx3!, pooled, biased, tf.clone(x)];
+        const product = tf.matMul(tf.reshape(x, [18, 72]), tf.reshape(filter, [72, 8]), false, false);
+        return [dx!, df!, dx2!, df2!, dx3!, pooled, biased, product, tf.cast(x, 'float32'), tf.clone(x)];
       }).forEach((t) => t.dispose());
     }
     forceBackpropFilterMethod(undefined);
@@ -184,7 +186,7 @@ describe('Conv2DBackpropFilter and Conv2DBackpropInput', () => {
       const common = { strides: c.strides, pad: c.pad, dataFormat: nchw ? 'NCHW' : 'NHWC' };
       const expectedFilter = await runKernelOn('cpu', 'Conv2DBackpropFilter', { x, dy }, { ...common, filterShape });
       const expectedInput = await runKernelOn('cpu', 'Conv2DBackpropInput', { dy, filter }, { ...common, inputShape: xShape });
-      for (const method of ['conv', 'im2col', 'patches', 'few-taps'] as const) {
+      for (const method of ['conv', 'im2col', 'patches', 'direct'] as const) {
         forceBackpropFilterMethod(method);
         await expectSameOnBackends('Conv2DBackpropFilter', { x, dy }, { ...common, filterShape }, expectedFilter);
       }

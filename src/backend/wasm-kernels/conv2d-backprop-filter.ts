@@ -7,11 +7,10 @@
  *   repacks dy as weights on every call, which dominates when dy is large and ci small.
  * - 'im2col': cols = patches of x [n*OH*OW, KH*KW*ci], dW = dy^T cols as one matrix product;
  *   cheaper when the patch matrix is smaller than dy (few input channels, e.g. a first layer).
- * - 'few-taps': a SIMD kernel (simd.wat) summing x * dy straight from the tensors, three taps
- *   against eight output channels at a time (out channels a multiple of 8). Named for the first
- *   layers it was written for (6x 'im2col' there), it also beats the XNNPACK forms on the
- *   mnist-cnn's and cifar10-cnn's wider layers (1.5x 'patches', which packs dy on every call),
- *   so it is taken wherever it fits.
+ * - 'direct': a SIMD kernel (simd.wat) summing x * dy straight from the tensors, four taps
+ *   against eight output channels at a time (out channels a multiple of 8): no patches and no
+ *   packing. 5x 'im2col' on the mnist-cnn's first layer and 1.6x 'patches' on its second
+ *   (BENCHMARKS.md), so it is taken wherever it fits.
  * - 'patches': the same product the other way round, dW = patches [KH*KW*ci, OH*OW*n] x dy
  *   [OH*OW*n, co], with the result already in filter layout. XNNPACK packs its right operand
  *   (about 4 ns a value, more than the multiply-adds of a small layer), so of the two matrix
@@ -25,7 +24,7 @@ import { im2col, tapPatches } from './im2col.js';
 import { heapOffset, simdKernels } from './simd.js';
 import { conv2dExplicit, dispose, markOurs, pad4dHW, reshape, transpose, type TensorInfo } from './util.js';
 
-export type BackpropFilterMethod = 'conv' | 'im2col' | 'patches' | 'few-taps';
+export type BackpropFilterMethod = 'conv' | 'im2col' | 'patches' | 'direct';
 let forced: BackpropFilterMethod | undefined;
 
 /** For tests and measurements: always use one method (undefined restores the heuristic). */
@@ -45,9 +44,9 @@ export function conv2DBackpropFilter(args: {
     inputs.x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, format);
   const { filterHeight, filterWidth, inChannels, outChannels } = info;
   const taps = filterHeight * filterWidth * inChannels;
-  const fewTapsFits = format === 'channelsLast' && outChannels % 8 === 0 && simdKernels(backend) !== undefined;
-  const method = forced ?? (fewTapsFits ? 'few-taps' : taps < outChannels ? 'im2col' : 'patches');
-  if (method === 'few-taps' && fewTapsFits) return viaFewTaps(backend, inputs.x, inputs.dy, info);
+  const directFits = format === 'channelsLast' && outChannels % 8 === 0 && simdKernels(backend) !== undefined;
+  const method = forced ?? (directFits ? 'direct' : taps < outChannels ? 'im2col' : 'patches');
+  if (method === 'direct' && directFits) return viaDirect(backend, inputs.x, inputs.dy, info);
   if (method === 'conv') return viaConv(backend, inputs.x, inputs.dy, info);
   if (method === 'patches') return viaPatches(backend, inputs.x, inputs.dy, info);
 
@@ -72,7 +71,7 @@ export function conv2DBackpropFilter(args: {
   return out;
 }
 
-function viaFewTaps(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+function viaDirect(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
   const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth, strideHeight, strideWidth } = info;
   const { top, left } = info.padInfo;
   // Zero padding around x so that every tap of every output pixel reads inside it.
@@ -90,7 +89,7 @@ function viaFewTaps(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: t
     }
   }
   const pixelBytes = inChannels * 4;
-  simdKernels(backend)!.conv_filter_grad_few_taps(
+  simdKernels(backend)!.conv_filter_grad(
     heapOffset(backend, padded), heapOffset(backend, dy), heapOffset(backend, out), heapOffset(backend, table), taps,
     batchSize, outHeight, outWidth, outChannels,
     strideWidth * pixelBytes, strideHeight * paddedWidth * pixelBytes, paddedHeight * paddedWidth * pixelBytes);

@@ -10,7 +10,7 @@ import type { TensorInfo } from './util.js';
 
 export interface SimdKernels {
   max_pool_grad_2x2(x: number, y: number, dy: number, dx: number, images: number, oh: number, ow: number, c: number, h: number, w: number): number;
-  conv_filter_grad_few_taps(
+  conv_filter_grad(
     xp: number, dy: number, dw: number, offsets: number, taps: number,
     images: number, oh: number, ow: number, co: number, colStep: number, rowStep: number, imageStep: number,
   ): void;

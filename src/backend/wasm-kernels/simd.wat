@@ -96,7 +96,7 @@
   ;; multiple of 8. Taps go four at a time against 8 output channels, with eight accumulators
   ;; kept in registers over one image; images are the outer loop, so one image's dy stays in
   ;; cache across the passes. dw is overwritten.
-  (func (export "conv_filter_grad_few_taps")
+  (func (export "conv_filter_grad")
     (param $xp i32) (param $dy i32) (param $dw i32) (param $offsets i32) (param $taps i32)
     (param $images i32) (param $oh i32) (param $ow i32) (param $co i32)
     (param $colStep i32) (param $rowStep i32) (param $imageStep i32)
