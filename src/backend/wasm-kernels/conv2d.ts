@@ -1,8 +1,8 @@
 /**
  * Conv2D for wasm, replacing the built-in (XNNPACK) one for NHWC data with a multiple of 8
  * output channels: one gather product (gather.ts) straight from the padded input and the
- * filter as stored, measured 1.4x XNNPACK on the mnist-cnn's layers, which repack the filter
- * on every call. Anything else goes to the built-in.
+ * filter as stored, with no repacking of the filter per call as XNNPACK does; 1.4x the
+ * built-in on the mnist-cnn's main layer (BENCHMARKS.md). Anything else goes to the built-in.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';

@@ -38,7 +38,12 @@ export function simdKernels(backend: BackendWasm): SimdKernels | undefined {
       }
     }
     if (compiled && memory instanceof WebAssembly.Memory) {
-      kernels = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as SimdKernels;
+      try {
+        kernels = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as SimdKernels;
+      } catch {
+        // A memory the module cannot import (a threaded build's shared one): the JS paths serve.
+        kernels = null;
+      }
     }
     instances.set(backend, kernels);
   }
