@@ -55,14 +55,22 @@ async function main(): Promise<void> {
     });
 
   for (let i = 0; i < options.steps; i++) step();
-  // Unprofiled step time: the median of five windows, since the machines are noisy.
+  // Unprofiled step time: the median of five windows, since the machines are noisy; the spread
+  // of single steps shows how much one replica's step varies (what a synchronous step waits for).
   const windows: number[] = [];
+  const steps: number[] = [];
   for (let w = 0; w < 5; w++) {
     const started = performance.now();
-    for (let i = 0; i < options.steps; i++) step();
+    for (let i = 0; i < options.steps; i++) {
+      const stepStarted = performance.now();
+      step();
+      steps.push(performance.now() - stepStarted);
+    }
     windows.push((performance.now() - started) / options.steps);
   }
   const wallMs = windows.sort((a, b) => a - b)[2]!;
+  steps.sort((a, b) => a - b);
+  const percentile = (p: number) => steps[Math.round(p * (steps.length - 1))]!.toFixed(2);
 
   const totals = new Map<string, KernelTotal>();
   for (let i = 0; i < options.steps; i++) {
@@ -79,6 +87,7 @@ async function main(): Promise<void> {
   const kernelMs = rows.reduce((a, [, t]) => a + t.ms, 0) / options.steps;
   console.log(`${options.workload}, batch ${options.batch}, ${options.backend}, ${tf.getBackend()}: ${wallMs.toFixed(2)} ms per step unprofiled (median of 5 windows) ` +
     `(${Math.round((options.batch * 1000) / wallMs)} samples/s), ${kernelMs.toFixed(2)} ms of it in kernels`);
+  console.log(`single steps (${steps.length}): p10 ${percentile(0.1)}, p50 ${percentile(0.5)}, p90 ${percentile(0.9)}, max ${percentile(1)} ms`);
   console.log('| kernel | calls/step | ms/step | share of kernel time |');
   console.log('|---|---|---|---|');
   for (const [name, t] of rows) {
