@@ -8,10 +8,10 @@
   ;; MaxPoolGrad for 2x2 windows with stride 2 and no padding (H >= 2*OH, W >= 2*OW: an odd last
   ;; row or column that no window reaches is left alone; the caller zeroes dx then), C a multiple
   ;; of 4. Each dy value goes to the first position of its window equal to the forward output y,
-  ;; all other window elements get 0. Returns 1, leaving dx
-  ;; partly written, as soon as a window's y might not pick the same element as a scan from
-  ;; -Infinity would (a NaN in it, an all -Infinity window, a y that is not its maximum) or dy is
-  ;; not finite: the caller then runs the generic scan. Returns 0 when done.
+  ;; all other window elements get 0. Returns 1, leaving dx partly written, as soon as a window's
+  ;; y might not pick the same element as a scan from -Infinity would (a NaN in it, an all
+  ;; -Infinity window, a y that is not its maximum) or dy is not finite: the caller then runs the
+  ;; generic scan. Returns 0 when done.
   (func (export "max_pool_grad_2x2")
     (param $x i32) (param $y i32) (param $dy i32) (param $dx i32)
     (param $images i32) (param $oh i32) (param $ow i32) (param $c i32) (param $h i32) (param $w i32) (result i32)
@@ -222,10 +222,11 @@
   ;; A convolution as a gather product: for every output pixel p and output channel o,
   ;;   out[p, o] = sum over spatial taps s and channels c of in[bases[p] + taps[s] + 4c] * w[(s*C + c)*N + o]
   ;; bases (i32, bytes into in) holds one entry per pixel, padded to a multiple of 4 by repeating the
-  ;; last; taps (i32, bytes) one per spatial tap; N is a multiple of 8. A forward convolution
-  ;; (in = padded x, w = the filter) and the input gradient of a stride-1 one (in = padded dy,
-  ;; w = the filter flipped, its channel axes swapped) both take this form. Tiles of 4 pixels by
-  ;; 8 outputs keep eight accumulators in registers over the whole sum; out is overwritten.
+  ;; last; taps (i32, bytes) one per spatial tap; C is the run of values read from each tap (a
+  ;; filter row's KW*channels when its taps are adjacent); N is a multiple of 8. It serves the
+  ;; forward convolution (in = padded x, w = the filter), matrix products (one tap) and the
+  ;; cols = dy W^T of the input gradient. Tiles of 4 pixels by 8 outputs keep eight accumulators
+  ;; in registers over the whole sum; out is overwritten.
   (func (export "conv_gather")
     (param $in i32) (param $bases i32) (param $pixels i32) (param $taps i32) (param $spatial i32)
     (param $channels i32) (param $w i32) (param $n i32) (param $out i32)
