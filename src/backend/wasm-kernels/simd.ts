@@ -19,6 +19,7 @@ export interface SimdKernels {
     channels: number, w: number, n: number, out: number,
   ): void;
   col2im_add(cols: number, dx: number, bases: number, pixels: number, taps: number, spatial: number, channels: number): void;
+  bias_add(x: number, bias: number, out: number, rows: number, channels: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;

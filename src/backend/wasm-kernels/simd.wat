@@ -345,4 +345,27 @@
         (local.set $p (i32.add (local.get $p) (i32.const 1)))
         (br $pixelLoop)))
   )
+
+  ;; out[r, c] = x[r, c] + bias[c] for rows of C channels (a multiple of 4): a conv layer's bias,
+  ;; one pass instead of repeating the bias to x's shape and adding.
+  (func (export "bias_add")
+    (param $x i32) (param $bias i32) (param $out i32) (param $rows i32) (param $channels i32)
+    (local $r i32) (local $c i32) (local $rowBytes i32)
+    (local.set $rowBytes (i32.shl (local.get $channels) (i32.const 2)))
+    (block $rowsDone
+      (loop $rowLoop
+        (br_if $rowsDone (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $c (i32.const 0))
+        (block $rowDone
+          (loop $lanes
+            (br_if $rowDone (i32.ge_u (local.get $c) (local.get $rowBytes)))
+            (v128.store (i32.add (local.get $out) (local.get $c))
+              (f32x4.add (v128.load (i32.add (local.get $x) (local.get $c))) (v128.load (i32.add (local.get $bias) (local.get $c)))))
+            (local.set $c (i32.add (local.get $c) (i32.const 16)))
+            (br $lanes)))
+        (local.set $x (i32.add (local.get $x) (local.get $rowBytes)))
+        (local.set $out (i32.add (local.get $out) (local.get $rowBytes)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rowLoop)))
+  )
 )
