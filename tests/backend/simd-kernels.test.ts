@@ -1,7 +1,8 @@
 /**
  * The SIMD kernels of simd.wat called directly on the wasm backend's heap (so the SIMD path is
- * known to run), against the cpu backend's kernels; and the registered kernels that use them on
- * the cases where they must hand over to the JavaScript path.
+ * known to run), against the cpu backend's kernels; and the registered kernels built on them
+ * (Conv2D, the gradients' SIMD methods, MaxPoolGrad where it hands over to the JavaScript scan)
+ * against cpu on random shapes.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
