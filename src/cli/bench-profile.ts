@@ -27,7 +27,7 @@ async function main(): Promise<void> {
     .option('--workload <name>', 'config name under configs/', 'mnist-cnn')
     .option('--batch <n>', 'samples per step (one replica)', Number, 32)
     .option('--backend <name>', 'wasm or cpu', 'wasm')
-    .option('--steps <n>', 'profiled steps (after as many warm-up steps)', Number, 30)
+    .option('--steps <n>', 'steps of the warm-up, of each of 5 timed windows and of the profiled run', Number, 30)
     .option('--shapes', 'one row per kernel and input shapes instead of per kernel')
     .parse()
     .opts<{ workload: string; batch: number; backend: BackendName; steps: number; shapes?: boolean }>();

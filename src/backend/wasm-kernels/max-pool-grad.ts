@@ -4,7 +4,7 @@
  * FLT_MIN up, so windows of all-negative values get no gradient. This one sends each dy value to
  * the first maximum of its window (scanning from -Infinity), as the cpu backend and TF do.
  *
- * The common 2x2, stride-2 case tiling the input runs as a SIMD kernel (simd.wat, ~6x faster);
+ * The common 2x2, stride-2 case tiling the input runs as a SIMD kernel (simd.wat, ~4x faster);
  * where it cannot (channels not a multiple of 4, or a window it declines) the same case runs
  * branch-free in JavaScript: a window's maximum is taken from the forward
  * output (`output`; max rounds nothing), checked to bound the window and occur in it, and the

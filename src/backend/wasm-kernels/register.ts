@@ -1,9 +1,10 @@
 /**
  * Registers the training kernels the wasm backend lacks (Conv2DBackpropFilter, the depthwise
  * backprops, UnsortedSegmentSum) and replaces built-ins that are slow on training shapes
- * (Conv2D, Conv2DBackpropInput, MaxPoolGrad, BatchMatMul with transposes, leading-axes Sum, channel-bias
- * Add, the copying Identity and same-dtype Cast); the built-in MaxPoolGrad is also wrong on ties and all-negative
- * windows. Idempotent; called by activateBackend('wasm').
+ * (Conv2D, Conv2DBackpropInput, MaxPoolGrad, BatchMatMul with transposes, leading-axes Sum,
+ * channel-bias Add, the copying Identity and same-dtype Cast); the built-in MaxPoolGrad is also
+ * wrong on ties and all-negative windows, and the built-in Cast to bool truncates. Idempotent;
+ * called by activateBackend('wasm').
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
