@@ -20,9 +20,10 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { matMul2d } from './batch-mat-mul.js';
+import { coveringExtent, padToCover } from './gather.js';
 import { im2col, tapPatches } from './im2col.js';
 import { heapOffset, simdKernels } from './simd.js';
-import { conv2dExplicit, dispose, markOurs, pad4dHW, reshape, transpose, type TensorInfo } from './util.js';
+import { conv2dExplicit, dispose, markOurs, reshape, transpose, type TensorInfo } from './util.js';
 
 export type BackpropFilterMethod = 'conv' | 'im2col' | 'patches' | 'direct';
 let forced: BackpropFilterMethod | undefined;
@@ -72,12 +73,9 @@ export function conv2DBackpropFilter(args: {
 }
 
 function viaDirect(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
-  const { batchSize, inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth, strideHeight, strideWidth } = info;
-  const { top, left } = info.padInfo;
-  // Zero padding around x so that every tap of every output pixel reads inside it.
-  const paddedHeight = Math.max(inHeight + top, (outHeight - 1) * strideHeight + filterHeight);
-  const paddedWidth = Math.max(inWidth + left, (outWidth - 1) * strideWidth + filterWidth);
-  const padded = pad4dHW(backend, x, top, paddedHeight - inHeight - top, left, paddedWidth - inWidth - left);
+  const { batchSize, inChannels, outHeight, outWidth, outChannels, filterHeight, filterWidth, strideHeight, strideWidth } = info;
+  const padded = padToCover(backend, x, info);
+  const { height: paddedHeight, width: paddedWidth } = coveringExtent(info);
   const taps = filterHeight * filterWidth * inChannels;
   const table = backend.makeOutput([taps], 'int32');
   const out = backend.makeOutput([filterHeight, filterWidth, inChannels, outChannels], 'float32');

@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { matMul2d } from './batch-mat-mul.js';
-import { gatherFits, gatherMatMul, geometryTables } from './gather.js';
+import { coveringExtent, gatherFits, gatherMatMul, geometryTables } from './gather.js';
 import { col2im } from './im2col.js';
 import { heapOffset, simdKernels } from './simd.js';
 import { conv2dExplicit, dispose, markOurs, padOrCrop4dHW, reshape, runWasm, slice4dHW, transpose, zeroInsert, type TensorInfo } from './util.js';
@@ -109,8 +109,7 @@ function viaGather(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, inf
   const cols = gatherMatMul(backend, dy2, wT); // [n*OH*OW, KH*KW*ci]
   dispose(backend, w2, wT, dy2);
   // dx with the forward padding around it, so that every tap lands inside; cropped after.
-  const height = Math.max(inHeight + top, (outHeight - 1) * strideHeight + filterHeight);
-  const width = Math.max(inWidth + left, (outWidth - 1) * strideWidth + filterWidth);
+  const { height, width } = coveringExtent(info);
   // One run per filter row: a row's KW taps are adjacent pixels of dx and adjacent in cols.
   const taps: [number, number][] = [];
   for (let kh = 0; kh < filterHeight; kh++) taps.push([kh, 0]);

@@ -6,8 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { gatherConv, gatherFits } from './gather.js';
-import { builtinKernel, dispose, markOurs, pad4dHW, reshape, type TensorInfo } from './util.js';
+import { coveringExtent, gatherConv, gatherFits, padToCover } from './gather.js';
+import { builtinKernel, dispose, markOurs, reshape, type TensorInfo } from './util.js';
 
 export function conv2D(args: { inputs: { x: TensorInfo; filter: TensorInfo }; backend: BackendWasm; attrs: tf.Conv2DAttrs }): TensorInfo {
   const { inputs: { x, filter }, backend, attrs } = args;
@@ -24,13 +24,10 @@ export function conv2D(args: { inputs: { x: TensorInfo; filter: TensorInfo }; ba
 
 /** The gather form of a forward NHWC convolution (out channels a multiple of 8). */
 export function convolve(backend: BackendWasm, x: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
-  const { inHeight, inWidth, inChannels, outHeight, outWidth, outChannels, strideHeight, strideWidth } = info;
+  const { inChannels, outHeight, outWidth, outChannels, strideHeight, strideWidth } = info;
   const { filterHeight, filterWidth, dilationHeight, dilationWidth } = info;
-  const { top, left } = info.padInfo;
-  // Zero padding so that every tap of every output pixel reads inside the input.
-  const height = Math.max(inHeight + top, (outHeight - 1) * strideHeight + (filterHeight - 1) * dilationHeight + 1);
-  const width = Math.max(inWidth + left, (outWidth - 1) * strideWidth + (filterWidth - 1) * dilationWidth + 1);
-  const padded = pad4dHW(backend, x, top, height - inHeight - top, left, width - inWidth - left);
+  const padded = padToCover(backend, x, info);
+  const { height, width } = coveringExtent(info);
   // Undilated filter rows read as one run each.
   const rowRuns = dilationWidth === 1;
   const taps: [number, number][] = [];

@@ -4,9 +4,10 @@
  * with the pixel bases and tap offsets given as tables, so strides, dilations and batch
  * rows are only addresses: no patch matrix and no packing of w.
  */
+import type * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { heapOffset, simdKernels } from './simd.js';
-import { dispose, type TensorInfo } from './util.js';
+import { dispose, pad4dHW, reshape, type TensorInfo } from './util.js';
 
 export interface GatherGeometry {
   /** in is [images, height, width, channels], already padded so every tap reads inside it. */
@@ -26,6 +27,27 @@ export interface GatherGeometry {
    * sum with a third of the loop overhead.
    */
   run?: number;
+}
+
+/**
+ * Height and width of a convolution's input zero-padded so that every tap of every output pixel
+ * reads inside it: the forward padding on top and left, as much as the last taps reach below
+ * and right (none where valid padding leaves rows unread).
+ */
+export function coveringExtent(info: tf.backend_util.Conv2DInfo): { height: number; width: number } {
+  const { inHeight, inWidth, outHeight, outWidth, strideHeight, strideWidth } = info;
+  const { filterHeight, filterWidth, dilationHeight, dilationWidth, padInfo } = info;
+  return {
+    height: Math.max(inHeight + padInfo.top, (outHeight - 1) * strideHeight + (filterHeight - 1) * dilationHeight + 1),
+    width: Math.max(inWidth + padInfo.left, (outWidth - 1) * strideWidth + (filterWidth - 1) * dilationWidth + 1),
+  };
+}
+
+/** x (NHWC) zero-padded to its coveringExtent; a shared-data view when no padding is needed. */
+export function padToCover(backend: BackendWasm, x: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { height, width } = coveringExtent(info);
+  const { top, left } = info.padInfo;
+  return pad4dHW(backend, x, top, height - info.inHeight - top, left, width - info.inWidth - left);
 }
 
 /** Whether conv_gather can produce `outputs` channels here (a multiple of 8, kernels loaded). */
@@ -77,8 +99,7 @@ export function gatherMatMul(backend: BackendWasm, a: TensorInfo, b: TensorInfo)
   const product = gatherConv(backend, a, b, {
     images: 1, height: m, width: 1, channels: k, outHeight: m, outWidth: 1, strideHeight: 1, strideWidth: 1, taps: [[0, 0]],
   });
-  backend.incRef(product.dataId);
-  const out = { dataId: product.dataId, shape: [m, b.shape[1]!], dtype: product.dtype };
+  const out = reshape(backend, product, [m, b.shape[1]!]);
   dispose(backend, product);
   return out;
 }
