@@ -13,6 +13,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { activateBackend } from '../../src/backend/select-backend.js';
 import { mulberry32 } from '../../src/util/random.js';
+import { maxRelativeError } from '../helpers/compare.js';
 
 const TOLERANCE = 1e-4;
 const BATCH = 4;
@@ -85,16 +86,6 @@ async function oneStep(backend: 'cpu' | 'wasm', c: LayerCase, seed: number): Pro
   tf.dispose([x, y]);
   model.dispose();
   return { loss, weights };
-}
-
-function maxRelativeError(actual: Float32Array, expected: Float32Array): number {
-  let diff = 0;
-  let scale = 1;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  return Number.isNaN(diff) ? Infinity : diff / scale;
 }
 
 beforeAll(async () => {

@@ -12,6 +12,7 @@ import { forceBackpropFilterMethod } from '../../src/backend/wasm-kernels/conv2d
 import { forceBackpropInputMethod } from '../../src/backend/wasm-kernels/conv2d-backprop-input.js';
 import { heapOffset, simdKernels, type SimdKernels } from '../../src/backend/wasm-kernels/simd.js';
 import { mulberry32 } from '../../src/util/random.js';
+import { maxRelativeError } from '../helpers/compare.js';
 
 let backend: BackendWasm;
 let simd: SimdKernels;
@@ -37,17 +38,6 @@ function onCpu(name: string, inputs: Record<string, { values: Float32Array; shap
   });
   tf.setBackend('wasm');
   return values;
-}
-
-function maxRelativeError(actual: Float32Array, expected: Float32Array): number {
-  expect(actual.length).toBe(expected.length);
-  let diff = 0;
-  let scale = 1;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  return Number.isNaN(diff) ? Infinity : diff / scale;
 }
 
 describe('max_pool_grad_2x2', () => {

@@ -15,6 +15,7 @@ import { forceBackpropInputMethod } from '../../src/backend/wasm-kernels/conv2d-
 import { forceDepthwiseFilterMethod } from '../../src/backend/wasm-kernels/depthwise-conv2d-backprop-filter.js';
 import { registerWasmTrainingKernels } from '../../src/backend/wasm-kernels/register.js';
 import { mulberry32 } from '../../src/util/random.js';
+import { maxRelativeError } from '../helpers/compare.js';
 
 const TOLERANCE = 1e-4;
 /** WASM_KERNEL_FUZZ=20 runs twenty times the random cases (and other seeds) for a deeper check. */
@@ -22,17 +23,6 @@ const FUZZ = Math.max(1, Number(process.env.WASM_KERNEL_FUZZ ?? 1));
 
 type Input = { shape: number[]; values: Float32Array | Int32Array; dtype?: 'float32' | 'int32' };
 type Attrs = Record<string, unknown>;
-
-function maxRelativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  expect(actual.length).toBe(expected.length);
-  let diff = 0;
-  let scale = 1;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i]! - expected[i]!));
-    scale = Math.max(scale, Math.abs(expected[i]!));
-  }
-  return Number.isNaN(diff) ? Infinity : diff / scale;
-}
 
 function randomValues(random: () => number, shape: number[], quantized = false): Float32Array {
   const size = shape.reduce((a, b) => a * b, 1);

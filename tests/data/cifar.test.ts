@@ -1,7 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataError } from '../../src/errors.js';
 import {
   convertCifarBatches,
   findCifarFiles,
@@ -11,6 +10,7 @@ import {
 } from '../../src/data/sources/cifar.js';
 import { loadData } from '../../src/data/load-data.js';
 import { CIFAR_BATCHES, cifarBatch, cifarPixel, cifarTarGz, gzip, tempDir } from './fixtures.js';
+import { dataErrorOf } from '../helpers/data-error.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -20,15 +20,6 @@ afterAll(() => cleanup());
 /** Pixel (y, x, c) of image i of an HWC [32, 32, 3] array. */
 function hwc(pixels: Uint8Array, i: number, y: number, x: number, c: number): number {
   return pixels[i * 3072 + (y * 32 + x) * 3 + c]!;
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<DataError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DataError);
-  return error as DataError;
 }
 
 /** Batches of 3 records each (test: 2), with distinct pixels and labels per batch. */
@@ -77,7 +68,7 @@ describe('CIFAR-10 binary', () => {
   it('a size that is not a multiple of 3073 names the file, the size and the record size', async () => {
     const file = join(dir, 'bad-size.bin');
     await writeFile(file, cifarBatch(2).subarray(0, 3073 * 2 - 5));
-    const { message } = await errorOf(readCifarBatchFile(file).then((b) => convertCifarBatches([b])));
+    const { message } = await dataErrorOf(readCifarBatchFile(file).then((b) => convertCifarBatches([b])));
     expect(message).toContain(`${file}: size 6141 bytes is not a multiple of the CIFAR-10 record size 3073`);
     expect(message).toContain('1 whole records and 3068 bytes left over');
   });
@@ -132,7 +123,7 @@ describe('CIFAR-10 binary', () => {
     delete batches['test_batch'];
     const archive = join(dir, 'partial.tar.gz');
     await writeFile(archive, await cifarTarGz(batches));
-    const { message } = await errorOf(readCifarArchive(archive));
+    const { message } = await dataErrorOf(readCifarArchive(archive));
     expect(message).toContain(`${archive}: the archive has no cifar-10-batches-bin/test_batch.bin`);
   });
 
@@ -140,7 +131,7 @@ describe('CIFAR-10 binary', () => {
     const bytes = await cifarTarGz(smallBatches());
     const archive = join(dir, 'damaged.tar.gz');
     await writeFile(archive, bytes.subarray(0, Math.floor(bytes.length / 2)));
-    const { message } = await errorOf(readCifarArchive(archive));
+    const { message } = await dataErrorOf(readCifarArchive(archive));
     expect(message).toContain(`${archive}: cannot read the CIFAR-10 archive`);
   });
 
@@ -149,7 +140,7 @@ describe('CIFAR-10 binary', () => {
     try {
       await mkdir(join(folder, 'cifar-10-batches-bin'));
       await writeFile(join(folder, 'cifar-10-batches-bin', 'data_batch_1.bin'), cifarBatch(1));
-      const { message } = await errorOf(findCifarFiles(folder));
+      const { message } = await dataErrorOf(findCifarFiles(folder));
       expect(message).toContain('cifar10: missing files data_batch_2.bin, data_batch_3.bin, data_batch_4.bin, data_batch_5.bin, test_batch.bin');
       expect(message).toContain(folder);
       expect(message).toContain('cifar-10-binary.tar.gz');

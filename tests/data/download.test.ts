@@ -1,7 +1,6 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DataError } from '../../src/errors.js';
 import { ensureFile, mirrorUrl } from '../../src/data/download.js';
 import { loadData } from '../../src/data/load-data.js';
 import { OFFICIAL_SOURCES } from '../../src/data/sources/official.js';
@@ -19,6 +18,7 @@ import {
   tempDir,
   type TestServer,
 } from './fixtures.js';
+import { dataErrorOf } from '../helpers/data-error.js';
 
 let root: string;
 let cleanup: () => Promise<void>;
@@ -34,15 +34,6 @@ async function serve(...args: Parameters<typeof serveFiles>): Promise<TestServer
   const server = await serveFiles(...args);
   servers.push(server);
   return server;
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<DataError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DataError);
-  return error as DataError;
 }
 
 let next = 0;
@@ -93,7 +84,7 @@ describe('ensureFile', () => {
     const cacheDir = await freshCache();
     const expected = 'ab'.repeat(32);
     const url = mirrorUrl(server.url, 'train-images-idx3-ubyte.gz');
-    const { message } = await errorOf(
+    const { message } = await dataErrorOf(
       ensureFile({ name: 'train-images-idx3-ubyte.gz', urls: [], sha256: expected, cacheDir, mirror: server.url }),
     );
     expect(message).toContain('train-images-idx3-ubyte.gz: checksum mismatch');
@@ -107,7 +98,7 @@ describe('ensureFile', () => {
     const port = await closedPort();
     const cacheDir = await freshCache();
     const url = `http://127.0.0.1:${port}/train-images-idx3-ubyte.gz`;
-    const { message } = await errorOf(
+    const { message } = await dataErrorOf(
       ensureFile({
         name: 'train-images-idx3-ubyte.gz',
         urls: [url],
@@ -138,7 +129,7 @@ describe('ensureFile', () => {
     expect((await readFile(path)).equals(body)).toBe(true);
     expect(lines.some((l) => l.includes('a/x.bin failed (HTTP 404 Not Found)'))).toBe(true);
 
-    const { message } = await errorOf(
+    const { message } = await dataErrorOf(
       ensureFile({ name: 'y.bin', urls: [`${server.url}a/y.bin`, `${server.url}b/y.bin`], sha256: sha256(body), cacheDir: await freshCache() }),
     );
     expect(message).toBe(
@@ -154,7 +145,7 @@ describe('ensureFile', () => {
       // …and never sends the rest.
     });
     const cacheDir = await freshCache();
-    const { message } = await errorOf(
+    const { message } = await dataErrorOf(
       ensureFile({ name: 'slow.bin', urls: [], sha256: 'ab'.repeat(32), cacheDir, mirror: server.url, idleTimeoutMs: 300 }),
     );
     expect(message).toContain(`cannot download slow.bin from ${server.url}slow.bin (no data for 0.3 s)`);
@@ -163,7 +154,7 @@ describe('ensureFile', () => {
 
   it('download: false uses the cache only', async () => {
     const cacheDir = await freshCache();
-    const { message } = await errorOf(
+    const { message } = await dataErrorOf(
       ensureFile({ name: 'z.bin', urls: ['http://127.0.0.1:9/z.bin'], sha256: 'ab'.repeat(32), cacheDir, download: false }),
     );
     expect(message).toContain(`z.bin is not in the cache folder ${cacheDir} and downloading is off (data.download is false)`);
@@ -223,7 +214,7 @@ describe('loadData with downloads', () => {
     const files = mnistFiles();
     const server = await serve(files);
     const cacheDir = await freshCache();
-    const { message } = await errorOf(loadData({ source: 'fashion-mnist', mirror: server.url, cacheDir }, { seed: 1 }));
+    const { message } = await dataErrorOf(loadData({ source: 'fashion-mnist', mirror: server.url, cacheDir }, { seed: 1 }));
     expect(message).toContain('train-images-idx3-ubyte.gz: checksum mismatch');
     expect(message).toContain(OFFICIAL_SOURCES['fashion-mnist'].files[0]!.sha256);
     expect(await readdir(join(cacheDir, 'fashion-mnist'))).toEqual([]);
@@ -231,7 +222,7 @@ describe('loadData with downloads', () => {
 
   it('offline with nothing cached names the files to put in --data-dir', async () => {
     const port = await closedPort();
-    const { message } = await errorOf(
+    const { message } = await dataErrorOf(
       loadData({ source: 'mnist', mirror: `http://127.0.0.1:${port}`, cacheDir: await freshCache() }, { seed: 1 }),
     );
     expect(message).toContain('you appear to be offline: put the files in a folder and pass --data-dir DIR');

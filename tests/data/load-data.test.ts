@@ -1,10 +1,11 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, DataError } from '../../src/errors.js';
+import { ConfigError } from '../../src/errors.js';
 import { DatasetReader, createSharedDataset, splitValidation } from '../../src/data/dataset.js';
 import { loadData } from '../../src/data/load-data.js';
 import { gzip, idxImages, idxLabels, labelsFor, pixel, tempDir } from './fixtures.js';
+import { dataErrorOf } from '../helpers/data-error.js';
 
 let mnistDir: string;
 let emptyDir: string;
@@ -23,15 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const cleanup of cleanups) await cleanup();
 });
-
-async function errorOf(promise: Promise<unknown>): Promise<DataError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(DataError);
-  return error as DataError;
-}
 
 describe('loadData from a local folder', () => {
   it('config.dir, without touching the network or the cache', async () => {
@@ -59,7 +51,7 @@ describe('loadData from a local folder', () => {
   });
 
   it('missing files in the folder are listed with the folder', async () => {
-    const { message } = await errorOf(loadData({ source: 'mnist' }, { seed: 1, dataDir: emptyDir }));
+    const { message } = await dataErrorOf(loadData({ source: 'mnist' }, { seed: 1, dataDir: emptyDir }));
     expect(message).toContain('mnist: missing files train-images-idx3-ubyte.gz (or train-images-idx3-ubyte)');
     expect(message).toContain('t10k-labels-idx1-ubyte.gz (or t10k-labels-idx1-ubyte)');
     expect(message).toContain(`in ${emptyDir}`);
@@ -67,11 +59,11 @@ describe('loadData from a local folder', () => {
 
   it('a folder that does not exist, or is a file, is said so', async () => {
     const missing = join(emptyDir, 'nope');
-    const notFound = await errorOf(loadData({ source: 'mnist' }, { seed: 1, dataDir: missing }));
+    const notFound = await dataErrorOf(loadData({ source: 'mnist' }, { seed: 1, dataDir: missing }));
     expect(notFound.message).toBe(`mnist: data folder ${missing} does not exist`);
     expect(notFound.hint).toBe('mnist needs train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz, gzip or raw');
     const file = join(mnistDir, 't10k-images-idx3-ubyte');
-    const notDir = await errorOf(loadData({ source: 'cifar10', dir: file }, { seed: 1 }));
+    const notDir = await dataErrorOf(loadData({ source: 'cifar10', dir: file }, { seed: 1 }));
     expect(notDir.message).toBe(`cifar10: ${file} is a file, expected a data folder`);
   });
 
@@ -84,7 +76,7 @@ describe('loadData from a local folder', () => {
   });
 
   it('download: false with an empty cache asks for --data-dir', async () => {
-    const { message } = await errorOf(loadData({ source: 'cifar10', download: false, cacheDir: join(emptyDir, 'cache') }, { seed: 1 }));
+    const { message } = await dataErrorOf(loadData({ source: 'cifar10', download: false, cacheDir: join(emptyDir, 'cache') }, { seed: 1 }));
     expect(message).toContain('cifar-10-binary.tar.gz is not in the cache folder');
     expect(message).toContain(join(emptyDir, 'cache', 'cifar10'));
     expect(message).toContain('put the files in a folder and pass --data-dir DIR (cifar10 needs data_batch_1..5 and test_batch as .bin or .bin.gz, or cifar-10-binary.tar.gz)');
