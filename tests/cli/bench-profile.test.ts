@@ -1,16 +1,24 @@
 /**
- * `npm run bench:profile` (dist/cli/bench-profile.js): the per-kernel table of a training step
- * adds up to the kernel time it reports, and a wrong workload name is a one-line error.
+ * `npm run bench:profile` (bench/profile.ts, compiled to dist-bench/profile.js): the per-kernel
+ * table of a training step adds up to the kernel time it reports, and a wrong workload name is a
+ * one-line error. The benches are not part of `npm run build`: this suite compiles them against
+ * the built dist/ (which `npm test` builds first).
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const script = join(root, 'dist/cli/bench-profile.js');
+const script = join(root, 'dist-bench/profile.js');
 
 describe('bench:profile', () => {
+  beforeAll(() => {
+    const tsc = join(root, 'node_modules/typescript/bin/tsc');
+    const build = spawnSync(process.execPath, [tsc, '-p', join(root, 'bench/tsconfig.json')], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    if (build.status !== 0) throw new Error(`tsc -p bench/tsconfig.json failed: ${build.error?.message ?? ''}${build.stdout}${build.stderr}`);
+  }, 90_000);
+
   it('prints each kernel of a step with calls and times that add up to the kernel time', () => {
     const run = spawnSync(process.execPath, [script, '--workload', 'xor', '--batch', '4', '--steps', '3'], { cwd: root, encoding: 'utf8' });
     expect(run.status, run.stderr).toBe(0);

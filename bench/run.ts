@@ -15,14 +15,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import { activateBackend, type BackendName } from '../backend/select-backend.js';
-import { loadRunConfig } from '../config/load.js';
-import type { RunConfig } from '../config/schema.js';
-import { createSharedDataset, DatasetReader, type SharedDataset } from '../data/dataset.js';
-import { buildModel } from '../model/build-model.js';
-import type { PhaseTimes } from '../train/replica-protocol.js';
-import { Trainer } from '../train/trainer.js';
-import { mulberry32 } from '../util/random.js';
+import { activateBackend, type BackendName } from '../dist/backend/select-backend.js';
+import { loadRunConfig } from '../dist/config/load.js';
+import type { RunConfig } from '../dist/config/schema.js';
+import { createSharedDataset, DatasetReader, type SharedDataset } from '../dist/data/dataset.js';
+import { buildModel } from '../dist/model/build-model.js';
+import type { PhaseTimes } from '../dist/train/replica-protocol.js';
+import { Trainer } from '../dist/train/trainer.js';
+import { mulberry32 } from '../dist/util/random.js';
 
 interface Job {
   kind: 'ringtrain' | 'tfjs-fit' | 'torch-threads' | 'torch-ddp';
@@ -45,7 +45,7 @@ interface Row extends Job {
   phaseShares?: Record<string, number>;
 }
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 function generatedData(config: RunConfig, samples: number): SharedDataset {
   if (!('inputShape' in config.model)) throw new Error('benchmarks need a layer-list model');

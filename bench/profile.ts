@@ -9,13 +9,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import { activateBackend, type BackendName } from '../backend/select-backend.js';
-import { loadRunConfig } from '../config/load.js';
-import { buildModel } from '../model/build-model.js';
-import { Objective } from '../model/objective.js';
-import { mulberry32 } from '../util/random.js';
+import { activateBackend, type BackendName } from '../dist/backend/select-backend.js';
+import { loadRunConfig } from '../dist/config/load.js';
+import { buildModel } from '../dist/model/build-model.js';
+import { Objective } from '../dist/model/objective.js';
+import { mulberry32 } from '../dist/util/random.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 interface KernelTotal {
   ms: number;

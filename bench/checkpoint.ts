@@ -11,13 +11,13 @@ import { open, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { readCheckpointFile } from '../checkpoint/format.js';
-import type { CheckpointState } from '../checkpoint/state.js';
-import { CheckpointStore } from '../checkpoint/store.js';
-import { parseRunConfig } from '../config/load.js';
-import { createSharedDataset } from '../data/dataset.js';
-import { Trainer } from '../train/trainer.js';
-import { VERSION } from '../version.js';
+import { readCheckpointFile } from '../dist/checkpoint/format.js';
+import type { CheckpointState } from '../dist/checkpoint/state.js';
+import { CheckpointStore } from '../dist/checkpoint/store.js';
+import { parseRunConfig } from '../dist/config/load.js';
+import { createSharedDataset } from '../dist/data/dataset.js';
+import { Trainer } from '../dist/train/trainer.js';
+import { VERSION } from '../dist/version.js';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 

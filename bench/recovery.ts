@@ -8,10 +8,10 @@
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { applyOverrides, loadRunConfig } from '../config/load.js';
-import { createSharedDataset } from '../data/dataset.js';
-import type { RecoveryEvent } from '../train/events.js';
-import { Trainer, type TrainerOptions } from '../train/trainer.js';
+import { applyOverrides, loadRunConfig } from '../dist/config/load.js';
+import { createSharedDataset } from '../dist/data/dataset.js';
+import type { RecoveryEvent } from '../dist/train/events.js';
+import { Trainer, type TrainerOptions } from '../dist/train/trainer.js';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
     .option('--step-timeout-ms <ms>', 'parallel.stepTimeoutMs (how long a hang takes to be seen)', '2000')
     .parse(process.argv)
     .opts<{ repeats: string; stepTimeoutMs: string }>();
-  const base = applyOverrides(await loadRunConfig(fileURLToPath(new URL('../../configs/mnist-mlp.json', import.meta.url))), { workers: 2, epochs: 1 });
+  const base = applyOverrides(await loadRunConfig(fileURLToPath(new URL('../configs/mnist-mlp.json', import.meta.url))), { workers: 2, epochs: 1 });
   const config = {
     ...base,
     backend: 'wasm' as const,
