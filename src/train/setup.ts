@@ -1,0 +1,114 @@
+/**
+ * Set-up of a run before any replica starts: the backend, the data arranged into its roles,
+ * the model built once on the coordinator from the seed (so the starting weights do not depend
+ * on the number of replicas), its parameter layout, the optimizer, and the checks that must
+ * fail before the first step.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { assertBackendAvailable, checkReplicasForBackend, resolveBackend, silenceCpuBanner, type BackendName } from '../backend/select-backend.js';
+import { resolveWorkers } from '../config/load.js';
+import type { RunConfig } from '../config/schema.js';
+import { product, splitValidation, type SharedDataset } from '../data/dataset.js';
+import { loadData, type LoadedData } from '../data/load-data.js';
+import { UserError } from '../errors.js';
+import { buildModel } from '../model/build-model.js';
+import { checkDataForModel } from '../model/check-data.js';
+import { ParamLayout } from '../model/param-layout.js';
+import { hasWeightFiles, tfjsFileHandler } from '../model/tfjs-files.js';
+import { createOptimizer } from '../optim/create-optimizer.js';
+import type { ShardOptimizer } from '../optim/optimizer.js';
+import type { DatasetRole } from './replica-protocol.js';
+
+export type RunDatasets = Partial<Record<DatasetRole, SharedDataset>>;
+
+export interface PreparedRun {
+  workers: number;
+  backend: BackendName;
+  datasets: RunDatasets;
+  layout: ParamLayout;
+  /** The seeded (or given) starting parameters. */
+  initialParams: Float32Array;
+  outputSize: number;
+  /** model.toJSON(null, false), kept for checkpoints. */
+  topology: object;
+  optimizer: ShardOptimizer;
+}
+
+export interface SetupOptions {
+  data?: LoadedData;
+  dataDir?: string;
+  initialParams?: Float32Array;
+  log?: (line: string) => void;
+}
+
+export async function prepareRun(config: RunConfig, options: SetupOptions): Promise<PreparedRun> {
+  const workers = resolveWorkers(config.parallel.workers);
+  const backend = await resolveBackend(config.backend);
+  await assertBackendAvailable(backend);
+  checkReplicasForBackend(backend, workers);
+  const data = options.data ?? (await loadData(config.data, { seed: config.training.seed, dataDir: options.dataDir, log: options.log }));
+  const datasets = arrangeDatasets(config, data);
+  const train = datasets.train!;
+  if (train.size === 0) throw new UserError(`${train.name} has no samples to train on`);
+
+  const roles = ['train', 'validation', 'test'] as const;
+  const { layout, initialParams, outputSize, topology } = await initialModel(config, roles.flatMap((r) => datasets[r] ?? []));
+  if (options.initialParams) {
+    if (options.initialParams.length !== layout.length) {
+      throw new Error(`initialParams has ${options.initialParams.length} values, the model has ${layout.length}`);
+    }
+    initialParams.set(options.initialParams);
+  }
+  checkMonitor(config, datasets.validation !== undefined);
+  return { workers, backend, datasets, layout, initialParams, outputSize, topology, optimizer: createOptimizer(config.optimizer) };
+}
+
+/** Builds the model once on the coordinator (cpu backend) from the seed: starting weights do not depend on N. */
+async function initialModel(config: RunConfig, datasets: SharedDataset[]) {
+  const previous = tf.getBackend();
+  await tf.setBackend('cpu');
+  silenceCpuBanner();
+  try {
+    // A model.json with its weight files beside it starts from those weights (warm start).
+    const model =
+      'topology' in config.model && hasWeightFiles(config.model.topology)
+        ? await tf.loadLayersModel(tfjsFileHandler(config.model.topology))
+        : await buildModel(config.model, config.training.seed);
+    checkDataForModel(model, config.loss, datasets);
+    const layout = ParamLayout.fromModel(model);
+    const initialParams = new Float32Array(layout.length);
+    layout.readFrom(model, initialParams);
+    const outputShape = model.outputs[0]!.shape;
+    const outputSize = product(outputShape.slice(1).map((d) => d ?? 1));
+    const topology = model.toJSON(null, false) as object;
+    model.dispose();
+    return { layout, initialParams, outputSize, topology };
+  } finally {
+    if (previous && previous !== 'cpu') await tf.setBackend(previous);
+  }
+}
+
+/** checkpoint.monitor must name an epoch metric this run reports; checked before any step. */
+function checkMonitor(config: RunConfig, validates: boolean): void {
+  const name = config.checkpoint.monitor;
+  if (!name) return;
+  const names = ['loss', ...config.metrics];
+  const known = validates ? [...names, ...names.map((n) => `val_${n}`)] : names;
+  if (!known.includes(name)) {
+    throw new UserError(`checkpoint.monitor: expected an epoch metric of this run (${known.join(', ')}), found "${name}"`);
+  }
+}
+
+function arrangeDatasets(config: RunConfig, data: LoadedData): RunDatasets {
+  const { validationSplit, validateOnTest } = config.training;
+  const datasets: RunDatasets = { train: data.train, test: data.test };
+  if (validateOnTest) {
+    if (!data.test) throw new UserError('training.validateOnTest is set, but the data source has no test set');
+    datasets.validation = data.test;
+  } else if (validationSplit > 0) {
+    const split = splitValidation(data.train, validationSplit);
+    datasets.train = split.train;
+    datasets.validation = split.validation;
+  }
+  return datasets;
+}
