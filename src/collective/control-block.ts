@@ -11,7 +11,12 @@ const BARRIER_COUNT = 2;
 const BARRIER_GENERATION = 3;
 /** 1 + the global step at which some replica saw a non-finite gradient or loss. */
 const NON_FINITE_STEP = 4;
-const MAILBOX_BASE = 5;
+/**
+ * The process bridge (process-bridge.ts): rounds deposited by the replicas, rounds the main
+ * thread finished, the length and step of the round, and the replicas' flags for it.
+ */
+export const BridgeWord = { DEPOSITED: 5, FINISHED: 6, LENGTH: 7, STEP: 8, FLAGS: 9 } as const;
+const MAILBOX_BASE = 10;
 /** Two words per mailbox: sequence number written, sequence number consumed. */
 const WORDS_PER_MAILBOX = 2;
 
@@ -67,6 +72,13 @@ export class ControlBlock {
 
   throwIfAborted(): void {
     if (this.aborted) throw new TrainingAbortedError(`aborted by ${describeOrigin(this.abortOrigin!)}`);
+  }
+
+  /** Blocks while words[index] < value (a counter that only grows); abort and deadline as waitWhileEqual. */
+  waitUntilAtLeast(index: number, value: number, what: string): void {
+    for (let seen = Atomics.load(this.words, index); seen < value; seen = Atomics.load(this.words, index)) {
+      this.waitWhileEqual(index, seen, what);
+    }
   }
 
   /** Blocks while words[index] === value; throws on abort or when the deadline passes. */

@@ -30,8 +30,8 @@ export class ReplicaGroup {
   ) {}
 
   /** Allocates the shared memory and starts one thread per replica (not yet initialised). */
-  static start(workers: number, paramCount: number, stateArrays: number, timeoutMs: number): ReplicaGroup {
-    const buffers = allocateTrainingBuffers(paramCount, workers, stateArrays);
+  static start(workers: number, paramCount: number, stateArrays: number, timeoutMs: number, otherProcesses = false): ReplicaGroup {
+    const buffers = allocateTrainingBuffers(paramCount, workers, stateArrays, otherProcesses);
     const pool = new Piscina({
       filename: compiledModuleUrl(import.meta.url, './replica.js').href,
       minThreads: workers,

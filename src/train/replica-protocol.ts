@@ -10,14 +10,21 @@ import type { ParamEntry } from '../model/param-layout.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
 import type { SharedTrainingBuffers } from './shared-state.js';
 
-export type ReduceScatterKind = 'ring' | 'direct';
+export type { ReduceScatterKind } from '../collective/shm-collective.js';
+import type { ReduceScatterKind } from '../collective/shm-collective.js';
 
 /** The name of the error a replica throws for a non-finite loss or gradient (policy "stop"). */
 export const NON_FINITE_ERROR = 'NonFiniteError';
 
 export interface ReplicaInit {
+  /** Place among the replicas of this process (which share its memory). */
   rank: number;
   replicas: number;
+  /**
+   * Place in the world: this process's first replica is world replica `replicaOffset`, of
+   * `replicas` in all processes. Data slices and random seeds follow the world rank.
+   */
+  world: { replicaOffset: number; replicas: number };
   backend: BackendName;
   model: ModelSpec;
   seed: number;

@@ -10,9 +10,11 @@ import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as tf from '@tensorflow/tfjs';
 import { activateBackend } from '../backend/select-backend.js';
+import type { Collective } from '../collective/collective.js';
 import { ControlBlock } from '../collective/control-block.js';
-import { chunkRange, directReduceScatter, ringReduceScatter } from '../collective/ring.js';
-import { ShmRingTransport } from '../collective/shm-transport.js';
+import { HierarchicalCollective } from '../collective/hierarchical.js';
+import { BridgeClient } from '../collective/process-bridge.js';
+import { ShmCollective } from '../collective/shm-collective.js';
 import { DatasetReader, type SharedDataset } from '../data/dataset.js';
 import { epochPermutation, globalBatchRange, replicaSlice } from '../data/sampler.js';
 import { buildModel, withSeededRandomSync } from '../model/build-model.js';
@@ -60,7 +62,7 @@ export class Replica implements ReplicaApi {
   private objective!: Objective;
   private optimizer!: ShardOptimizer;
   private control!: ControlBlock;
-  private transport!: ShmRingTransport;
+  private collective!: Collective;
   private views!: TrainingViews;
   private readers = new Map<SharedDataset, DatasetReader>();
   private permutation: { epoch: number; order: Int32Array } | undefined;
@@ -80,7 +82,7 @@ export class Replica implements ReplicaApi {
       this.objective = new Objective(init.loss, init.metrics);
       this.optimizer = createOptimizer(init.optimizer);
       this.views = new TrainingViews(init.buffers, this.layout.length);
-      this.transport = new ShmRingTransport(init.rank, init.replicas, this.control, init.buffers.ring);
+      this.collective = createCollective(init, this.control, this.views);
       this.beat();
       return { backend: tf.getBackend() };
     } catch (error) {
@@ -100,12 +102,12 @@ export class Replica implements ReplicaApi {
   }
 
   private steps(job: StepsJob): StepsResult {
-    const { rank, replicas, batchSize } = this.setup;
+    const { rank, batchSize } = this.setup;
+    const { rank: worldRank, replicas: worldReplicas } = worldPlace(this.setup);
     const train = this.dataset('train');
     const reader = this.reader(train);
     const order = this.epochOrder(job.epoch, train.size);
     const row = this.views.statsRow(rank);
-    const [chunkFrom, chunkTo] = chunkRange(this.layout.length, replicas, rank);
     const params = this.views.params;
     const ownGrads = this.views.gradSlots[rank]!;
     const times = zeroPhaseTimes();
@@ -120,7 +122,7 @@ export class Replica implements ReplicaApi {
       let t = now();
       const [batchFrom, batchTo] = globalBatchRange(train.size, batchSize, step);
       const globalCount = batchTo - batchFrom;
-      const [sliceFrom, sliceTo] = replicaSlice(globalCount, replicas, rank);
+      const [sliceFrom, sliceTo] = replicaSlice(globalCount, worldReplicas, worldRank);
       const local = sliceTo - sliceFrom;
       const x = new Float32Array(local * reader.perSample);
       const y = new Float32Array(local * reader.perLabel);
@@ -148,12 +150,7 @@ export class Replica implements ReplicaApi {
       row[StatsColumn.IN_COLLECTIVE] = 1;
 
       t = now();
-      if (this.setup.reduceScatter === 'direct') {
-        this.control.barrier(replicas, 'gradient barrier');
-        directReduceScatter(this.views.gradSlots, rank);
-      } else {
-        ringReduceScatter(this.transport, ownGrads);
-      }
+      const [chunkFrom, chunkTo] = this.collective.reduceScatter(ownGrads, globalStep);
       times.reduceScatter += now() - t;
 
       t = now();
@@ -176,9 +173,7 @@ export class Replica implements ReplicaApi {
         }
       } else {
         // Skipping needs every replica to agree before any updates its chunk.
-        if (!finite) this.control.markNonFinite(globalStep);
-        this.control.barrier(replicas, 'non-finite check');
-        skip = this.control.isNonFinite(globalStep);
+        skip = this.collective.any(!finite, globalStep);
       }
       if (skip) result.skippedSteps++;
       else {
@@ -190,7 +185,7 @@ export class Replica implements ReplicaApi {
       times.update += now() - t;
 
       t = now();
-      this.control.barrier(replicas, 'update barrier');
+      this.collective.barrier('update barrier');
       times.barrier += now() - t;
       row[StatsColumn.IN_COLLECTIVE] = 0;
 
@@ -212,7 +207,7 @@ export class Replica implements ReplicaApi {
       let predictions: tf.Tensor | undefined;
       // Random layers (dropout) draw their seeds from Math.random: seeding it from the step
       // makes a run repeat exactly, and a resumed run continue exactly.
-      const { value, grads } = withSeededRandomSync(mixSeed(this.setup.seed, epoch, step, this.setup.rank), () =>
+      const { value, grads } = withSeededRandomSync(mixSeed(this.setup.seed, epoch, step, worldPlace(this.setup).rank), () =>
         tf.variableGrads(() => {
           const out = this.model.apply(xs, { training: true }) as tf.Tensor;
           predictions = tf.keep(out);
@@ -242,7 +237,8 @@ export class Replica implements ReplicaApi {
 
   evaluate(job: EvaluationJob): EvaluationSums {
     const ds = this.dataset(job.dataset);
-    const [from, to] = replicaSlice(ds.size, this.setup.replicas, this.setup.rank);
+    const world = worldPlace(this.setup);
+    const [from, to] = replicaSlice(ds.size, world.replicas, world.rank);
     const sums: EvaluationSums = { samples: 0, lossSum: 0, metricSums: this.objective.metricNames.map(() => 0) };
     this.copyParamsIn();
     const reader = this.reader(ds);
@@ -320,3 +316,15 @@ export class Replica implements ReplicaApi {
   }
 }
 
+
+/** This replica's place among all replicas of the world (process by process). */
+function worldPlace(init: ReplicaInit): { rank: number; replicas: number } {
+  return { rank: init.world.replicaOffset + init.rank, replicas: init.world.replicas };
+}
+
+/** Threads alone, or threads composed with the other processes through the bridge. */
+function createCollective(init: ReplicaInit, control: ControlBlock, views: TrainingViews): Collective {
+  const local = new ShmCollective(init.rank, init.replicas, control, init.buffers.ring, init.reduceScatter, views.gradSlots);
+  if (!init.buffers.bridge) return local;
+  return new HierarchicalCollective(local, new BridgeClient(control, init.buffers.bridge));
+}

@@ -15,6 +15,8 @@ export interface SharedTrainingBuffers {
   ring: ShmRingBuffers;
   /** Float64 rows of STATS_WIDTH, one per replica: see StatsColumn. */
   stats: SharedArrayBuffer;
+  /** With other processes: the process bridge's buffer (params + 1 floats; process-bridge.ts). */
+  bridge?: SharedArrayBuffer;
 }
 
 /**
@@ -26,7 +28,7 @@ export interface SharedTrainingBuffers {
 export const StatsColumn = { STEPS: 0, SAMPLES: 1, LOSS_SUM: 2, HEARTBEAT: 3, IN_COLLECTIVE: 4 } as const;
 export const STATS_WIDTH = 5;
 
-export function allocateTrainingBuffers(paramCount: number, replicas: number, stateArrays: number): SharedTrainingBuffers {
+export function allocateTrainingBuffers(paramCount: number, replicas: number, stateArrays: number, otherProcesses: boolean): SharedTrainingBuffers {
   const floats = () => new SharedArrayBuffer(Math.max(1, paramCount) * 4);
   return {
     params: floats(),
@@ -35,6 +37,7 @@ export function allocateTrainingBuffers(paramCount: number, replicas: number, st
     control: ControlBlock.allocate(replicas),
     ring: allocateShmRing(replicas, maxChunkLength(paramCount, replicas)),
     stats: new SharedArrayBuffer(replicas * STATS_WIDTH * 8),
+    bridge: otherProcesses ? new SharedArrayBuffer((paramCount + 1) * 4) : undefined,
   };
 }
 
