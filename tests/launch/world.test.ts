@@ -135,9 +135,10 @@ describe('torchrun', () => {
   it('reads every variable torchrun sets', () => {
     expect(resolveWorld({}, TORCHRUN)).toEqual({
       contract: 'torchrun', rank: 3, worldSize: 4, localRank: 1, localWorldSize: 2,
-      masterAddr: 'node01', masterPort: 44321, runId: 'job42', restartCount: 1,
+      // torchrun's agent store holds MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE=True): the next port.
+      masterAddr: 'node01', masterPort: 44322, runId: 'job42', restartCount: 1,
       errorFile: '/tmp/torchelastic_k2j4/job42_x7/attempt_1/1/error.json',
-      describe: 'torchrun (RANK=3 WORLD_SIZE=4), local rank 1 of 2, master node01:44321',
+      describe: 'torchrun (RANK=3 WORLD_SIZE=4), local rank 1 of 2, master node01:44322',
     });
   });
 
@@ -395,5 +396,16 @@ describe('precedence', () => {
     );
     expect(resolveWorld({ masterPort: 29701 }, TORCHRUN)).toMatchObject({ masterAddr: 'node01', masterPort: 29701 });
     expect(resolveWorld({ masterPort: 29702 }, BASE)).toMatchObject({ contract: 'none', masterPort: 29702 });
+  });
+});
+
+describe('torchrun with its agent store', () => {
+  const base = { RANK: '1', WORLD_SIZE: '2', LOCAL_RANK: '1', LOCAL_WORLD_SIZE: '2', MASTER_ADDR: '127.0.0.1', MASTER_PORT: '29500' };
+  it('takes MASTER_PORT + 1, since the agent\'s TCPStore listens on MASTER_PORT', () => {
+    expect(resolveWorld({}, { ...base, TORCHELASTIC_USE_AGENT_STORE: 'True' }).masterPort).toBe(29501);
+    expect(resolveWorld({}, base).masterPort).toBe(29500);
+  });
+  it('RINGTRAIN_MASTER_PORT names the port outright', () => {
+    expect(resolveWorld({}, { ...base, TORCHELASTIC_USE_AGENT_STORE: 'True', RINGTRAIN_MASTER_PORT: '31000' }).masterPort).toBe(31000);
   });
 });

@@ -23,7 +23,9 @@
  *     integer > 1 is an error, since only torchrun would start those processes.
  *   - Master: MASTER_ADDR, else PET_MASTER_ADDR; required when the world has more than one process
  *     (as torch's env:// init requires it); 127.0.0.1 for a world of one. Port: MASTER_PORT, else
- *     PET_MASTER_PORT, else 29500.
+ *     PET_MASTER_PORT, else 29500. Under torchrun's own agent (TORCHELASTIC_USE_AGENT_STORE=True)
+ *     the agent's TCPStore already listens on MASTER_PORT, so ringtrain's rank 0 takes the next
+ *     port (MASTER_PORT + 1; RINGTRAIN_MASTER_PORT names another).
  *   - runId TORCHELASTIC_RUN_ID or 'none'; restartCount TORCHELASTIC_RESTART_COUNT or 0.
  *   - Not handled: torchrun --virtual-local-rank (GPU option) sets LOCAL_RANK=0 in every worker;
  *     the old operator spelling PET_N_PROC_PER_NODE is not read.
@@ -103,7 +105,9 @@ function finish(
 ): WorldSpec {
   const addr = firstVar(env, ['MASTER_ADDR', 'PET_MASTER_ADDR']);
   if (addr === undefined && world.worldSize > 1) throw missingError(sizeName, world.worldSize, [addrName]);
-  const port = portVar(env, 'MASTER_PORT') ?? portVar(env, 'PET_MASTER_PORT') ?? DEFAULT_MASTER_PORT;
+  const launcherPort = portVar(env, 'MASTER_PORT') ?? portVar(env, 'PET_MASTER_PORT') ?? DEFAULT_MASTER_PORT;
+  const agentHoldsPort = getVar(env, 'TORCHELASTIC_USE_AGENT_STORE')?.toLowerCase() === 'true';
+  const port = portVar(env, 'RINGTRAIN_MASTER_PORT') ?? (agentHoldsPort ? (launcherPort % 65535) + 1 : launcherPort);
   const errorFile = getVar(env, 'TORCHELASTIC_ERROR_FILE');
   return {
     contract: 'torchrun',
