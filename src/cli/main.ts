@@ -44,10 +44,15 @@ export function buildProgram(): Command {
     .option('--data-dir <dir>', 'folder with the dataset files (no download)')
     .option('--out <dir>', 'output folder (metrics log)')
     .option('--json', 'one JSON object per line on stdout: each epoch, then the summary')
-    .option('--resume <checkpoint>', 'continue a run: "latest", "best", a file in the run\'s checkpoint folder, or a path')
+    .option('--resume <checkpoint>', 'continue a run: "latest", "best", "auto" (latest if any, else start fresh), a file in the run\'s checkpoint folder, or a path')
     .option('--warm-start <checkpoint>', 'start a new run from the weights of a checkpoint')
     .option('--checkpoint-every <steps>', 'also write a checkpoint every N global steps', nonNegativeInteger('--checkpoint-every'))
     .option('--no-checkpoints', 'write no checkpoints')
+    .option('--nproc-per-node <n>', 'start N processes on this machine (as torchrun --standalone) and train with all of them', positiveInteger('--nproc-per-node'))
+    .option('--rank <n>', 'this process\'s rank in a world of several (else from torchrun, mpirun or Slurm variables)', nonNegativeInteger('--rank'))
+    .option('--world-size <n>', 'processes in the world', positiveInteger('--world-size'))
+    .option('--master-addr <host>', 'where rank 0 listens (default 127.0.0.1)')
+    .option('--master-port <port>', 'the port rank 0 listens on (default 29500)', positiveInteger('--master-port'))
     .action(async (config: string, flags) => {
       await trainCommand(config, flags);
     });
@@ -81,6 +86,11 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       // commander has already printed its message (or the help/version text).
       return error.exitCode === 0 ? 0 : 2;
+    }
+    // Another process of the world failed: one line naming it (rank, host, step), no stack.
+    if (error instanceof Error && error.name === 'PeerFailureError') {
+      process.stderr.write(`ringtrain: ${error.message}\n`);
+      return 1;
     }
     if (error instanceof UserError) {
       process.stderr.write(`ringtrain: ${error.message}\n`);

@@ -56,7 +56,6 @@ export interface WorldAllReduce {
 
 /** Main-thread side: serves rounds until `until` settles or the control block is aborted. */
 export class BridgeServer {
-  private served = 0;
   private readonly buffer: Float32Array;
 
   constructor(
@@ -73,7 +72,9 @@ export class BridgeServer {
     const words = this.control.words;
     const flagIndex = this.buffer.length - 1;
     while (running() && !this.control.aborted) {
-      const awaited = (this.served + 1) * this.parties;
+      // The counters live as long as the replicas' memory; a server may serve only some calls.
+      const served = Atomics.load(words, BridgeWord.FINISHED);
+      const awaited = (served + 1) * this.parties;
       const deposited = Atomics.load(words, BridgeWord.DEPOSITED);
       if (deposited < awaited) {
         // Wake on a deposit, and at least every 50 ms to see the end of the call or an abort.
@@ -89,8 +90,7 @@ export class BridgeServer {
       const view = this.buffer.subarray(0, length + 1);
       await this.world.allReduce(view, step);
       this.buffer[flagIndex] = view[length]!;
-      this.served++;
-      Atomics.store(words, BridgeWord.FINISHED, this.served);
+      Atomics.store(words, BridgeWord.FINISHED, served + 1);
       Atomics.notify(words, BridgeWord.FINISHED);
     }
   }

@@ -77,6 +77,8 @@ export const EVALUATION_SETS = ['test', 'train'] as const;
 
 export const MAX_WORKERS = 256;
 export const DEFAULT_STEP_TIMEOUT_MS = 60_000;
+/** How long the processes of a world wait for each other to join (torchrun's default is longer: 900 s). */
+export const DEFAULT_RENDEZVOUS_TIMEOUT_MS = 120_000;
 export const DEFAULT_MAX_RECOVERIES = 3;
 export const DEFAULT_SEED = 42;
 /** Seeds feed 32-bit PRNGs (src/util/random.ts). */
@@ -389,6 +391,7 @@ export const parallelSchema = z.strictObject(
   {
     workers: workersSchema.default('auto'),
     stepTimeoutMs: integer(1).default(DEFAULT_STEP_TIMEOUT_MS),
+    rendezvousTimeoutMs: integer(1).default(DEFAULT_RENDEZVOUS_TIMEOUT_MS),
     maxRecoveries: integer(0).default(DEFAULT_MAX_RECOVERIES),
   },
   { error: 'an object such as {"workers": "auto"}' },
@@ -516,6 +519,8 @@ export interface RunConfig {
     workers: number | 'auto';
     /** A replica that makes no progress for this long is declared stuck. */
     stepTimeoutMs: number;
+    /** With several processes: how long they wait for each other to join before giving up. */
+    rendezvousTimeoutMs: number;
     /** Replica failures the run recovers from (fresh replicas from the last step boundary) before it gives up. */
     maxRecoveries: number;
   };

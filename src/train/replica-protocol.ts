@@ -43,7 +43,7 @@ export interface ReplicaInit {
   /** How long a wait polls before it sleeps (0 when replicas outnumber cores). */
   spinMicros: number;
   /** Test-only fault injection. */
-  faults?: { throwAtStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; failInit?: boolean };
+  faults?: { throwAtStep?: number; throwAtGlobalStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; failInit?: boolean };
   /** What a step with a non-finite loss or gradient does. */
   nonFinite: 'stop' | 'skip';
 }

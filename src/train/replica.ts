@@ -117,6 +117,7 @@ export class Replica implements ReplicaApi {
       const globalStep = job.updatesBefore + step - job.fromStep;
       this.control.throwIfAborted();
       if (this.setup.faults?.throwAtStep === step) throw new Error(`injected fault in replica ${rank} at step ${step}`);
+      if (this.setup.faults?.throwAtGlobalStep === globalStep) throw new Error(`injected fault in replica ${rank} at global step ${globalStep}`);
       if (this.setup.faults?.hangAtStep === step) for (;;);
       if (this.setup.faults?.exitAtStep === step) process.exit(1);
       let t = now();

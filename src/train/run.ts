@@ -11,7 +11,10 @@ const SUMMARY_PARAMS_LIMIT = 64;
 export interface TrainSummary {
   event: 'summary';
   name: string;
+  /** Replicas (threads) of this process. */
   workers: number;
+  /** Processes in the world (1 without a launcher). */
+  processes: number;
   backend: string;
   epochs: number;
   parameters: number;
@@ -53,6 +56,7 @@ export function summarise(trainer: Trainer, history: EpochEvent[], on: 'test' | 
     event: 'summary',
     name: trainer.config.name,
     workers: trainer.workers,
+    processes: trainer.processes.size,
     backend: trainer.backend,
     epochs: history.length,
     parameters: trainer.layout.length,

@@ -21,11 +21,12 @@ import { CheckpointSchedule } from './checkpointing.js';
 import type { EpochEvent, MetricValues, TrainingEvent } from './events.js';
 import { callAll } from './fan-out.js';
 import { Recovery } from './recovery.js';
-import type { DatasetRole, ReduceScatterKind, ReplicaApi, ReplicaInit, StepsResult } from './replica-protocol.js';
+import type { DatasetRole, EvaluationSums, ReduceScatterKind, ReplicaApi, ReplicaInit, StepsResult } from './replica-protocol.js';
 import { ReplicaGroup } from './replica-group.js';
 import { averageTimes, RunState, sumResults, sumTimes, type EpochProgress } from './run-state.js';
 import { prepareRun, type RunDatasets } from './setup.js';
 import { StatsColumn, type TrainingViews } from './shared-state.js';
+import type { WorldLink, WorldOptions } from './world-link.js';
 
 export interface TrainerOptions {
   /** Data already loaded (otherwise loaded from config.data). */
@@ -48,10 +49,17 @@ export interface TrainerOptions {
   /** Asks fit() to stop at the next step boundary (as stop() does), e.g. on SIGINT. */
   signal?: AbortSignal;
   /**
-   * Test-only: make replica `rank` throw, spin forever, exit or see a NaN gradient at global
-   * batch `step`; `failRestart` makes that rank fail to start again after a failure.
+   * A world of several processes (from a launcher's contract): this process joins it at
+   * create(), starts from rank 0's state, and trains its share of every global batch. Only
+   * rank 0 should write checkpoints. Replica failures are not recovered in-process: every
+   * process stops, naming the one that failed, and the launcher restarts the group.
    */
-  faults?: { rank: number; throwAtStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; persistent?: boolean; failRestart?: boolean };
+  world?: WorldOptions;
+  /**
+   * Test-only: make replica `rank` throw, spin forever, exit or see a NaN gradient at batch
+   * `step` of an epoch (or throw at update `throwAtGlobalStep` of the run); `failRestart` makes that rank fail to start again after a failure.
+   */
+  faults?: { rank: number; throwAtStep?: number; throwAtGlobalStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; persistent?: boolean; failRestart?: boolean };
 }
 
 export interface Evaluation {
@@ -71,7 +79,10 @@ export class Trainer {
   private readonly checkpoints: CheckpointSchedule;
   private readonly recovery: Recovery;
   private closed = false;
+  /** stop() was called (or the signal fired) in this process. */
   private stopRequested = false;
+  /** The loop stops at the next boundary: with other processes, only once all agreed on it. */
+  private stopping = false;
 
   private constructor(
     readonly config: RunConfig,
@@ -85,24 +96,53 @@ export class Trainer {
     private readonly optimizer: ShardOptimizer,
     private group: ReplicaGroup | undefined,
     private readonly options: TrainerOptions,
+    /** The other processes of the world, when there are any. */
+    private readonly world: WorldLink | undefined,
   ) {
     this.state = new RunState(config.metrics.length);
     const store = options.checkpoints ? new CheckpointStore(config.checkpoint.dir, { keepLast: config.checkpoint.keepLast }) : undefined;
     this.checkpoints = new CheckpointSchedule(config, store);
-    this.recovery = new Recovery(config.parallel.maxRecoveries);
+    this.recovery = new Recovery(world ? 0 : config.parallel.maxRecoveries);
   }
 
   static async create(config: RunConfig, options: TrainerOptions = {}): Promise<Trainer> {
     const run = await prepareRun(config, options);
     if (options.resume) assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer);
     if (options.warmStart) assertWarmStartable(options.warmStart.file, options.warmStart.state, run.layout);
-    const trainer = new Trainer(config, run.workers, run.backend, run.layout, run.datasets, run.outputSize, run.topology, run.optimizer, undefined, options);
+    // The network layer is loaded only by runs that have other processes.
+    const world = options.world && options.world.spec.worldSize > 1 ? await (await import('./world-link.js')).WorldLink.join(options.world, config, run, options.log) : undefined;
+    const trainer = new Trainer(config, run.workers, run.backend, run.layout, run.datasets, run.outputSize, run.topology, run.optimizer, undefined, options, world);
     options.signal?.addEventListener('abort', () => trainer.stop(), { once: true });
-    await trainer.startReplicas((views) => {
-      views.params.set(options.warmStart?.state.params ?? run.initialParams);
-      if (options.resume) trainer.restore(options.resume.state, views);
-    });
+    try {
+      await trainer.startReplicas((views) => {
+        views.params.set(options.warmStart?.state.params ?? run.initialParams);
+        if (options.resume) trainer.restore(options.resume.state, views);
+      });
+      if (world) await trainer.takeRankZeroState(world);
+    } catch (error) {
+      world?.abort(`could not start: ${(error as Error).message}`);
+      await trainer.close().catch(() => undefined);
+      throw error;
+    }
     return trainer;
+  }
+
+  /** Every process continues from rank 0's parameters, optimizer state and position. */
+  private async takeRankZeroState(world: WorldLink): Promise<void> {
+    const { state } = this;
+    const mine = { position: { ...state.position }, updates: state.updates, samplesSeen: state.samplesSeen, history: state.history, epochProgress: state.epochProgress, lastCheckpointStep: this.checkpoints.lastStep };
+    const theirs = await world.broadcastState(this.live.views, mine);
+    Object.assign(state.position, theirs.position);
+    state.updates = theirs.updates;
+    state.samplesSeen = theirs.samplesSeen;
+    state.history.splice(0, state.history.length, ...theirs.history);
+    state.epochProgress = theirs.epochProgress ?? undefined;
+    this.checkpoints.lastStep = theirs.lastCheckpointStep;
+  }
+
+  /** This process's place in the world: its rank and the world's size (1 and 0 alone). */
+  get processes(): { rank: number; size: number } {
+    return this.world ? { rank: this.world.rank, size: this.world.spec.worldSize } : { rank: 0, size: 1 };
   }
 
   /** Epoch records of the run so far (including those of a resumed checkpoint). */
@@ -127,7 +167,7 @@ export class Trainer {
 
   /** Starts a fresh group of replicas; `fill` writes the state they start from. */
   private async startReplicas(fill: (views: TrainingViews) => void): Promise<void> {
-    const group = ReplicaGroup.start(this.workers, this.layout.length, this.optimizer.stateNames.length, this.config.parallel.stepTimeoutMs);
+    const group = ReplicaGroup.start(this.workers, this.layout.length, this.optimizer.stateNames.length, this.config.parallel.stepTimeoutMs, this.world !== undefined);
     fill(group.views);
     this.group = group;
     // Starting a thread and its backend takes seconds, more than a step may.
@@ -145,6 +185,7 @@ export class Trainer {
     return {
       rank,
       replicas: this.workers,
+      world: this.world ? { replicaOffset: this.world.replicaOffset, replicas: this.world.replicas } : { replicaOffset: 0, replicas: this.workers },
       backend: this.backend,
       model: config.model,
       seed: config.training.seed,
@@ -198,7 +239,7 @@ export class Trainer {
     });
     const first = this.state.history.length;
     this.keepRecoveryPoint();
-    while (this.state.position.epoch < end && !this.stopRequested) await this.runEpoch(end);
+    while (this.state.position.epoch < end && !this.stopping) await this.runEpoch(end);
     if (this.checkpoints.lastStep !== this.state.updates) this.checkpoint();
     await this.checkpoints.flush();
     return this.state.history.slice(first);
@@ -207,10 +248,12 @@ export class Trainer {
   /** Asks fit() to return at the next step boundary (after a checkpoint, when they are on). */
   stop(): void {
     this.stopRequested = true;
+    // Alone, the loop sees it at the next boundary; with other processes, after they agree.
+    if (!this.world) this.stopping = true;
   }
 
   get stopped(): boolean {
-    return this.stopRequested;
+    return this.stopping;
   }
 
   private async runEpoch(epochs: number): Promise<void> {
@@ -237,19 +280,19 @@ export class Trainer {
           stopReporting = this.reportProgress(epoch, state.position.stepInEpoch, steps, state.epochProgress);
           continue;
         }
-        const sums = sumResults(results);
+        // Every replica counts the same skipped steps.
+        const sums = await this.worldSums({ ...sumResults(results), skippedSteps: results[0]!.skippedSteps });
         progress.seconds += (performance.now() - started) / 1000;
         progress.samples += sums.samples;
-        // Every replica counts the same skipped steps.
-        progress.skippedSteps += results[0]!.skippedSteps;
+        progress.skippedSteps += sums.skippedSteps;
         progress.lossSum += sums.lossSum;
         sums.metricSums.forEach((v, i) => (progress.metricSums[i]! += v));
         progress.times.push(averageTimes(results.map((r) => r.times)));
         state.updates += toStep - fromStep;
         state.samplesSeen += sums.samples;
         state.position.stepInEpoch = toStep;
-        if (toStep < steps && (this.stopRequested || this.checkpoints.due(state.updates))) this.checkpoint();
-        if (this.stopRequested && toStep < steps) return;
+        if (toStep < steps && (this.stopping || this.checkpoints.due(state.updates))) this.checkpoint();
+        if (this.stopping && toStep < steps) return;
         this.keepRecoveryPoint();
       }
     } finally {
@@ -287,7 +330,7 @@ export class Trainer {
   /** After a replica failure: start fresh replicas from the recovery point, or give up. */
   private async recover(error: Error, epoch: number, fromStep: number, toStep: number): Promise<void> {
     const point = this.recovery.lastConsistentState;
-    if (this.closed || this.stopRequested || !this.recovery.mayRecover(error)) {
+    if (this.closed || this.stopping || !this.recovery.mayRecover(error)) {
       if (point && this.checkpoints.store && this.checkpoints.lastStep !== point.position.globalStep) {
         // Leave a checkpoint to resume from: the last consistent state.
         this.checkpoints.write(() => point);
@@ -349,7 +392,7 @@ export class Trainer {
   async evaluate(role: DatasetRole): Promise<Evaluation> {
     if (!this.datasets[role]) throw new UserError(`this run has no ${role} data to evaluate on`);
     const parts = await this.callAll(`evaluating on ${role} data`, (api) => api.evaluate({ dataset: role, batchSize: EVALUATION_BATCH }));
-    const sums = sumResults(parts);
+    const sums = await this.worldSums({ ...sumResults(parts), skippedSteps: 0 });
     return { samples: sums.samples, loss: sums.lossSum / sums.samples, metrics: this.metricValues(sums.metricSums, sums.samples) };
   }
 
@@ -386,7 +429,19 @@ export class Trainer {
     this.closed = true;
     const group = this.group;
     this.group = undefined;
-    await group?.end();
+    try {
+      await group?.end();
+    } finally {
+      await this.world?.close();
+    }
+  }
+
+  /** This process's sums, or with other processes the world's; also where they agree to stop. */
+  private async worldSums<S extends EvaluationSums & { skippedSteps: number }>(sums: S): Promise<EvaluationSums & { skippedSteps: number }> {
+    if (!this.world) return sums;
+    const combined = await this.world.combine(sums, this.stopRequested, this.state.updates);
+    if (combined.stop) this.stopping = true;
+    return combined.sums;
   }
 
   private metricValues(sums: number[], samples: number): MetricValues {
@@ -426,7 +481,9 @@ export class Trainer {
     if (this.closed) throw new Error(`cannot run ${what}: the trainer is closed`);
     const group = this.live;
     try {
-      return await callAll(group, what, call, timeoutMs);
+      // With other processes, a replica waiting in a collective waits on them: the world link names who failed.
+      const work = callAll(group, what, call, timeoutMs, { blameWaitingReplicas: !this.world });
+      return await (this.world ? this.world.during(group, this.state.updates, work) : work);
     } catch (error) {
       if (this.group === group) this.group = undefined;
       throw error;
