@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** The `ringtrain` command. User errors print one line (and a hint) and exit with code 2. */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { UserError } from '../errors.js';
+import { TrainingAbortedError, UserError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { exportCommand, inspectCommand } from './checkpoint-commands.js';
 import { trainCommand } from './train-command.js';
@@ -87,8 +87,9 @@ export async function main(argv: string[]): Promise<number> {
       // commander has already printed its message (or the help/version text).
       return error.exitCode === 0 ? 0 : 2;
     }
-    // Another process of the world failed: one line naming it (rank, host, step), no stack.
-    if (error instanceof Error && error.name === 'PeerFailureError') {
+    // Training stopped by a failure (a replica, or another process of the world, named with its
+    // rank, host and step): one line, no stack, exit 1. torchrun's error file gets the stack.
+    if (error instanceof TrainingAbortedError) {
       process.stderr.write(`ringtrain: ${error.message}\n`);
       return 1;
     }
