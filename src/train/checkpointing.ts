@@ -21,10 +21,14 @@ export class CheckpointSchedule {
     readonly store: CheckpointStore | undefined,
   ) {}
 
-  /** The end of the next runSteps call starting at `fromStep`: never past a checkpoint step. */
+  /**
+   * The end of the next runSteps call starting at `fromStep`: never past a checkpoint step.
+   * Whether or not this process writes checkpoints: every process of a world must cut the
+   * same segments (they meet between segments), and only rank 0 writes.
+   */
   limitSegment(fromStep: number, toStep: number, updates: number): number {
     const every = this.config.checkpoint.everySteps;
-    if (this.store && every > 0) return Math.min(toStep, fromStep + (every - (updates % every)));
+    if (every > 0) return Math.min(toStep, fromStep + (every - (updates % every)));
     return toStep;
   }
 
