@@ -379,7 +379,8 @@ export class Trainer {
   /** The run's whole state, copied out of shared memory (the one copy a checkpoint costs). */
   captureState(): CheckpointState {
     const { config, topology, layout, optimizer } = this;
-    return this.state.capture({ config, topology, layout, optimizer, replicas: this.workers }, this.live.views);
+    // A checkpoint records the world's replicas, whichever process wrote it.
+    return this.state.capture({ config, topology, layout, optimizer, replicas: this.world?.replicas ?? this.workers }, this.live.views);
   }
 
   /** Takes over a checkpoint's parameters, optimizer state, position and history. */

@@ -71,6 +71,21 @@ describe('launching several processes', () => {
     expect(weights(restarted.ranks[0]!.stdout())).toEqual(expected);
   });
 
+  it('a checkpoint written by 2 processes resumes in 1 process x 2 threads, ending within rounding of the 2-process run', async () => {
+    const reference = await runWorld(linearArgs(mkdtempSync(join(tmpdir(), 'ringtrain-ref-'))), 2);
+    expect(reference.codes).toEqual([0, 0]);
+    const out = mkdtempSync(join(tmpdir(), 'ringtrain-any-world-'));
+    const half = linearArgs(out).map((arg, i, all) => (all[i - 1] === '--epochs' ? '20' : arg));
+    const first = await runWorld(half, 2);
+    expect(first.codes).toEqual([0, 0]);
+    const single = startRingtrain([...linearArgs(out).map((arg, i, all) => (all[i - 1] === '--workers' ? '2' : arg)), '--resume', 'latest']);
+    expect(await single.exited(60_000), single.stderr()).toBe(0);
+    expect(summaryOf(single.stdout()).processes).toBe(1);
+    const expected = weights(reference.ranks[0]!.stdout());
+    const resumed = weights(single.stdout());
+    resumed.forEach((value, i) => expect(Math.abs(value - expected[i]!)).toBeLessThanOrEqual(1e-5 * Math.abs(expected[i]!)));
+  });
+
   it('SIGTERM to the launcher: every process stops within seconds, rank 0 writes a checkpoint, --resume latest finishes the run', async () => {
     const out = mkdtempSync(join(tmpdir(), 'ringtrain-sigterm-'));
     const args = ['train', 'configs/linear.json', '--epochs', '100000', '--batch-size', '10', '--workers', '1', '--json', '--out', out];
