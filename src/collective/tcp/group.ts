@@ -1,502 +1,312 @@
 /**
- * A world of processes over TCP: rendezvous at rank 0, a ring of authenticated connections for
- * data (rank r sends to r+1 and receives from r-1), and a star of control connections to rank 0
- * for small exchanges, heartbeats and aborts. Every wait has a deadline; a peer that closes
- * without a goodbye, falls silent for stepTimeoutMs, aborts, or breaks the protocol fails the
- * group at once on every rank (rank 0 relays), naming that peer, its host and the step.
+ * A group of processes over TCP, run on the main thread of each process. Data moves on a ring
+ * of authenticated connections (rank r sends to r+1, receives from r-1; ring-allreduce.ts);
+ * small values, barriers, abort relays and heartbeats use a star of control connections to
+ * rank 0. Collectives run one at a time, in call order, and every frame carries its operation
+ * and step, so a rank that calls something else is a clear desynchronisation error.
+ *
+ * Failures: a peer whose socket closes without a goodbye fails the group at once; a peer silent
+ * for stepTimeoutMs (heartbeats flow every ~1 s on idle links, from a timer) fails it too; so
+ * does an abort from a peer, a protocol violation, or a collective wait that makes no progress
+ * for stepTimeoutMs. The first failure rejects `failed`, every pending and later call, and is
+ * sent to every peer as an abort naming the failed rank (relayed by everyone, so ranks not
+ * connected to it learn it at once too); then the sockets close.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import { TrainingAbortedError, UserError } from '../../errors.js';
-import { authenticateIncoming, authenticateOutgoing } from './auth.js';
-import { ConnectionError, FramedConnection } from './connection.js';
-import { Op, SEGMENT_BYTES } from './frame.js';
-import { ringAllGatherTcp, ringAllReduceTcp, ringReduceScatterTcp, type RingLinks } from './ring-allreduce.js';
+import { TrainingAbortedError } from '../../errors.js';
+import { WaitTimeoutError } from '../control-block.js';
+import { chunkRange } from '../ring.js';
+import type { AbortMessage, Connection, ConnectionEvents } from './connection.js';
+import { PeerFailureError, ProtocolError, RendezvousError } from './errors.js';
+import { MAX_MESSAGE_BYTES, Op } from './frame.js';
+import { ringAllGather, ringAllReduce, ringReduceScatter, type RingLinks } from './ring-allreduce.js';
+import { ringBroadcast } from './ring-broadcast.js';
+import { formGroup, type Formed, type RendezvousOptions } from './rendezvous.js';
 
-export interface RendezvousOptions {
-  rank: number;
-  size: number;
-  masterAddr: string;
-  masterPort: number;
-  token: string;
-  fingerprint: Record<string, string | number>;
-  info: unknown;
-  timeoutMs: number;
-  stepTimeoutMs: number;
-  log?: (line: string) => void;
-}
+export { PeerFailureError } from './errors.js';
+export type { RendezvousOptions } from './rendezvous.js';
 
-/** A peer process failed (or this one is failing because of one): names it, its host and the step. */
-export class PeerFailureError extends TrainingAbortedError {
-  constructor(
-    readonly rank: number,
-    readonly host: string,
-    readonly step: number,
-    reason: string,
-  ) {
-    super(`rank ${rank} (host ${host}) failed at step ${step}: ${reason}`);
-    this.name = 'PeerFailureError';
-  }
-}
-
-const HEARTBEAT_MS = 1_000;
-const CONNECT_RETRY_MS = 200;
+/** After a failure, abort frames get this long to leave before the sockets are destroyed. */
+const GRACE_MS = 1_000;
 const CLOSE_TIMEOUT_MS = 5_000;
 
-interface Hello {
-  rank: number;
-  fingerprint: Record<string, string | number>;
-  info: unknown;
-  ringHost: string;
-  ringPort: number;
+/** Forms the group (see rendezvous.ts); with size 1 it returns at once without listening. */
+export async function rendezvous(options: RendezvousOptions): Promise<ProcessGroup> {
+  checkOptions(options);
+  if (options.size === 1) return new ProcessGroup(options, undefined);
+  return new ProcessGroup(options, await formGroup(options));
 }
 
-interface Table {
-  hosts: string[];
-  ringPorts: number[];
-  infos: unknown[];
-}
-
-interface AbortMessage {
-  origin: number;
-  host: string;
-  step: number;
-  reason: string;
-}
-
-export class ProcessGroup implements RingLinks {
-  /** Control connections: rank 0 holds one per other rank (index = rank); others hold [rank 0]. */
-  private readonly control = new Map<number, FramedConnection>();
-  private next: FramedConnection | undefined;
-  private prev: FramedConnection | undefined;
-  private readonly lastHeard = new Map<number, number>();
-  private heartbeat: NodeJS.Timeout | undefined;
-  private failure: PeerFailureError | undefined;
-  private rejectFailed!: (error: Error) => void;
-  private closing = false;
-  /** The step of the last operation begun, for messages. */
-  private step = 0;
+export class ProcessGroup {
+  readonly rank: number;
+  readonly size: number;
+  /** The address each rank is reached at, in rank order. */
+  readonly hosts: string[];
+  /** Every rank's info, in rank order. */
+  readonly infos: unknown[];
+  /** Rejects (never resolves) with the group's first failure. */
   readonly failed: Promise<never>;
-  hosts: string[] = [];
-  infos: unknown[] = [];
 
-  constructor(
-    readonly rank: number,
-    readonly size: number,
-    private readonly stepTimeoutMs: number,
-  ) {
+  private readonly control: Map<number, Connection>;
+  private readonly links: RingLinks | undefined;
+  private readonly connections: Connection[];
+  private readonly stepTimeoutMs: number;
+  private readonly heartbeatMs: number;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private rejectFailed!: (error: Error) => void;
+  private failure: Error | undefined;
+  private closing: Promise<void> | undefined;
+  /** Rejecters of the calls in flight, told of a failure. */
+  private readonly inFlight = new Set<(error: Error) => void>();
+  private tail: Promise<unknown> = Promise.resolve();
+  /** The step of the latest call, for messages and heartbeats. */
+  private step = -1;
+
+  /** @internal Use rendezvous(). */
+  constructor(options: RendezvousOptions, formed: Formed | undefined) {
+    this.rank = options.rank;
+    this.size = options.size;
+    this.stepTimeoutMs = options.stepTimeoutMs;
+    this.heartbeatMs = Math.max(20, Math.min(1_000, options.stepTimeoutMs / 4));
     this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
     this.failed.catch(() => undefined);
-  }
-
-  // ---- ring data -------------------------------------------------------------------------
-
-  sendNext(segment: Float32Array, step: number): void {
-    this.next!.send(Op.DATA, step, Buffer.from(new Uint8Array(segment.buffer, segment.byteOffset, segment.byteLength)));
-  }
-
-  async receivePrev(length: number, step: number): Promise<Float32Array> {
-    const frame = await this.prev!.next(Op.DATA, step, 2 * this.stepTimeoutMs, `data for step ${step}`);
-    if (frame.payload.byteLength !== length * 4) {
-      throw this.protocolError(this.prev!, `expected a segment of ${length * 4} bytes for step ${step}, got ${frame.payload.byteLength}`);
+    this.hosts = formed?.hosts ?? [options.masterAddr];
+    this.infos = formed?.infos ?? [options.info ?? null];
+    this.control = formed?.control ?? new Map();
+    this.links = formed && { rank: this.rank, size: this.size, next: formed.next, prev: formed.prev };
+    this.connections = formed ? [...new Set([...formed.control.values(), formed.next, formed.prev])] : [];
+    const events: ConnectionEvents = {
+      abort: (conn, message) => this.fail(new PeerFailureError(message.rank, this.hostOf(message.rank), message.step, message.reason), message, conn),
+      goodbye: (conn) => {
+        // A peer says goodbye once its own calls are done; it is missing only if this rank
+        // still waits for frames from it.
+        if (conn.waiting) this.peerFailed(conn, 'closed the group during a collective');
+      },
+      closed: (conn, reason) => this.peerFailed(conn, reason),
+      // The rank that finds a violation aborts; the message names the peer that committed it.
+      violation: (_conn, error) => this.fail(error, { rank: this.rank, reason: error.message, step: this.step }),
+    };
+    for (const conn of this.connections) conn.events = events;
+    if (this.connections.length > 0) {
+      this.timer = setInterval(() => this.tick(), Math.max(10, Math.min(250, options.stepTimeoutMs / 8)));
+      this.timer.unref();
     }
-    return new Float32Array(frame.payload.buffer, frame.payload.byteOffset, length);
   }
 
-  async allReduce(buf: Float32Array, step: number): Promise<void> {
-    await this.guard(step, () => ringAllReduceTcp(this, buf, step));
-  }
+  // ---- collectives -----------------------------------------------------------------------
 
-  async reduceScatter(buf: Float32Array, step: number): Promise<[number, number]> {
-    return this.guard(step, () => ringReduceScatterTcp(this, buf, step));
-  }
-
-  async allGather(buf: Float32Array, step: number): Promise<void> {
-    await this.guard(step, () => ringAllGatherTcp(this, buf, step));
-  }
-
-  /** Copies `root`'s buffer to every rank along the ring, segment by segment. */
-  async broadcast(buf: Float32Array | Uint8Array, root: number, step: number): Promise<void> {
-    if (this.size === 1) return;
-    const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    await this.guard(step, async () => {
-      const last = (root + this.size - 1) % this.size;
-      for (let start = 0; start < bytes.length || (start === 0 && bytes.length === 0); start += SEGMENT_BYTES) {
-        const end = Math.min(bytes.length, start + SEGMENT_BYTES);
-        if (this.rank !== root) {
-          const frame = await this.prev!.next(Op.DATA, step, 2 * this.stepTimeoutMs, `broadcast data for step ${step}`);
-          if (frame.payload.byteLength !== end - start) throw this.protocolError(this.prev!, `expected ${end - start} broadcast bytes, got ${frame.payload.byteLength}`);
-          bytes.set(frame.payload, start);
-        }
-        if (this.rank !== last) this.next!.send(Op.DATA, step, Buffer.from(bytes.subarray(start, end)));
-        if (bytes.length === 0) break;
-      }
+  /** In-place sum over ranks; every rank ends with bitwise identical values. */
+  allReduce(buf: Float32Array, step: number): Promise<void> {
+    return this.run(step, async () => {
+      if (this.links) await ringAllReduce(this.links, buf, step);
     });
   }
 
-  /** Every rank's `value` in rank order, on every rank (gathered at rank 0, sent back). */
-  async exchange<T>(value: T, step: number): Promise<T[]> {
-    if (this.size === 1) return [value];
-    return this.guard(step, async () => {
-      if (this.rank !== 0) {
-        const zero = this.control.get(0)!;
-        zero.sendJson(Op.EXCHANGE, step, value);
-        return zero.nextJson<T[]>(Op.EXCHANGE_RESULT, step, 2 * this.stepTimeoutMs, `exchange result for step ${step}`);
-      }
-      const values: T[] = [value];
-      for (let r = 1; r < this.size; r++) values.push(await this.control.get(r)!.nextJson<T>(Op.EXCHANGE, step, 2 * this.stepTimeoutMs, `exchange for step ${step}`));
-      const payload = Buffer.from(JSON.stringify(values));
-      for (let r = 1; r < this.size; r++) this.control.get(r)!.send(Op.EXCHANGE_RESULT, step, payload);
-      return values;
+  /** Afterwards this rank's chunk (the returned range, chunkRange(buf.length, size, rank)) holds the sum. */
+  reduceScatter(buf: Float32Array, step: number): Promise<[number, number]> {
+    return this.run(step, async () => (this.links ? ringReduceScatter(this.links, buf, step) : chunkRange(buf.length, 1, 0)));
+  }
+
+  /** From each rank's own chunk valid, every chunk valid everywhere. */
+  allGather(buf: Float32Array, step: number): Promise<void> {
+    return this.run(step, async () => {
+      if (this.links) await ringAllGather(this.links, buf, step);
     });
   }
 
-  async barrier(step: number): Promise<void> {
-    await this.exchange(null, step);
+  /** `root`'s bytes of `buf` become every rank's (along the ring, pipelined by segments). */
+  broadcast(buf: Float32Array | Uint8Array, root: number, step: number): Promise<void> {
+    if (!Number.isInteger(root) || root < 0 || root >= this.size) return Promise.reject(new RangeError(`broadcast root ${root} is not a rank of a world of ${this.size}`));
+    return this.run(step, async () => {
+      if (this.links) await ringBroadcast(this.links, buf, root, step);
+    });
   }
 
-  /** Tells every peer this rank is failing; they fail naming it. */
+  /** Every rank's JSON `value` (at most 1 MiB), in rank order, on every rank. */
+  exchange<T>(value: T, step: number): Promise<T[]> {
+    return this.run(step, async () => {
+      const bytes = Buffer.from(JSON.stringify(value ?? null));
+      if (bytes.length > MAX_MESSAGE_BYTES) throw new RangeError(`exchange value of ${bytes.length} bytes exceeds the limit of ${MAX_MESSAGE_BYTES}`);
+      const all = await this.gatherAndShare(Op.EXCHANGE, step, bytes);
+      return all.map((part, rank) => this.parse<T>(part, rank));
+    });
+  }
+
+  barrier(step: number): Promise<void> {
+    return this.run(step, async () => {
+      await this.gatherAndShare(Op.BARRIER, step, undefined);
+    });
+  }
+
+  /** Tells every peer this rank is failing; their pending and later calls reject naming it. */
   abort(reason: string, step = this.step): void {
-    if (this.failure) return;
-    const message: AbortMessage = { origin: this.rank, host: this.hosts[this.rank] ?? 'unknown', step, reason };
-    this.broadcastAbort(message);
-    this.fail(new PeerFailureError(this.rank, message.host, step, `aborted: ${reason}`), false);
+    const error = new PeerFailureError(this.rank, this.hostOf(this.rank), step, `aborted: ${reason}`);
+    this.fail(error, { rank: this.rank, reason: `aborted: ${reason}`, step });
   }
 
-  /** Orderly end: a barrier, then goodbyes, so no peer takes the closing for a failure. */
-  async close(): Promise<void> {
-    if (this.closing || this.size === 1) return;
-    this.closing = true;
-    clearInterval(this.heartbeat);
-    if (!this.failure) {
-      try {
-        await Promise.race([this.barrier(this.step + 1), new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS))]);
-      } catch {
-        // a peer already gone: nothing to say goodbye to
+  /** Orderly end: a goodbye to every peer, so their end of the sockets is no failure. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  /**
+   * Test-only: writes raw bytes to the connection to the next rank, the previous rank, or the
+   * control connection with `rank`, bypassing the protocol (to test hostile peers).
+   */
+  unsafeWriteForTests(to: 'next' | 'prev' | number, bytes: Uint8Array): void {
+    const conn = to === 'next' ? this.links?.next : to === 'prev' ? this.links?.prev : this.control.get(to);
+    conn?.socket.write(bytes);
+  }
+
+  /**
+   * Rank 0 gathers every rank's payload on the control connections, then sends all of them, in
+   * rank order, to every rank (one frame each, so no frame outgrows the message limit).
+   */
+  private async gatherAndShare(op: Op, step: number, mine: Buffer | undefined): Promise<Buffer[]> {
+    const empty = Buffer.alloc(0);
+    if (this.size === 1) return [mine ?? empty];
+    if (this.rank === 0) {
+      const ranks = [...this.control.keys()].sort((a, b) => a - b);
+      const theirs = await Promise.all(ranks.map((rank) => this.control.get(rank)!.nextMessage(op, step)));
+      const all = [mine ?? empty, ...theirs];
+      for (const conn of this.control.values()) {
+        if (mine === undefined) conn.send(op, step);
+        else for (const part of all) conn.send(op, step, part);
       }
+      return all;
     }
-    for (const conn of this.connections()) {
-      conn.saidBye = true;
-      if (!this.failure) conn.send(Op.BYE, 0);
-      conn.end();
-    }
-    const destroyLater = setTimeout(() => this.connections().forEach((c) => c.socket.destroy()), CLOSE_TIMEOUT_MS);
-    destroyLater.unref();
+    const zero = this.control.get(0)!;
+    zero.send(op, step, mine);
+    if (mine === undefined) return [await zero.nextMessage(op, step)];
+    const all: Buffer[] = [];
+    for (let rank = 0; rank < this.size; rank++) all.push(await zero.nextMessage(op, step));
+    return all;
   }
 
-  // ---- failure -------------------------------------------------------------------------
+  private parse<T>(bytes: Buffer, rank: number): T {
+    try {
+      return JSON.parse(bytes.toString('utf8')) as T;
+    } catch {
+      throw new ProtocolError(`the exchange value of rank ${rank} is not JSON`);
+    }
+  }
 
-  /** Runs one collective operation, raced against the group's failure. */
-  private async guard<T>(step: number, work: () => Promise<T>): Promise<T> {
-    if (this.failure) throw this.failure;
+  /** Runs one collective after the previous one, raced against the group's failure. */
+  private run<T>(step: number, body: () => Promise<T>): Promise<T> {
+    if (!Number.isSafeInteger(step)) return Promise.reject(new RangeError(`step must be an integer, got ${step}`));
+    const result = this.tail.then(() => this.guarded(step, body));
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  private guarded<T>(step: number, body: () => Promise<T>): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.closing) return Promise.reject(new TrainingAbortedError('the process group is closed'));
     this.step = step;
-    const running = work();
-    running.catch(() => undefined);
-    try {
-      return await Promise.race([running, this.failed]);
-    } catch (error) {
-      if (error instanceof PeerFailureError) throw error;
-      // A connection error (timeout, desynchronisation, closed socket) names the peer of that connection.
-      throw this.failure ?? error;
-    }
-  }
-
-  private connections(): FramedConnection[] {
-    return [...new Set([...this.control.values(), ...(this.next ? [this.next] : []), ...(this.prev ? [this.prev] : [])])];
-  }
-
-  private protocolError(conn: FramedConnection, message: string): Error {
-    const error = new ConnectionError(`protocol violation from ${conn.peer}: ${message}`);
-    conn.fail(error);
-    return error;
-  }
-
-  /** A connection to `peerRank` failed: the group fails naming that rank, and tells the others. */
-  private peerFailed(peerRank: number, error: Error): void {
-    if (this.failure || this.closing) return;
-    const message: AbortMessage = { origin: peerRank, host: this.hosts[peerRank] ?? 'unknown', step: this.step, reason: error.message };
-    this.broadcastAbort(message);
-    this.fail(new PeerFailureError(peerRank, message.host, this.step, error.message), true);
-  }
-
-  private broadcastAbort(message: AbortMessage): void {
-    const payload = Buffer.from(JSON.stringify(message));
-    for (const [rank, conn] of this.control) if (rank !== message.origin) conn.send(Op.ABORT, message.step, payload);
-  }
-
-  private fail(error: PeerFailureError, _fromPeer: boolean): void {
-    if (this.failure) return;
-    this.failure = error;
-    clearInterval(this.heartbeat);
-    this.rejectFailed(error);
-    // Let the abort frames leave before the sockets go.
-    for (const conn of this.connections()) {
-      conn.saidBye = true;
-      conn.socket.end();
-    }
-    const destroyLater = setTimeout(() => this.connections().forEach((c) => c.socket.destroy()), 1_000);
-    destroyLater.unref();
-  }
-
-  /** Control frames that are no one's reply: heartbeats, aborts, goodbyes. */
-  private watch(conn: FramedConnection, peerRank: number): void {
-    this.lastHeard.set(peerRank, Date.now());
-    conn.onControl = (frame) => {
-      this.lastHeard.set(peerRank, Date.now());
-      if (frame.op === Op.HEARTBEAT) return true;
-      if (frame.op === Op.BYE) {
-        conn.saidBye = true;
-        return true;
-      }
-      if (frame.op === Op.ABORT) {
-        let message: AbortMessage;
-        try {
-          message = JSON.parse(Buffer.from(frame.payload).toString('utf8')) as AbortMessage;
-        } catch {
-          message = { origin: peerRank, host: this.hosts[peerRank] ?? 'unknown', step: frame.step, reason: 'aborted' };
-        }
-        if (this.failure) return true;
-        // Rank 0 relays, so that ranks not connected to the origin learn it at once.
-        if (this.rank === 0) this.broadcastAbort(message);
-        const reason = message.origin === peerRank ? `aborted: ${message.reason}` : message.reason;
-        this.fail(new PeerFailureError(message.origin, message.host, message.step, reason), true);
-        return true;
-      }
-      return false;
-    };
-    conn.onFailure = (error) => {
-      if (conn.saidBye || this.closing) return;
-      this.peerFailed(peerRank, error);
-    };
-  }
-
-  /** Heartbeats on the control connections; a peer silent for stepTimeoutMs has failed. */
-  private startHeartbeats(): void {
-    this.heartbeat = setInterval(() => {
-      const now = Date.now();
-      for (const [rank, conn] of this.control) {
-        conn.send(Op.HEARTBEAT, 0);
-        const silent = now - (this.lastHeard.get(rank) ?? now);
-        if (silent > this.stepTimeoutMs) this.peerFailed(rank, new Error(`no heartbeat for ${silent} ms`));
-      }
-    }, Math.min(HEARTBEAT_MS, Math.max(50, this.stepTimeoutMs / 4)));
-    this.heartbeat.unref();
-  }
-
-  // ---- rendezvous -------------------------------------------------------------------------
-
-  static async rendezvous(options: RendezvousOptions): Promise<ProcessGroup> {
-    const group = new ProcessGroup(options.rank, options.size, options.stepTimeoutMs);
-    if (options.size === 1) {
-      group.hosts = [options.masterAddr];
-      group.infos = [options.info];
-      return group;
-    }
-    const deadline = Date.now() + options.timeoutMs;
-    try {
-      if (options.rank === 0) await group.hostRendezvous(options, deadline);
-      else await group.joinRendezvous(options, deadline);
-      await group.connectRing(options, deadline);
-    } catch (error) {
-      for (const conn of group.connections()) conn.socket.destroy();
-      throw error;
-    }
-    group.startHeartbeats();
-    return group;
-  }
-
-  private async hostRendezvous(options: RendezvousOptions, deadline: number): Promise<void> {
-    const { size, token, log } = options;
-    const server = await listen(options.masterPort, options.masterAddr, `rank 0 cannot listen on ${options.masterAddr}:${options.masterPort}`);
-    const ring = await listen(0, options.masterAddr, `rank 0 cannot open its ring port on ${options.masterAddr}`);
-    this.ringServer = ring;
-    const hellos = new Map<number, Hello>();
-    try {
-      await withDeadline(
-        new Promise<void>((resolve, reject) => {
-          server.on('connection', (socket: Socket) => {
-            const conn = new FramedConnection(socket, `${socket.remoteAddress}:${socket.remotePort}`);
-            conn.onFailure = () => undefined;
-            (async () => {
-              const rank = await authenticateIncoming(conn, token);
-              const hello = await conn.nextJson<Hello>(Op.HELLO, 0, 10_000, 'hello');
-              if (hello.rank !== rank || !Number.isInteger(rank) || rank < 1 || rank >= size) throw new ConnectionError(`a peer claims rank ${hello.rank}, which is not in 1..${size - 1}`);
-              if (hellos.has(rank)) throw new ConnectionError(`a second process claims rank ${rank}`);
-              conn.peer = `rank ${rank} (${socket.remoteAddress})`;
-              hellos.set(rank, hello);
-              this.control.set(rank, conn);
-              if (hellos.size === size - 1) resolve();
-            })().catch((error: Error) => {
-              log?.(`refused a connection from ${socket.remoteAddress}:${socket.remotePort}: ${error.message}`);
-              conn.fail(error);
-            });
-          });
-          server.on('error', reject);
-        }),
-        deadline,
-        () => {
-          const missing = Array.from({ length: size - 1 }, (_, i) => i + 1).filter((r) => !hellos.has(r));
-          return `rendezvous: rank${missing.length > 1 ? 's' : ''} ${missing.join(', ')} did not join rank 0 at ${options.masterAddr}:${options.masterPort} within ${options.timeoutMs} ms`;
+    const gone = this.connections.find((conn) => conn.saidGoodbye);
+    if (gone) this.peerFailed(gone, 'has closed the group');
+    return new Promise<T>((resolve, reject) => {
+      if (this.failure) return reject(this.failure);
+      this.inFlight.add(reject);
+      body().then(
+        (value) => {
+          this.inFlight.delete(reject);
+          resolve(value);
+        },
+        (error: Error) => {
+          this.inFlight.delete(reject);
+          // A local error mid-collective leaves the peers waiting: they must learn it.
+          if (!this.failure) this.fail(error, { rank: this.rank, reason: error.message, step });
+          reject(this.failure ?? error);
         },
       );
-    } finally {
-      // Listen only while the world gathers.
-      server.close();
-    }
-    const mismatch = findMismatch(options.fingerprint, hellos);
-    if (mismatch) {
-      for (const conn of this.control.values()) conn.sendJson(Op.REJECT, 0, { message: mismatch });
-      throw new UserError(mismatch);
-    }
-    const ringPort = (ring.address() as { port: number }).port;
-    const table: Table = {
-      hosts: [options.masterAddr, ...Array.from({ length: size - 1 }, (_, i) => hellos.get(i + 1)!.ringHost)],
-      ringPorts: [ringPort, ...Array.from({ length: size - 1 }, (_, i) => hellos.get(i + 1)!.ringPort)],
-      infos: [options.info, ...Array.from({ length: size - 1 }, (_, i) => hellos.get(i + 1)!.info)],
-    };
-    for (const conn of this.control.values()) conn.sendJson(Op.TABLE, 0, table);
-    this.adopt(table);
-    for (const [rank, conn] of this.control) this.watch(conn, rank);
-  }
-
-  private ringServer: Server | undefined;
-
-  private async joinRendezvous(options: RendezvousOptions, deadline: number): Promise<void> {
-    const { rank, token } = options;
-    const address = `${options.masterAddr}:${options.masterPort}`;
-    const socket = await connectWithRetry(options.masterAddr, options.masterPort, deadline, () => `rendezvous: could not reach rank 0 at ${address} within ${options.timeoutMs} ms`);
-    const conn = new FramedConnection(socket, `rank 0 (${address})`);
-    conn.onFailure = () => undefined;
-    await authenticateOutgoing(conn, token, rank);
-    const ringHost = socket.localAddress ?? '127.0.0.1';
-    this.ringServer = await listen(0, ringHost, `rank ${rank} cannot open its ring port on ${ringHost}`);
-    const hello: Hello = { rank, fingerprint: options.fingerprint, info: options.info, ringHost, ringPort: (this.ringServer.address() as { port: number }).port };
-    conn.sendJson(Op.HELLO, 0, hello);
-    // Rank 0 answers with the table, or with the reason it refuses the world.
-    const answer = await Promise.race([
-      conn.nextJson<Table>(Op.TABLE, 0, Math.max(1, deadline - Date.now()), 'rendezvous table').then((table) => ({ table })),
-      new Promise<{ reject: string }>((resolve) => {
-        conn.onControl = (frame) => {
-          if (frame.op !== Op.REJECT) return false;
-          resolve({ reject: (JSON.parse(Buffer.from(frame.payload).toString('utf8')) as { message: string }).message });
-          return true;
-        };
-      }),
-    ]).catch((error: Error) => {
-      throw new UserError(`rendezvous with rank 0 at ${address} failed: ${error.message}`);
     });
-    if ('reject' in answer) throw new UserError(answer.reject);
-    this.control.set(0, conn);
-    this.adopt(answer.table);
-    this.watch(conn, 0);
   }
 
-  private adopt(table: Table & { ringPorts: number[] }): void {
-    this.hosts = table.hosts;
-    this.infos = table.infos;
-    this.ringPorts = table.ringPorts;
+  // ---- failure ---------------------------------------------------------------------------
+
+  private hostOf(rank: number): string {
+    return this.hosts[rank] ?? 'unknown';
   }
 
-  private ringPorts: number[] = [];
-
-  /** Connects to the next rank's ring port and accepts the previous rank on this one. */
-  private async connectRing(options: RendezvousOptions, deadline: number): Promise<void> {
-    const { rank, size, token, log } = options;
-    const nextRank = (rank + 1) % size;
-    const prevRank = (rank + size - 1) % size;
-    const server = this.ringServer!;
-    const accepted = withDeadline(
-      new Promise<FramedConnection>((resolve) => {
-        server.on('connection', (socket: Socket) => {
-          const conn = new FramedConnection(socket, `rank ${prevRank} (${socket.remoteAddress})`);
-          conn.onFailure = () => undefined;
-          (async () => {
-            const peer = await authenticateIncoming(conn, token);
-            if (peer !== prevRank) throw new ConnectionError(`rank ${peer} connected to the ring port of rank ${rank}, which takes only rank ${prevRank}`);
-            resolve(conn);
-          })().catch((error: Error) => {
-            log?.(`refused a ring connection from ${socket.remoteAddress}:${socket.remotePort}: ${error.message}`);
-            conn.fail(error);
-          });
-        });
-      }),
-      deadline,
-      () => `rendezvous: rank ${prevRank} did not connect to the ring port of rank ${rank} within ${options.timeoutMs} ms`,
-    );
-    accepted.catch(() => undefined);
-    const host = this.hosts[nextRank]!;
-    const socket = await connectWithRetry(host, this.ringPorts[nextRank]!, deadline, () => `rendezvous: could not reach rank ${nextRank} at ${host}:${this.ringPorts[nextRank]} within ${options.timeoutMs} ms`);
-    const next = new FramedConnection(socket, `rank ${nextRank} (${host})`);
-    next.onFailure = () => undefined;
-    await authenticateOutgoing(next, token, rank);
-    try {
-      this.prev = await accepted;
-    } finally {
-      server.close();
+  /** The group's first failure: reject everything, tell every peer (but `from`), close. */
+  private fail(error: Error, message: AbortMessage, from?: Connection): void {
+    if (this.failure || this.closing) return;
+    this.failure = error;
+    clearInterval(this.timer);
+    this.rejectFailed(error);
+    for (const reject of this.inFlight) reject(error);
+    this.inFlight.clear();
+    for (const conn of this.connections) {
+      if (conn !== from) conn.sendAbort(message);
+      conn.end();
     }
-    this.next = next;
-    this.watch(this.next, nextRank);
-    this.watch(this.prev, prevRank);
-    // The ring connections carry only data: their silence is not a failure (heartbeats are on control).
-    this.lastHeard.delete(nextRank);
-    this.lastHeard.delete(prevRank);
-    for (const rank of this.control.keys()) this.lastHeard.set(rank, Date.now());
+    const connections = this.connections;
+    setTimeout(() => connections.forEach((conn) => conn.destroy()), GRACE_MS).unref();
   }
-}
 
-export function rendezvous(options: RendezvousOptions): Promise<ProcessGroup> {
-  return ProcessGroup.rendezvous(options);
-}
+  private peerFailed(conn: Connection, what: string): void {
+    const message: AbortMessage = { rank: conn.peer, reason: what, step: this.step };
+    this.fail(new PeerFailureError(conn.peer, this.hostOf(conn.peer), this.step, what), message, conn);
+  }
 
-/** The first field whose value differs between rank 0 and another rank, as one line. */
-function findMismatch(mine: Record<string, string | number>, hellos: Map<number, Hello>): string | undefined {
-  for (const [rank, hello] of [...hellos].sort((a, b) => a[0] - b[0])) {
-    const fields = new Set([...Object.keys(mine), ...Object.keys(hello.fingerprint ?? {})]);
-    for (const field of fields) {
-      const a = mine[field];
-      const b = hello.fingerprint?.[field];
-      if (a !== b) return `rendezvous: fingerprint field "${field}" differs: rank 0 has ${JSON.stringify(a)}, rank ${rank} has ${JSON.stringify(b)}`;
+  /** Heartbeats, silence and step deadlines. */
+  private tick(): void {
+    const now = Date.now();
+    const limit = this.stepTimeoutMs;
+    let abnormalSilence = false;
+    for (const conn of this.connections) {
+      if (!conn.usable) continue;
+      if (now - conn.lastSent >= this.heartbeatMs) conn.send(Op.HEARTBEAT, this.step);
+      if (conn.saidGoodbye || conn.paused) continue;
+      const silent = now - conn.lastReceived;
+      if (silent > limit) return this.peerFailed(conn, `no heartbeat for ${limit} ms`);
+      if (silent > 2 * this.heartbeatMs + 250) abnormalSilence = true;
+    }
+    // A wait without progress fails at the step deadline, unless a peer has gone quiet: then
+    // that peer is the likely cause, and its silence deadline (soon) names it instead.
+    if (abnormalSilence) return;
+    for (const conn of this.connections) {
+      if (conn.waiting && now - conn.consumerProgress > limit) {
+        const error = new WaitTimeoutError(`${conn.label} in the collective of step ${this.step}`, limit);
+        return this.fail(error, { rank: this.rank, reason: error.message, step: this.step });
+      }
+      if (conn.pendingWrites > 0 && now - conn.writeProgress > limit) {
+        const error = new WaitTimeoutError(`${conn.label} to take the data of step ${this.step}`, limit);
+        return this.fail(error, { rank: this.rank, reason: error.message, step: this.step });
+      }
     }
   }
-  return undefined;
-}
 
-function listen(port: number, host: string, what: string): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', (error) => reject(new UserError(`${what}: ${error.message}`)));
-    server.listen(port, host, () => resolve(server));
-  });
-}
-
-async function connectWithRetry(host: string, port: number, deadline: number, what: () => string): Promise<Socket> {
-  for (;;) {
-    try {
-      return await new Promise<Socket>((resolve, reject) => {
-        const socket = connect({ host, port });
-        const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), Math.max(1, Math.min(5_000, deadline - Date.now())));
-        socket.once('connect', () => {
-          clearTimeout(timer);
-          socket.removeAllListeners('error');
-          resolve(socket);
-        });
-        socket.once('error', (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-      });
-    } catch {
-      if (Date.now() + CONNECT_RETRY_MS > deadline) throw new UserError(what());
-      await new Promise((resolve) => setTimeout(resolve, CONNECT_RETRY_MS));
+  private async shutdown(): Promise<void> {
+    clearInterval(this.timer);
+    const error = new TrainingAbortedError('the process group was closed during a collective');
+    for (const reject of this.inFlight) reject(error);
+    this.inFlight.clear();
+    if (!this.failure) {
+      for (const conn of this.connections) {
+        conn.send(Op.GOODBYE, this.step);
+        conn.end();
+      }
+      const allClosed = Promise.all(this.connections.map((conn) => new Promise<void>((resolve) => (conn.socket.destroyed ? resolve() : conn.socket.once('close', () => resolve())))));
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([allClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(this.stepTimeoutMs, CLOSE_TIMEOUT_MS))))]);
+      clearTimeout(timer);
     }
+    for (const conn of this.connections) conn.destroy();
   }
 }
 
-function withDeadline<T>(promise: Promise<T>, deadline: number, what: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new UserError(what())), Math.max(1, deadline - Date.now()));
-    }),
-  ]).finally(() => clearTimeout(timer));
+function checkOptions(options: RendezvousOptions): void {
+  const { rank, size, masterPort, token, timeoutMs, stepTimeoutMs } = options;
+  if (!Number.isInteger(size) || size < 1) throw new RendezvousError(`rendezvous: world size must be a positive integer, got ${size}`);
+  if (!Number.isInteger(rank) || rank < 0 || rank >= size) throw new RendezvousError(`rendezvous: rank ${rank} is not in 0..${size - 1}`);
+  if (!Number.isInteger(masterPort) || masterPort < 0 || masterPort > 65535) throw new RendezvousError(`rendezvous: master port ${masterPort} is not a TCP port`);
+  if (typeof token !== 'string' || token.length === 0) throw new RendezvousError('rendezvous: the token is empty (every process needs the same shared secret)');
+  for (const [name, value] of [['timeoutMs', timeoutMs], ['stepTimeoutMs', stepTimeoutMs]] as const) {
+    if (!(value > 0) || !Number.isFinite(value)) throw new RendezvousError(`rendezvous: ${name} must be a positive number of milliseconds, got ${value}`);
+  }
 }
