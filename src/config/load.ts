@@ -189,8 +189,12 @@ export function applyOverrides(config: RunConfig, overrides: ConfigOverrides): R
 }
 
 /** The number of replicas to start: 'auto' is the number of CPUs this process may use (capped at 256). */
-export function resolveWorkers(workers: number | 'auto'): number {
-  if (workers === 'auto') return Math.max(1, Math.min(MAX_WORKERS, os.availableParallelism()));
+/**
+ * Replica threads of this process. "auto" shares the machine's cores among the
+ * `processesOnHost` processes a launcher started on it (LOCAL_WORLD_SIZE), at least one each.
+ */
+export function resolveWorkers(workers: number | 'auto', processesOnHost = 1): number {
+  if (workers === 'auto') return Math.max(1, Math.min(MAX_WORKERS, Math.floor(os.availableParallelism() / processesOnHost)));
   if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
     throw new ConfigError('parallel.workers', `expected an integer from 1 to ${MAX_WORKERS} or "auto", found ${formatValue(workers)}`);
   }

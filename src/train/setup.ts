@@ -39,10 +39,12 @@ export interface SetupOptions {
   dataDir?: string;
   initialParams?: Float32Array;
   log?: (line: string) => void;
+  /** Processes of the world on this machine (they share its cores). */
+  processesOnHost?: number;
 }
 
 export async function prepareRun(config: RunConfig, options: SetupOptions): Promise<PreparedRun> {
-  const workers = resolveWorkers(config.parallel.workers);
+  const workers = resolveWorkers(config.parallel.workers, options.processesOnHost);
   const backend = await resolveBackend(config.backend);
   await assertBackendAvailable(backend);
   checkReplicasForBackend(backend, workers);

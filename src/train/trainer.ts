@@ -106,7 +106,7 @@ export class Trainer {
   }
 
   static async create(config: RunConfig, options: TrainerOptions = {}): Promise<Trainer> {
-    const run = await prepareRun(config, options);
+    const run = await prepareRun(config, { ...options, processesOnHost: options.world?.spec.localWorldSize });
     if (options.resume) assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer);
     if (options.warmStart) assertWarmStartable(options.warmStart.file, options.warmStart.state, run.layout);
     // The network layer is loaded only by runs that have other processes.

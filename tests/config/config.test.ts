@@ -430,4 +430,12 @@ describe('resolveWorkers', () => {
     expect(resolveWorkers(3)).toBe(3);
     expect(errorOf(() => resolveWorkers(0)).message).toBe('parallel.workers: expected an integer from 1 to 256 or "auto", found 0');
   });
+
+  it("'auto' shares the cores among the processes a launcher started on this machine, one thread at least", () => {
+    const cores = os.availableParallelism();
+    expect(resolveWorkers('auto', 2)).toBe(Math.max(1, Math.floor(cores / 2)));
+    expect(resolveWorkers('auto', cores * 4)).toBe(1);
+    // An explicit count stays what it says.
+    expect(resolveWorkers(3, 2)).toBe(3);
+  });
 });
