@@ -40,6 +40,9 @@ machine_banner() {
   for line in "$@"; do say "$line"; done
 }
 
+# The installed version of a Debian package, or "?".
+deb_version() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo '?'; }
+
 # A fresh output folder for a run (a left-over checkpoint folder would be resumed into or mixed with).
 fresh_out() { # <name>
   rm -rf "runs/launchers/$1"

@@ -99,7 +99,7 @@ KillWait=5
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=2 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
-machine_banner "launcher: $(srun --version 2>/dev/null || echo 'slurm ?') (srun, slurmctld, slurmd), $(munge --version 2>&1 | awk '{print $1; exit}')"
+machine_banner "launcher: $(srun --version 2>/dev/null || echo 'slurm ?') (Debian slurmctld $(deb_version slurmctld), slurmd $(deb_version slurmd)), $(munge --version 2>&1 | awk '{print $1; exit}')"
 say "slurm.conf: $SLURM_CONF"
 
 wait_until() { # <seconds> <what> <command...>

@@ -23,10 +23,11 @@ command -v torchrun >/dev/null || die "torchrun not found (apt-get install pytho
 TORCH_VERSION="$(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/dev/null || echo '?')"
 REF=torchrun-restart-ref
 NAME=torchrun-restart
+# 100: mid-epoch checkpoints (epochs have 225 steps) off ringtrain's 64-step segments.
 EVERY="${CHECKPOINT_EVERY:-100}"
 RUN_TIMEOUT="${TIMEOUT:-300}"
 ensure_build
-machine_banner "launcher: torchrun $(command -v torchrun), torch $TORCH_VERSION"
+machine_banner "launcher: torchrun $(command -v torchrun), torch $TORCH_VERSION (Debian python3-torch $(deb_version python3-torch), $(/usr/bin/python3 --version))"
 
 torchrun_cmd() { # <name> <extra torchrun flags...>
   local name="$1"; shift

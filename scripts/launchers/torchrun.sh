@@ -21,7 +21,7 @@ command -v torchrun >/dev/null || die "torchrun not found (apt-get install pytho
 TORCH_VERSION="$(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/dev/null || echo '?')"
 NAME=torchrun
 ensure_build
-machine_banner "launcher: torchrun $(command -v torchrun), torch $TORCH_VERSION"
+machine_banner "launcher: torchrun $(command -v torchrun), torch $TORCH_VERSION (Debian python3-torch $(deb_version python3-torch), $(/usr/bin/python3 --version))"
 fresh_out "$NAME"
 mapfile -t ARGS < <(job_args "$NAME")
 
