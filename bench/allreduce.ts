@@ -1,0 +1,418 @@
+#!/usr/bin/env node
+/**
+ * All-reduce between processes in the manner of nccl-tests' all_reduce_perf: a world of
+ * processes on loopback, float32 sums in place, sizes from --min to --max growing by --factor;
+ * for each size the time of one all-reduce (median over --iters timed iterations after --warmup,
+ * each started after a barrier and timed on every rank; an iteration's time is that of its
+ * slowest rank) and the bus bandwidth 2(n-1)/n x size / time. Runners of one run, side by side:
+ *   - ringtrain's TCP ring (src/collective/tcp: rendezvous() -> ProcessGroup.allReduce),
+ *   - torch.distributed.all_reduce over gloo (scripts/bench_allreduce_torch.py, Debian's
+ *     python3-torch at /usr/bin/python3, when it imports), same sizes, same world,
+ *   - the loopback ceiling: two processes each streaming --stream bytes to the other over TCP
+ *     at the same time (one connection per direction, as the ring's), in Node and in Python
+ *     (raw sockets, recv_into a fixed buffer), per direction; measured before and after the
+ *     all-reduce runners.
+ * With n = 2 the bus bandwidth equals size / time, and each rank sends and receives `size`
+ * bytes per all-reduce, so it compares directly with the per-direction loopback figure.
+ *   npm run bench:allreduce -- [--min 4K] [--max 256M] [--factor 4] [--warmup 3] [--iters 20]
+ *                              [--nproc 2] [--rounds 2] [--stream 256M] [--no-torch] [--out FILE]
+ */
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { availableParallelism, cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { rendezvous } from '../dist/collective/tcp/group.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const self = fileURLToPath(import.meta.url);
+const PYTHON = '/usr/bin/python3';
+const MiB = 1 << 20;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface SweepJob {
+  sizes: number[];
+  warmup: number;
+  /** Timed iterations per size (already reduced for the large sizes). */
+  iters: number[];
+}
+
+/** Per size, per timed iteration, one rank's seconds. */
+type RankTimes = number[][];
+
+// ---- ringtrain rank (child) ----------------------------------------------------------------
+
+async function ringRank(rank: number, size: number, port: number, job: SweepJob): Promise<RankTimes> {
+  const group = await rendezvous({
+    rank,
+    size,
+    masterAddr: '127.0.0.1',
+    masterPort: port,
+    token: 'bench-allreduce',
+    fingerprint: { bench: 'allreduce' },
+    info: { pid: process.pid },
+    timeoutMs: 60_000,
+    stepTimeoutMs: 120_000,
+  });
+  const out: RankTimes = [];
+  let step = 0;
+  try {
+    for (const [s, bytes] of job.sizes.entries()) {
+      const buf = new Float32Array(bytes / 4);
+      // Small values: repeated in-place sums double them, far from overflow in a few dozen rounds.
+      for (let i = 0; i < buf.length; i++) buf[i] = ((i % 1000) + rank) * 1e-3;
+      const times: number[] = [];
+      for (let i = 0; i < job.warmup + job.iters[s]!; i++) {
+        await group.barrier(step++);
+        const started = performance.now();
+        await group.allReduce(buf, step++);
+        const seconds = (performance.now() - started) / 1000;
+        if (i >= job.warmup) times.push(seconds);
+      }
+      out.push(times);
+    }
+  } finally {
+    await group.close();
+  }
+  return out;
+}
+
+// ---- loopback streaming rank (child) --------------------------------------------------------
+
+/**
+ * Each rank writes `bytes` to the other on one connection and reads `bytes` from the other on
+ * another, at the same time, `reps` times (each started by the parent); reports the seconds of
+ * each repetition (until its own bytes are handed to the kernel and the peer's all arrived).
+ */
+async function loopbackRank(rank: number, port: number, bytes: number, send: (m: unknown) => void, next: () => Promise<unknown>): Promise<void> {
+  let out: Socket;
+  let inc: Socket;
+  let server: Server | undefined;
+  if (rank === 0) {
+    // Rank 1 connects twice and names each connection with one byte: 'A' it writes, 'B' it reads.
+    const accepted = new Map<string, Socket>();
+    await new Promise<void>((resolve) => {
+      server = createServer((socket) => {
+        socket.once('readable', () => {
+          const tag = (socket.read(1) as Buffer).toString();
+          accepted.set(tag, socket);
+          if (accepted.size === 2) resolve();
+        });
+      });
+      server.listen(0, '127.0.0.1', () => send({ type: 'port', port: (server!.address() as { port: number }).port }));
+    });
+    inc = accepted.get('A')!;
+    out = accepted.get('B')!;
+  } else {
+    const open = (tag: string) =>
+      new Promise<Socket>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.write(tag);
+          resolve(socket);
+        });
+      });
+    out = await open('A');
+    inc = await open('B');
+  }
+  for (const s of [out, inc]) s.setNoDelay(true);
+  const chunk = Buffer.alloc(4 * MiB, 1);
+  let received = 0;
+  let wantReceived = 0;
+  let onReceived: () => void = () => undefined;
+  inc.on('data', (piece: Buffer) => {
+    received += piece.length;
+    if (received >= wantReceived) onReceived();
+  });
+  send({ type: 'ready' });
+  for (;;) {
+    const command = (await next()) as { type: string };
+    if (command.type !== 'go') break;
+    const started = performance.now();
+    wantReceived += bytes;
+    const allIn = received >= wantReceived ? Promise.resolve() : new Promise<void>((resolve) => (onReceived = resolve));
+    const allOut = (async () => {
+      for (let sent = 0; sent < bytes; sent += chunk.length) {
+        const piece = sent + chunk.length <= bytes ? chunk : chunk.subarray(0, bytes - sent);
+        if (!out.write(piece)) await new Promise((resolve) => out.once('drain', resolve));
+      }
+      await new Promise<void>((resolve) => out.write(Buffer.alloc(0), () => resolve()));
+    })();
+    await Promise.all([allIn, allOut]);
+    send({ type: 'done', seconds: (performance.now() - started) / 1000 });
+  }
+  out.destroy();
+  inc.destroy();
+  server?.close();
+}
+
+// ---- parent ---------------------------------------------------------------------------------
+
+interface Message {
+  type: string;
+  [key: string]: unknown;
+}
+
+/** A forked child of this program with a queue of its IPC messages. */
+class Child {
+  readonly process: ChildProcess;
+  private readonly messages: Message[] = [];
+  private waiter: ((m: Message) => void) | undefined;
+  readonly exited: Promise<number>;
+
+  constructor(args: string[]) {
+    this.process = fork(self, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.process.on('message', (m: Message) => {
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = undefined;
+        w(m);
+      } else this.messages.push(m);
+    });
+    this.exited = new Promise((resolve) => this.process.on('exit', (code) => resolve(code ?? 1)));
+  }
+
+  next(): Promise<Message> {
+    const queued = this.messages.shift();
+    if (queued) return Promise.resolve(queued);
+    return Promise.race([
+      new Promise<Message>((resolve) => (this.waiter = resolve)),
+      this.exited.then((code) => {
+        throw new Error(`child ${this.process.pid} exited with ${code} before reporting`);
+      }),
+    ]);
+  }
+
+  send(m: unknown): void {
+    this.process.send(m as object);
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Per size, per iteration, the slowest rank's seconds. */
+function slowest(perRank: RankTimes[]): number[][] {
+  return perRank[0]!.map((times, s) => times.map((_, i) => Math.max(...perRank.map((r) => r[s]![i]!))));
+}
+
+async function runRing(nproc: number, job: SweepJob): Promise<number[][]> {
+  const port = await freePort();
+  const children = [...Array(nproc).keys()].map((rank) => new Child(['--ring-rank', String(rank), String(nproc), String(port), JSON.stringify(job)]));
+  try {
+    const results = await Promise.all(children.map(async (c) => (await c.next()).times as RankTimes));
+    return slowest(results);
+  } finally {
+    for (const c of children) if (c.process.exitCode === null) c.process.kill();
+  }
+}
+
+function runGloo(nproc: number, job: SweepJob): number[][] {
+  const child = spawnSync(PYTHON, [join(root, 'scripts', 'bench_allreduce_torch.py'), JSON.stringify({ ...job, nproc })], { encoding: 'utf8', timeout: 15 * 60_000, maxBuffer: 64 * MiB });
+  if (child.status !== 0) throw new Error(`bench_allreduce_torch.py failed: ${(child.stderr || child.error?.message || '').trim().split('\n').pop()}`);
+  const { ranks } = JSON.parse(child.stdout.trim().split('\n').pop()!) as { ranks: RankTimes[] };
+  return slowest(ranks);
+}
+
+/** Node streaming both ways at once: per-direction bytes/s of each repetition. */
+async function runLoopbackNode(bytes: number, reps: number): Promise<number[]> {
+  const zero = new Child(['--loopback-rank', '0', '0', String(bytes)]);
+  const port = (await zero.next()).port as number;
+  const one = new Child(['--loopback-rank', '1', String(port), String(bytes)]);
+  const both = [zero, one];
+  const rates: number[] = [];
+  try {
+    for (const c of both) if ((await c.next()).type !== 'ready') throw new Error('loopback child not ready');
+    for (let r = 0; r < reps + 1; r++) {
+      for (const c of both) c.send({ type: 'go' });
+      const seconds = await Promise.all(both.map(async (c) => (await c.next()).seconds as number));
+      if (r > 0) rates.push(bytes / Math.max(...seconds)); // the first is a warm-up
+    }
+    for (const c of both) c.send({ type: 'stop' });
+    await Promise.all(both.map((c) => c.exited));
+  } finally {
+    for (const c of both) if (c.process.exitCode === null) c.process.kill();
+  }
+  return rates;
+}
+
+function runLoopbackPython(bytes: number, reps: number): number[] {
+  const child = spawnSync(PYTHON, [join(root, 'scripts', 'bench_loopback.py'), JSON.stringify({ bytes, reps })], { encoding: 'utf8', timeout: 5 * 60_000 });
+  if (child.status !== 0) throw new Error(`bench_loopback.py failed: ${(child.stderr || child.error?.message || '').trim().split('\n').pop()}`);
+  return (JSON.parse(child.stdout.trim().split('\n').pop()!) as { rates: number[] }).rates;
+}
+
+/**
+ * The cost of the arithmetic of the ring in this process's JS: the loop of accumulate.ts
+ * (dst[i] = dst[i] + src[i] on Float32Arrays) and a byte copy, in GB/s of the bytes summed
+ * or copied (each rank sums size/n and copies size/n of every all-reduce with n = 2).
+ */
+function jsRates(bytes: number): { sum: number; copy: number } {
+  const n = bytes / 4;
+  const dst = new Float32Array(n).fill(1);
+  const src = new Float32Array(n).fill(2);
+  const add = (d: Float32Array, at: number, s: Float32Array, count: number) => {
+    for (let i = 0; i < count; i++) d[at + i] = d[at + i]! + s[i]!;
+  };
+  const sums: number[] = [];
+  const copies: number[] = [];
+  const dstBytes = new Uint8Array(dst.buffer);
+  const srcBytes = new Uint8Array(src.buffer);
+  for (let r = 0; r < 6; r++) {
+    let t = performance.now();
+    // In pieces of 64 KiB, as reads from a socket arrive.
+    for (let at = 0; at < n; at += 16384) add(dst, at, src.subarray(at, Math.min(n, at + 16384)), Math.min(16384, n - at));
+    sums.push(bytes / ((performance.now() - t) / 1000));
+    t = performance.now();
+    for (let at = 0; at < bytes; at += 65536) dstBytes.set(srcBytes.subarray(at, Math.min(bytes, at + 65536)), at);
+    copies.push(bytes / ((performance.now() - t) / 1000));
+    dst.fill(1);
+  }
+  return { sum: median(sums.slice(1)), copy: median(copies.slice(1)) };
+}
+
+function parseSize(text: string): number {
+  const m = /^(\d+)\s*([KMG]?)(i?B)?$/i.exec(text.trim());
+  if (!m) throw new Error(`not a size: ${text}`);
+  return Number(m[1]) * ({ '': 1, K: 1 << 10, M: 1 << 20, G: 1 << 30 } as Record<string, number>)[m[2]!.toUpperCase()]!;
+}
+
+function formatSize(bytes: number): string {
+  if (bytes >= MiB) return `${bytes / MiB} MiB`;
+  return `${bytes / 1024} KiB`;
+}
+
+const gbs = (bytesPerSecond: number) => (bytesPerSecond / 1e9).toFixed(2);
+const us = (seconds: number) => (seconds * 1e6 >= 10_000 ? Math.round(seconds * 1e6).toString() : (seconds * 1e6).toFixed(0));
+
+async function main(): Promise<void> {
+  if (process.argv[2] === '--ring-rank') {
+    const [rank, size, port, job] = process.argv.slice(3);
+    const times = await ringRank(Number(rank), Number(size), Number(port), JSON.parse(job!) as SweepJob);
+    process.send!({ type: 'times', times }, () => process.exit(0));
+    return;
+  }
+  if (process.argv[2] === '--loopback-rank') {
+    const [rank, port, bytes] = process.argv.slice(3).map(Number);
+    const inbox: Message[] = [];
+    let waiter: ((m: Message) => void) | undefined;
+    process.on('message', (m: Message) => (waiter ? (waiter(m), (waiter = undefined)) : inbox.push(m)));
+    const next = () => (inbox.length ? Promise.resolve(inbox.shift()!) : new Promise<Message>((resolve) => (waiter = resolve)));
+    await loopbackRank(rank!, port!, bytes!, (m) => process.send!(m as object), next);
+    process.disconnect();
+    return;
+  }
+  const options = new Command('bench:allreduce')
+    .option('--min <size>', 'smallest buffer', '4K')
+    .option('--max <size>', 'largest buffer', '256M')
+    .option('--factor <n>', 'growth between sizes', '4')
+    .option('--warmup <n>', 'untimed iterations per size', '3')
+    .option('--iters <n>', 'timed iterations per size up to 1 MiB (fewer above: 4 MiB..16 MiB 15, 64 MiB 10, larger 5)', '20')
+    .option('--nproc <n>', 'processes', '2')
+    .option('--rounds <n>', 'rounds of ringtrain and gloo, alternating which goes first; iterations are pooled', '2')
+    .option('--stream <size>', 'bytes each way per loopback repetition', '256M')
+    .option('--stream-reps <n>', 'timed loopback repetitions (after one warm-up)', '3')
+    .option('--no-torch', 'leave out the gloo runner and the Python loopback')
+    .option('--out <file>', 'JSON results file', join(root, 'bench-results', `allreduce-${new Date().toISOString().replace(/[:.]/g, '-')}.json`))
+    .parse(process.argv)
+    .opts<{ min: string; max: string; factor: string; warmup: string; iters: string; nproc: string; rounds: string; stream: string; streamReps: string; torch: boolean; out: string }>();
+  const nproc = Number(options.nproc);
+  const sizes: number[] = [];
+  for (let s = parseSize(options.min); s <= parseSize(options.max); s *= Number(options.factor)) sizes.push(s);
+  const baseIters = Number(options.iters);
+  const iters = sizes.map((s) => (s <= MiB ? baseIters : s <= 16 * MiB ? Math.min(baseIters, 15) : s <= 64 * MiB ? Math.min(baseIters, 10) : Math.min(baseIters, 5)));
+  const job: SweepJob = { sizes, warmup: Number(options.warmup), iters };
+  const torch = options.torch && spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+  const torchVersion = torch ? spawnSync(PYTHON, ['-c', 'import torch; print(torch.__version__)'], { encoding: 'utf8' }).stdout.trim() : undefined;
+  const stream = parseSize(options.stream);
+  const reps = Number(options.streamReps);
+  const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+  const started = new Date();
+
+  const loopback: Record<string, number[]> = { 'node before': [], 'python before': [], 'node after': [], 'python after': [] };
+  const measureLoopback = async (when: 'before' | 'after') => {
+    log(`loopback ceiling (${when}): node, ${formatSize(stream)} each way x ${reps}`);
+    loopback[`node ${when}`] = await runLoopbackNode(stream, reps);
+    if (torch) {
+      log(`loopback ceiling (${when}): python`);
+      loopback[`python ${when}`] = runLoopbackPython(stream, reps);
+    }
+  };
+
+  await measureLoopback('before');
+  const ring: number[][] = sizes.map(() => []);
+  const gloo: number[][] = sizes.map(() => []);
+  const pool = (into: number[][], from: number[][]) => from.forEach((times, s) => into[s]!.push(...times));
+  for (let round = 0; round < Number(options.rounds); round++) {
+    const order = round % 2 === 0 ? ['ring', 'gloo'] : ['gloo', 'ring'];
+    for (const runner of order) {
+      if (runner === 'ring') {
+        log(`round ${round + 1}: ringtrain TCP ring, ${nproc} processes`);
+        pool(ring, await runRing(nproc, job));
+      } else if (torch) {
+        log(`round ${round + 1}: torch.distributed gloo, ${nproc} processes`);
+        pool(gloo, runGloo(nproc, job));
+      }
+    }
+  }
+  await measureLoopback('after');
+  log('JS sum and copy rates');
+  const js = jsRates(64 * MiB);
+  const finished = new Date();
+
+  const busFactor = (2 * (nproc - 1)) / nproc;
+  const ceilingOf = (key: 'node' | 'python') => Math.max(median(loopback[`${key} before`]!.length ? loopback[`${key} before`]! : [0]), median(loopback[`${key} after`]!.length ? loopback[`${key} after`]! : [0]));
+  const ceiling = Math.max(ceilingOf('node'), ceilingOf('python'));
+  const rows = sizes.map((bytes, s) => {
+    const ringTime = median(ring[s]!);
+    const glooTime = gloo[s]!.length ? median(gloo[s]!) : NaN;
+    return {
+      bytes,
+      iterations: ring[s]!.length,
+      ringTime,
+      ringBusBw: (busFactor * bytes) / ringTime,
+      ringMin: Math.min(...ring[s]!),
+      glooTime,
+      glooBusBw: (busFactor * bytes) / glooTime,
+      glooMin: gloo[s]!.length ? Math.min(...gloo[s]!) : NaN,
+    };
+  });
+
+  const machine = `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}${torchVersion ? `, torch ${torchVersion}` : ''}`;
+  const lines = [
+    `${machine}; ${nproc} processes on 127.0.0.1; ${started.toISOString()} to ${finished.toISOString()}`,
+    '',
+    '| size | ringtrain time (µs) | ringtrain busbw (GB/s) | gloo time (µs) | gloo busbw (GB/s) | ringtrain / gloo (busbw) | ringtrain / loopback ceiling |',
+    '|---|---|---|---|---|---|---|',
+    ...rows.map(
+      (r) =>
+        `| ${formatSize(r.bytes)} | ${us(r.ringTime)} | ${gbs(r.ringBusBw)} | ${Number.isNaN(r.glooTime) ? '' : us(r.glooTime)} | ${Number.isNaN(r.glooTime) ? '' : gbs(r.glooBusBw)} | ${Number.isNaN(r.glooTime) ? '' : (r.ringBusBw / r.glooBusBw).toFixed(2)} | ${((r.ringBusBw / ceiling) * 100).toFixed(0)} % |`,
+    ),
+    '',
+    `loopback, per direction, both directions at once (${formatSize(stream)} each way, median of ${reps} after a warm-up; GB/s):`,
+    ...Object.entries(loopback)
+      .filter(([, v]) => v.length)
+      .map(([k, v]) => `  ${k.padEnd(14)} ${gbs(median(v))} (runs ${v.map(gbs).join(', ')})`),
+    `  ceiling used: ${gbs(ceiling)} GB/s (the best median)`,
+    `JS in this process, 64 MiB: float32 sum loop ${gbs(js.sum)} GB/s of bytes summed, byte copy ${gbs(js.copy)} GB/s`,
+    `times: median over ${options.rounds} rounds x iterations (${iters.join('/')}) per size, each iteration the slowest of the ${nproc} ranks, after a barrier; busbw = 2(n-1)/n x size / time`,
+  ];
+  mkdirSync(dirname(options.out), { recursive: true });
+  writeFileSync(
+    options.out,
+    JSON.stringify({ machine, started: started.toISOString(), finished: finished.toISOString(), argv: process.argv.slice(2), nproc, loopback, ceiling, js, rows, ring, gloo }, null, 2),
+  );
+  process.stdout.write(`${lines.join('\n')}\n\nresults: ${options.out}\n`);
+}
+
+await main();
