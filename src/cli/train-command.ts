@@ -122,8 +122,10 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
         reporter.event(event);
         if (event.type === 'epoch') log?.write({ event: 'epoch', ...event, type: undefined });
       },
-      // Notes go to stderr so that --json keeps stdout machine-readable.
-      log: say,
+      // Notes go to stderr so that --json keeps stdout machine-readable; other ranks keep
+      // theirs to themselves and say only warnings (and errors, raised to main).
+      log: leader ? say : undefined,
+      warn: say,
     });
     reporter.summary(summary);
     log?.write(summary);

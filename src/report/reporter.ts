@@ -41,7 +41,7 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
     event(event) {
       switch (event.type) {
         case 'start':
-          line(`${event.name}: ${event.trainSamples.toLocaleString('en-US')} training samples, ${event.validationSamples.toLocaleString('en-US')} validation, ${event.parameters.toLocaleString('en-US')} parameters, ${event.workers} replica(s) on backend ${event.backend}`);
+          line(`${event.name}: ${event.trainSamples.toLocaleString('en-US')} training samples, ${event.validationSamples.toLocaleString('en-US')} validation, ${event.parameters.toLocaleString('en-US')} parameters, ${describeReplicas(event.workers, event.processes, event.worldReplicas)} on backend ${event.backend}`);
           break;
         case 'progress':
           if (mode !== 'tty') break;
@@ -73,7 +73,7 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
         line(`${on === 'test' ? 'Test' : 'Training-data'} evaluation on ${samples.toLocaleString('en-US')} samples: ${formatMetrics(loss, metrics as Record<string, number>)}`);
       }
       for (const p of summary.params ?? []) line(`  ${p.name} [${p.shape.join('x')}] = ${p.values.map(formatNumber).join(', ')}`);
-      line(`Trained ${summary.epochs} epoch(s) in ${summary.wallSeconds.toFixed(1)}s at ${formatRate(summary.samplesPerSec)} with ${summary.workers} replica(s) on ${summary.backend}`);
+      line(`Trained ${summary.epochs} epoch(s) in ${summary.wallSeconds.toFixed(1)}s at ${formatRate(summary.samplesPerSec)} with ${describeReplicas(summary.workers, summary.processes, summary.replicas)} on ${summary.backend}`);
     },
     stop: stopBar,
   };
@@ -82,4 +82,10 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
 function withoutType<T extends { type: string }>(event: T): Omit<T, 'type'> {
   const { type: _type, ...rest } = event;
   return rest;
+}
+
+/** "2 replica(s)" alone; "2 processes x 1 replica(s) (2 in all)" in a world of several. */
+function describeReplicas(workers: number, processes: number, worldReplicas: number): string {
+  if (processes <= 1) return `${workers} replica(s)`;
+  return `${processes} processes, ${worldReplicas} replica(s) in all (${workers} in this one)`;
 }

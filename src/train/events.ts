@@ -6,7 +6,11 @@ export type MetricValues = Record<string, number>;
 export interface StartEvent {
   type: 'start';
   name: string;
+  /** Replicas (threads) of this process. */
   workers: number;
+  /** Processes in the world, and their replicas together. */
+  processes: number;
+  worldReplicas: number;
   backend: string;
   epochs: number;
   stepsPerEpoch: number;

@@ -13,8 +13,9 @@ export interface TrainSummary {
   name: string;
   /** Replicas (threads) of this process. */
   workers: number;
-  /** Processes in the world (1 without a launcher). */
+  /** Processes in the world (1 without a launcher), and their replicas together. */
   processes: number;
+  replicas: number;
   backend: string;
   epochs: number;
   parameters: number;
@@ -57,6 +58,7 @@ export function summarise(trainer: Trainer, history: EpochEvent[], on: 'test' | 
     name: trainer.config.name,
     workers: trainer.workers,
     processes: trainer.processes.size,
+    replicas: trainer.worldReplicas,
     backend: trainer.backend,
     epochs: history.length,
     parameters: trainer.layout.length,

@@ -37,7 +37,10 @@ export interface TrainerOptions {
   initialParams?: Float32Array;
   reduceScatter?: ReduceScatterKind;
   onEvent?: (event: TrainingEvent) => void;
+  /** Notes (data loading and the like). */
   log?: (line: string) => void;
+  /** Warnings, e.g. a refused connection (default: log). */
+  warn?: (line: string) => void;
   /** How often progress is read from the replicas' counters. */
   progressIntervalMs?: number;
   /** Continue from this checkpoint (read and verified); `file` names it in messages. */
@@ -110,7 +113,7 @@ export class Trainer {
     if (options.resume) assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer);
     if (options.warmStart) assertWarmStartable(options.warmStart.file, options.warmStart.state, run.layout);
     // The network layer is loaded only by runs that have other processes.
-    const world = options.world && options.world.spec.worldSize > 1 ? await (await import('./world-link.js')).WorldLink.join(options.world, config, run, options.log) : undefined;
+    const world = options.world && options.world.spec.worldSize > 1 ? await (await import('./world-link.js')).WorldLink.join(options.world, config, run, options.warn ?? options.log) : undefined;
     const trainer = new Trainer(config, run.workers, run.backend, run.layout, run.datasets, run.outputSize, run.topology, run.optimizer, undefined, options, world);
     options.signal?.addEventListener('abort', () => trainer.stop(), { once: true });
     try {
@@ -138,6 +141,11 @@ export class Trainer {
     state.history.splice(0, state.history.length, ...theirs.history);
     state.epochProgress = theirs.epochProgress ?? undefined;
     this.checkpoints.lastStep = theirs.lastCheckpointStep;
+  }
+
+  /** Replicas of every process together (this process's alone). */
+  get worldReplicas(): number {
+    return this.world?.replicas ?? this.workers;
   }
 
   /** This process's place in the world: its rank and the world's size (1 and 0 alone). */
@@ -230,6 +238,8 @@ export class Trainer {
       type: 'start',
       name: this.config.name,
       workers: this.workers,
+      processes: this.processes.size,
+      worldReplicas: this.worldReplicas,
       backend: this.backend,
       epochs: end,
       stepsPerEpoch: this.stepsPerEpoch,
@@ -380,7 +390,7 @@ export class Trainer {
   captureState(): CheckpointState {
     const { config, topology, layout, optimizer } = this;
     // A checkpoint records the world's replicas, whichever process wrote it.
-    return this.state.capture({ config, topology, layout, optimizer, replicas: this.world?.replicas ?? this.workers }, this.live.views);
+    return this.state.capture({ config, topology, layout, optimizer, replicas: this.worldReplicas }, this.live.views);
   }
 
   /** Takes over a checkpoint's parameters, optimizer state, position and history. */

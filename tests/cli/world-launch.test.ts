@@ -17,7 +17,7 @@ afterEach(killAll);
 
 const linearArgs = (out: string) => ['train', 'configs/linear.json', '--epochs', '40', '--batch-size', '10', '--workers', '1', '--checkpoint-every', '5', '--json', '--out', out];
 
-function summaryOf(stdout: string): { processes: number; params: { values: number[] }[]; epochs: number } {
+function summaryOf(stdout: string): { processes: number; replicas: number; params: { values: number[] }[]; epochs: number } {
   const lines = stdout.trim().split('\n').filter((l) => l.includes('"event":"summary"'));
   expect(lines).toHaveLength(1);
   return JSON.parse(lines[0]!);
@@ -39,7 +39,10 @@ describe('launching several processes', () => {
     expect(await run.exited(120_000), run.stderr()).toBe(0);
     const summary = summaryOf(run.stdout());
     expect(summary.processes).toBe(2);
+    expect(summary.replicas).toBe(2);
     expect(summary.epochs).toBe(40);
+    // Rank 1 keeps its notes to itself: it printed no line at all.
+    expect(run.stderr()).not.toMatch(/\[rank 1\]/);
     expect(run.stderr()).toMatch(/world: torchrun \(RANK=0 WORLD_SIZE=2\)/);
     // Rank 1 printed nothing: no second summary, no epoch line of its own.
     expect(run.stdout().split('\n').filter((l) => l.includes('"epoch":40,')).length).toBe(1);
