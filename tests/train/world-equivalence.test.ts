@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { bitwiseEqual, mlpEquivalenceConfig, relativeDifference } from '../helpers/equivalence.js';
 import { freePort, killAll, root, start } from '../helpers/processes.js';
 
 const script = join(root, 'tests/helpers/world-train.mjs');
@@ -18,17 +19,7 @@ interface RankResult {
   steps: number;
 }
 
-const mlp = {
-  name: 'mlp-world',
-  model: { inputShape: [28, 28, 1], layers: [{ type: 'flatten' }, { type: 'dense', units: 128, activation: 'relu' }, { type: 'dense', units: 10, activation: 'softmax' }] },
-  data: { source: 'embedded-mnist' },
-  loss: 'sparseCategoricalCrossentropy',
-  optimizer: 'adam',
-  // 630 samples at batch 32: 20 steps, the last one uneven (22 samples).
-  training: { epochs: 1, batchSize: 32, seed: 5 },
-  backend: 'wasm',
-  output: { metricsLog: false },
-};
+const mlp = { ...mlpEquivalenceConfig, name: 'mlp-world' };
 
 const cnn = {
   name: 'cnn-world',
@@ -62,18 +53,6 @@ async function trainWorld(config: object, samples: number, shape: number[], proc
     return { ...result, params: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
   });
 }
-
-function relativeDifference(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < b.length; i++) {
-    diff += (a[i]! - b[i]!) ** 2;
-    norm += b[i]! ** 2;
-  }
-  return Math.sqrt(diff / norm);
-}
-
-const bitwiseEqual = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 
 afterEach(killAll);
 
