@@ -163,7 +163,9 @@ export async function authenticateOutgoing(
   try {
     proof = await reader.read(PROOF_BYTES, options.deadline, `authentication answer from ${options.describe}`);
   } catch (error) {
-    throw new AuthError(`${options.describe} refused this process: ${(error as Error).message} (a different token, or rank ${options.rank} already connected?)`);
+    throw new AuthError(
+      `${options.describe} refused this process: ${(error as Error).message} (is the token the same everywhere, and rank ${options.rank} unique and within rank 0's world size?)`,
+    );
   }
   const listenerRank = proof.readUInt32LE(MAC_BYTES);
   const expected = mac(options.token, 'ringtrain accept', listenerNonce, connectorNonce, options.rank, options.purpose, listenerRank);

@@ -291,11 +291,15 @@ export class ProcessGroup {
         conn.send(Op.GOODBYE, this.step);
         conn.end();
       }
-      const allClosed = Promise.all(this.connections.map((conn) => new Promise<void>((resolve) => (conn.socket.destroyed ? resolve() : conn.socket.once('close', () => resolve())))));
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([allClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.min(this.stepTimeoutMs, CLOSE_TIMEOUT_MS))))]);
-      clearTimeout(timer);
     }
+    // Wait for the peers to close their ends too. Even after a failure: destroying a socket
+    // with unread bytes resets it, and a reset can make a peer drop our abort unread (it would
+    // then blame this rank instead of the one that failed).
+    const allClosed = Promise.all(this.connections.map((conn) => new Promise<void>((resolve) => (conn.socket.destroyed ? resolve() : conn.socket.once('close', () => resolve())))));
+    let timer: NodeJS.Timeout | undefined;
+    const patience = this.failure ? GRACE_MS : Math.min(this.stepTimeoutMs, CLOSE_TIMEOUT_MS);
+    await Promise.race([allClosed, new Promise<void>((resolve) => (timer = setTimeout(resolve, patience)))]);
+    clearTimeout(timer);
     for (const conn of this.connections) conn.destroy();
   }
 }

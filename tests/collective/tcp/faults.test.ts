@@ -27,7 +27,7 @@ describe('a peer process failing mid-all-reduce', () => {
       expect(outcome.name).toBe('PeerFailureError');
       expect(outcome.message).toMatch(/^rank 2 \(host 127\.0\.0\.1\) failed at step 3: connection closed/);
       // Promptly: a closed socket is seen at once (the step timeout is 20 s).
-      expect((outcome.at as number) - killedAt).toBeLessThan(2_000);
+      expect((outcome.at as number) - killedAt).toBeLessThan(3_000);
     }
   });
 
@@ -46,7 +46,8 @@ describe('a peer process failing mid-all-reduce', () => {
       expect(outcome.message).toBe('rank 1 (host 127.0.0.1) failed at step 3: no heartbeat for 2000 ms');
       const after = (outcome.at as number) - stoppedAt;
       expect(after).toBeGreaterThanOrEqual(stepTimeoutMs - 1_000);
-      expect(after).toBeLessThan(stepTimeoutMs + 1_500);
+      // Heartbeats are checked every 250 ms; the rest is slack for a busy machine.
+      expect(after).toBeLessThan(stepTimeoutMs + 3_000);
     }
   });
 
