@@ -20,7 +20,7 @@
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
@@ -338,6 +338,7 @@ async function main(): Promise<void> {
   const reps = Number(options.streamReps);
   const log = (line: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
   const started = new Date();
+  const loadBefore = loadavg()[0]!;
 
   const loopback: Record<string, number[]> = { 'node before': [], 'python before': [], 'node after': [], 'python after': [] };
   const measureLoopback = async (when: 'before' | 'after') => {
@@ -369,6 +370,7 @@ async function main(): Promise<void> {
   log('JS sum and copy rates');
   const js = jsRates(64 * MiB);
   const finished = new Date();
+  const loadAfter = loadavg()[0]!;
 
   const busFactor = (2 * (nproc - 1)) / nproc;
   const ceilingOf = (key: 'node' | 'python') => Math.max(median(loopback[`${key} before`]!.length ? loopback[`${key} before`]! : [0]), median(loopback[`${key} after`]!.length ? loopback[`${key} after`]! : [0]));
@@ -390,7 +392,7 @@ async function main(): Promise<void> {
 
   const machine = `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}${torchVersion ? `, torch ${torchVersion}` : ''}`;
   const lines = [
-    `${machine}; ${nproc} processes on 127.0.0.1; ${started.toISOString()} to ${finished.toISOString()}`,
+    `${machine}; ${nproc} processes on 127.0.0.1; ${started.toISOString()} to ${finished.toISOString()}, 1-minute load average ${loadBefore.toFixed(1)} at the start, ${loadAfter.toFixed(1)} at the end`,
     '',
     '| size | ringtrain time (µs) | ringtrain busbw (GB/s) | gloo time (µs) | gloo busbw (GB/s) | ringtrain / gloo (busbw) | ringtrain / loopback ceiling |',
     '|---|---|---|---|---|---|---|',
@@ -410,7 +412,7 @@ async function main(): Promise<void> {
   mkdirSync(dirname(options.out), { recursive: true });
   writeFileSync(
     options.out,
-    JSON.stringify({ machine, started: started.toISOString(), finished: finished.toISOString(), argv: process.argv.slice(2), nproc, loopback, ceiling, js, rows, ring, gloo }, null, 2),
+    JSON.stringify({ machine, started: started.toISOString(), finished: finished.toISOString(), load: [loadBefore, loadAfter], argv: process.argv.slice(2), nproc, loopback, ceiling, js, rows, ring, gloo }, null, 2),
   );
   process.stdout.write(`${lines.join('\n')}\n\nresults: ${options.out}\n`);
 }

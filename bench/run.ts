@@ -13,7 +13,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
@@ -304,6 +304,7 @@ async function main(): Promise<void> {
   if (options.torch && !torch) notes.push(`PyTorch rows skipped: ${PYTHON} cannot import torch (apt-get install python3-torch)`);
   const rows: Row[] = [];
   const started = new Date();
+  const loadBefore = loadavg()[0]!;
   for (const workload of options.workload.split(',')) {
     for (const batchSize of list(options.batch)) {
       const jobs = jobsFor(workload, batchSize, {
@@ -322,8 +323,9 @@ async function main(): Promise<void> {
   }
   const machine = `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;
   mkdirSync(dirname(options.out), { recursive: true });
-  writeFileSync(options.out, JSON.stringify({ machine, date: new Date().toISOString(), started: started.toISOString(), argv: process.argv.slice(2), notes, rows }, null, 2));
-  const when = `${started.toISOString()} to ${new Date().toISOString()}`;
+  writeFileSync(options.out, JSON.stringify({ machine, date: new Date().toISOString(), started: started.toISOString(), load: [loadBefore, loadavg()[0]], argv: process.argv.slice(2), notes, rows }, null, 2));
+  // Other work on the machine shows in the 1-minute load average (this run adds 1-2 to it).
+  const when = `${started.toISOString()} to ${new Date().toISOString()}, load average ${loadBefore.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end`;
   const ratioLines = ratios(rows);
   process.stdout.write(`${machine}; ${when}\n${notes.map((n) => `note: ${n}\n`).join('')}\n${table(rows)}\n${ratioLines.length ? `\n${ratioLines.join('\n')}\n` : ''}\nresults: ${options.out}\n`);
 }
