@@ -9,9 +9,11 @@
  *   - torch.distributed.all_reduce over gloo (scripts/bench_allreduce_torch.py, Debian's
  *     python3-torch at /usr/bin/python3, when it imports), same sizes, same world,
  *   - the loopback ceiling: two processes each streaming --stream bytes to the other over TCP
- *     at the same time (one connection per direction, as the ring's), in Node and in Python
- *     (raw sockets, recv_into a fixed buffer), per direction; measured before and after the
- *     all-reduce runners.
+ *     at the same time (one connection per direction, as the ring's), per direction, measured
+ *     before and after the all-reduce runners by three programs: Node reading with 'data'
+ *     events (a fresh buffer per read, as the ring's sockets do), Node reading into one fixed
+ *     buffer (the socket's onread option), and Python (recv_into one fixed buffer); the
+ *     ceiling is the best of their medians.
  * With n = 2 the bus bandwidth equals size / time, and each rank sends and receives `size`
  * bytes per all-reduce, so it compares directly with the per-direction loopback figure.
  *   npm run bench:allreduce -- [--min 4K] [--max 256M] [--factor 4] [--warmup 3] [--iters 20]
@@ -83,52 +85,43 @@ async function ringRank(rank: number, size: number, port: number, job: SweepJob)
 // ---- loopback streaming rank (child) --------------------------------------------------------
 
 /**
- * Each rank writes `bytes` to the other on one connection and reads `bytes` from the other on
- * another, at the same time, `reps` times (each started by the parent); reports the seconds of
- * each repetition (until its own bytes are handed to the kernel and the peer's all arrived).
+ * Each rank writes `bytes` to the other on one connection (the one its server accepted) and
+ * reads `bytes` from the other on another (the one it opened), at the same time, `reps` times
+ * (each started by the parent); reports the seconds of each repetition (until its own bytes
+ * are handed to the kernel and the peer's all arrived). Reads: 'data' events (Node allocates a
+ * fresh buffer for every read, as for the ring's sockets) or 'fixed' (the socket's `onread`
+ * option: every read into one reused 1 MiB buffer).
  */
-async function loopbackRank(rank: number, port: number, bytes: number, send: (m: unknown) => void, next: () => Promise<unknown>): Promise<void> {
-  let out: Socket;
-  let inc: Socket;
+async function loopbackRank(reads: 'data' | 'fixed', bytes: number, send: (m: unknown) => void, next: () => Promise<Message>): Promise<void> {
+  let out: Socket | undefined;
   let server: Server | undefined;
-  if (rank === 0) {
-    // Rank 1 connects twice and names each connection with one byte: 'A' it writes, 'B' it reads.
-    const accepted = new Map<string, Socket>();
-    await new Promise<void>((resolve) => {
-      server = createServer((socket) => {
-        socket.once('readable', () => {
-          const tag = (socket.read(1) as Buffer).toString();
-          accepted.set(tag, socket);
-          if (accepted.size === 2) resolve();
-        });
-      });
-      server.listen(0, '127.0.0.1', () => send({ type: 'port', port: (server!.address() as { port: number }).port }));
+  const accepted = new Promise<void>((resolve) => {
+    server = createServer((socket) => {
+      out = socket;
+      server!.close();
+      resolve();
     });
-    inc = accepted.get('A')!;
-    out = accepted.get('B')!;
-  } else {
-    const open = (tag: string) =>
-      new Promise<Socket>((resolve) => {
-        const socket = connect(port, '127.0.0.1', () => {
-          socket.write(tag);
-          resolve(socket);
-        });
-      });
-    out = await open('A');
-    inc = await open('B');
-  }
-  for (const s of [out, inc]) s.setNoDelay(true);
-  const chunk = Buffer.alloc(4 * MiB, 1);
+    server.listen(0, '127.0.0.1', () => send({ type: 'port', port: (server!.address() as { port: number }).port }));
+  });
+  const peerPort = (await next()).port as number;
   let received = 0;
   let wantReceived = 0;
   let onReceived: () => void = () => undefined;
-  inc.on('data', (piece: Buffer) => {
-    received += piece.length;
+  const count = (n: number) => {
+    received += n;
     if (received >= wantReceived) onReceived();
+  };
+  const inc = await new Promise<Socket>((resolve) => {
+    const options = reads === 'fixed' ? { onread: { buffer: Buffer.alloc(MiB), callback: (n: number) => (count(n), true) } } : {};
+    const socket = connect({ port: peerPort, host: '127.0.0.1', ...options }, () => resolve(socket));
+    if (reads === 'data') socket.on('data', (piece: Buffer) => count(piece.length));
   });
+  await accepted;
+  for (const s of [out!, inc]) s.setNoDelay(true);
+  const chunk = Buffer.alloc(4 * MiB, 1);
   send({ type: 'ready' });
   for (;;) {
-    const command = (await next()) as { type: string };
+    const command = await next();
     if (command.type !== 'go') break;
     const started = performance.now();
     wantReceived += bytes;
@@ -136,16 +129,15 @@ async function loopbackRank(rank: number, port: number, bytes: number, send: (m:
     const allOut = (async () => {
       for (let sent = 0; sent < bytes; sent += chunk.length) {
         const piece = sent + chunk.length <= bytes ? chunk : chunk.subarray(0, bytes - sent);
-        if (!out.write(piece)) await new Promise((resolve) => out.once('drain', resolve));
+        if (!out!.write(piece)) await new Promise((resolve) => out!.once('drain', resolve));
       }
-      await new Promise<void>((resolve) => out.write(Buffer.alloc(0), () => resolve()));
+      await new Promise<void>((resolve) => out!.write(Buffer.alloc(0), () => resolve()));
     })();
     await Promise.all([allIn, allOut]);
     send({ type: 'done', seconds: (performance.now() - started) / 1000 });
   }
-  out.destroy();
+  out!.destroy();
   inc.destroy();
-  server?.close();
 }
 
 // ---- parent ---------------------------------------------------------------------------------
@@ -225,13 +217,12 @@ function runGloo(nproc: number, job: SweepJob): number[][] {
 }
 
 /** Node streaming both ways at once: per-direction bytes/s of each repetition. */
-async function runLoopbackNode(bytes: number, reps: number): Promise<number[]> {
-  const zero = new Child(['--loopback-rank', '0', '0', String(bytes)]);
-  const port = (await zero.next()).port as number;
-  const one = new Child(['--loopback-rank', '1', String(port), String(bytes)]);
-  const both = [zero, one];
+async function runLoopbackNode(reads: 'data' | 'fixed', bytes: number, reps: number): Promise<number[]> {
+  const both = [0, 1].map(() => new Child(['--loopback-rank', reads, String(bytes)]));
   const rates: number[] = [];
   try {
+    const ports = await Promise.all(both.map(async (c) => (await c.next()).port as number));
+    both.forEach((c, i) => c.send({ type: 'port', port: ports[1 - i] }));
     for (const c of both) if ((await c.next()).type !== 'ready') throw new Error('loopback child not ready');
     for (let r = 0; r < reps + 1; r++) {
       for (const c of both) c.send({ type: 'go' });
@@ -303,12 +294,12 @@ async function main(): Promise<void> {
     return;
   }
   if (process.argv[2] === '--loopback-rank') {
-    const [rank, port, bytes] = process.argv.slice(3).map(Number);
+    const [reads, bytes] = process.argv.slice(3);
     const inbox: Message[] = [];
     let waiter: ((m: Message) => void) | undefined;
     process.on('message', (m: Message) => (waiter ? (waiter(m), (waiter = undefined)) : inbox.push(m)));
     const next = () => (inbox.length ? Promise.resolve(inbox.shift()!) : new Promise<Message>((resolve) => (waiter = resolve)));
-    await loopbackRank(rank!, port!, bytes!, (m) => process.send!(m as object), next);
+    await loopbackRank(reads as 'data' | 'fixed', Number(bytes), (m) => process.send!(m as object), next);
     process.disconnect();
     return;
   }
@@ -340,12 +331,14 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadBefore = loadavg()[0]!;
 
-  const loopback: Record<string, number[]> = { 'node before': [], 'python before': [], 'node after': [], 'python after': [] };
+  const loopback: Record<string, number[]> = {};
   const measureLoopback = async (when: 'before' | 'after') => {
-    log(`loopback ceiling (${when}): node, ${formatSize(stream)} each way x ${reps}`);
-    loopback[`node ${when}`] = await runLoopbackNode(stream, reps);
+    log(`loopback (${when}): node, 'data' events, ${formatSize(stream)} each way x ${reps}`);
+    loopback[`node ${when}`] = await runLoopbackNode('data', stream, reps);
+    log(`loopback (${when}): node, reads into a fixed buffer`);
+    loopback[`node-fixed ${when}`] = await runLoopbackNode('fixed', stream, reps);
     if (torch) {
-      log(`loopback ceiling (${when}): python`);
+      log(`loopback (${when}): python`);
       loopback[`python ${when}`] = runLoopbackPython(stream, reps);
     }
   };
@@ -373,8 +366,8 @@ async function main(): Promise<void> {
   const loadAfter = loadavg()[0]!;
 
   const busFactor = (2 * (nproc - 1)) / nproc;
-  const ceilingOf = (key: 'node' | 'python') => Math.max(median(loopback[`${key} before`]!.length ? loopback[`${key} before`]! : [0]), median(loopback[`${key} after`]!.length ? loopback[`${key} after`]! : [0]));
-  const ceiling = Math.max(ceilingOf('node'), ceilingOf('python'));
+  // The ceiling: the best of the loopback medians (before or after; any of the three programs).
+  const ceiling = Math.max(...Object.values(loopback).map(median));
   const rows = sizes.map((bytes, s) => {
     const ringTime = median(ring[s]!);
     const glooTime = gloo[s]!.length ? median(gloo[s]!) : NaN;
@@ -402,10 +395,8 @@ async function main(): Promise<void> {
     ),
     '',
     `loopback, per direction, both directions at once (${formatSize(stream)} each way, median of ${reps} after a warm-up; GB/s):`,
-    ...Object.entries(loopback)
-      .filter(([, v]) => v.length)
-      .map(([k, v]) => `  ${k.padEnd(14)} ${gbs(median(v))} (runs ${v.map(gbs).join(', ')})`),
-    `  ceiling used: ${gbs(ceiling)} GB/s (the best median)`,
+    ...Object.entries(loopback).map(([k, v]) => `  ${k.padEnd(18)} ${gbs(median(v))} (runs ${v.map(gbs).join(', ')})`),
+    `  ceiling used: ${gbs(ceiling)} GB/s (the best median); node = 'data' events (a fresh buffer per read, as the ring's sockets), node-fixed = onread into one 1 MiB buffer, python = recv_into one 4 MiB buffer`,
     `JS in this process, 64 MiB: float32 sum loop ${gbs(js.sum)} GB/s of bytes summed, byte copy ${gbs(js.copy)} GB/s`,
     `times: median over ${options.rounds} rounds x iterations (${iters.join('/')}) per size, each iteration the slowest of the ${nproc} ranks, after a barrier; busbw = 2(n-1)/n x size / time`,
   ];
