@@ -34,6 +34,10 @@ interface ProcessInfo {
 }
 
 export class WorldLink {
+  /** The group's failure, once known, and who waits for it now (not a race on `failed` per call: those would pile up). */
+  private failure: Error | undefined;
+  private readonly failureListeners = new Set<(error: Error) => void>();
+
   private constructor(
     readonly group: ProcessGroup,
     readonly spec: WorldSpec,
@@ -41,7 +45,12 @@ export class WorldLink {
     readonly replicaOffset: number,
     /** Replicas in all processes together. */
     readonly replicas: number,
-  ) {}
+  ) {
+    group.failed.catch((error: Error) => {
+      this.failure = error;
+      for (const listener of this.failureListeners) listener(error);
+    });
+  }
 
   get rank(): number {
     return this.group.rank;
@@ -91,13 +100,15 @@ export class WorldLink {
     // The loser of the race below must not surface as an unhandled rejection.
     call.catch(() => undefined);
     serving.catch(() => undefined);
+    const failed = this.whenFailed();
     try {
-      return await Promise.race([call, serving.then(() => call), this.group.failed]);
+      return await Promise.race([call, serving.then(() => call), failed.promise]);
     } catch (error) {
       replicas.control.abort(-1);
       if (!isPeerFailure(error)) this.group.abort((error as Error).message, step);
       throw error;
     } finally {
+      failed.dispose();
       running = false;
       // Wakes the server from its wait for a deposit, so it sees the end at once.
       Atomics.notify(replicas.control.words, BridgeWord.DEPOSITED);
@@ -107,7 +118,8 @@ export class WorldLink {
 
   /** Sums of every process, and whether any process asked to stop. */
   async combine(sums: EvaluationSums & { skippedSteps?: number }, stop: boolean, step: number): Promise<{ sums: EvaluationSums & { skippedSteps: number }; stop: boolean }> {
-    const all = await this.raceFailure(this.group.exchange<{ sums: EvaluationSums & { skippedSteps?: number }; stop: boolean }>({ sums, stop }, step));
+    // A failure of the group rejects the exchange itself.
+    const all = await this.group.exchange<{ sums: EvaluationSums & { skippedSteps?: number }; stop: boolean }>({ sums, stop }, step);
     const total = { samples: 0, lossSum: 0, metricSums: sums.metricSums.map(() => 0), skippedSteps: 0 };
     for (const part of all) {
       total.samples += part.sums.samples;
@@ -128,9 +140,14 @@ export class WorldLink {
     await this.group.close();
   }
 
-  private raceFailure<T>(work: Promise<T>): Promise<T> {
-    work.catch(() => undefined);
-    return Promise.race([work, this.group.failed]);
+  /** A promise that rejects when the group fails, until disposed. */
+  private whenFailed(): { promise: Promise<never>; dispose: () => void } {
+    let listener!: (error: Error) => void;
+    const promise = new Promise<never>((_, reject) => (listener = reject));
+    promise.catch(() => undefined);
+    if (this.failure) listener(this.failure);
+    else this.failureListeners.add(listener);
+    return { promise, dispose: () => this.failureListeners.delete(listener) };
   }
 }
 
