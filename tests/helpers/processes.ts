@@ -22,6 +22,12 @@ export interface Started {
 
 const running = new Set<ChildProcess>();
 
+/** Registers a child started elsewhere, so that killAll ends it too. */
+export function track(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
 /** Kills every process these helpers started that is still running (for afterEach). */
 export function killAll(): void {
   for (const child of running) {
@@ -37,7 +43,7 @@ export function killAll(): void {
 
 export function start(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Started {
   const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
+  track(child);
   let out = '';
   let err = '';
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
@@ -54,7 +60,6 @@ export function start(command: string, args: string[], env: NodeJS.ProcessEnv = 
   child.stderr!.on('data', (chunk: Buffer) => ((err += chunk.toString()), scan()));
   const exit = new Promise<number>((resolve) => {
     child.once('exit', (code, signal) => {
-      running.delete(child);
       resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : signal === 'SIGINT' ? 2 : 1));
     });
   });

@@ -4,11 +4,11 @@
  * Everything on 127.0.0.1, with ports chosen by the OS.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { chunkRange } from '../../../src/collective/ring.js';
 import { rendezvous, type ProcessGroup, type RendezvousOptions } from '../../../src/collective/tcp/group.js';
 import { mixSeed, mulberry32 } from '../../../src/util/random.js';
+import { track } from '../../helpers/processes.js';
 
 const script = fileURLToPath(new URL('../../helpers/tcp-rank.mjs', import.meta.url));
 
@@ -28,25 +28,11 @@ export interface RankProcess {
   outcome(ms: number): Promise<Message>;
 }
 
-const running = new Set<ChildProcess>();
-
-/** Kills every rank still running (SIGCONT first, for stopped ones); for afterEach. */
-export function killAll(): void {
-  for (const child of running) {
-    try {
-      child.kill('SIGCONT');
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-  running.clear();
-}
+export { freePort, killAll } from '../../helpers/processes.js';
 
 export function startRank(job: Record<string, unknown> & { rank: number; size: number }): RankProcess {
   const child = fork(script, [JSON.stringify(job)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  running.add(child);
-  child.once('exit', () => running.delete(child));
+  track(child);
   const messages: Message[] = [];
   const logs: string[] = [];
   const waiters: { pred: (m: Message) => boolean; resolve: (m: Message) => void }[] = [];
@@ -77,15 +63,6 @@ export async function startWorld(size: number, job: Record<string, unknown>, per
   const { port } = await zero.wait((m) => m.type === 'listening' || m.type === 'error', 20_000);
   if (port === undefined) throw new Error('rank 0 did not start listening');
   return [zero, ...Array.from({ length: size - 1 }, (_, i) => startRank({ ...job, ...perRank(i + 1), rank: i + 1, size, masterPort: port }))];
-}
-
-/** A port nobody listens on (the OS picked it for a listener that is closed again). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** The input of `rank` for `length` floats, as tcp-rank.mjs makes it. */

@@ -1,12 +1,13 @@
 /**
  * Rendezvous: a fingerprint mismatch fails every rank with one line naming the field, both
  * values and both ranks; an absent rank 0 or absent ranks fail at the deadline naming the
- * address or the ranks; the token is checked in both directions. Groups run in this process.
+ * address or the ranks; the token is checked in both directions; ranks that knock before rank 0
+ * listens still form the group. Groups run in this process.
  */
 import { createServer, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { rendezvous } from '../../../src/collective/tcp/group.js';
-import { formInProcess, freePort, fulfilled, optionsOf } from './harness.js';
+import { expectedSum, firstBitwiseDifference, formInProcess, freePort, fulfilled, inputOf, optionsOf } from './harness.js';
 
 function messages(results: PromiseSettledResult<unknown>[]): string[] {
   return results.map((r) => (r.status === 'rejected' ? String((r.reason as Error).message) : 'formed'));
@@ -22,6 +23,25 @@ describe('TCP rendezvous', () => {
       }
     } finally {
       await Promise.all(groups.map((g) => g.close()));
+    }
+  });
+
+  it('ranks that start before rank 0 listens, on a fixed port, form the group and all-reduce right, 12 times in a row', async () => {
+    for (let round = 0; round < 12; round++) {
+      const port = await freePort();
+      // Ranks 1-3 knock first (and retry); rank 0 comes up a moment later.
+      const early = [1, 2, 3].map((rank) => rendezvous(optionsOf(rank, 4, port)));
+      await new Promise((resolve) => setTimeout(resolve, 50 + 10 * round));
+      const groups = fulfilled(await Promise.allSettled([rendezvous(optionsOf(0, 4, port)), ...early]));
+      try {
+        const inputs = groups.map((g) => inputOf(round, g.rank, 4099));
+        const expected = expectedSum(inputs, 4099);
+        const bufs = inputs.map((x) => x.slice());
+        await Promise.all(groups.map((g, i) => g.allReduce(bufs[i]!, round)));
+        for (const buf of bufs) expect(firstBitwiseDifference(buf, expected)).toBe(-1);
+      } finally {
+        await Promise.all(groups.map((g) => g.close()));
+      }
     }
   });
 
