@@ -2,7 +2,7 @@
  * Several processes equal one: 20 steps of the mnist-mlp shape and of a small CNN trained as
  * 1 process x 1 thread, 1 x 2, 2 x 1 and 2 x 2 end with the same weights (1e-5 relative);
  * every process of a world ends with bitwise the same weights, and a second run of 2 x 1
- * are bitwise equal. The processes are real (node), joined over TCP on loopback.
+ * is bitwise equal to the first. The processes are real (node), joined over TCP on loopback.
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
