@@ -8,7 +8,8 @@
  * in lockstep, and rank 0 reports the world's samples/s), plain single-thread TF.js `model.fit`
  * on wasm and on cpu, and PyTorch (Debian's python3-torch at /usr/bin/python3, when it
  * imports) on 1 thread, on all cores, and as DDP over gloo with one process per core. Usage:
- *   npm run bench -- [--workload mnist-mlp,mnist-cnn] [--batch 32,128] [--workers 1,2] [--processes 2] [--steps 60] [--windows 5] [--out FILE]
+ *   npm run bench -- [--workload mnist-mlp,mnist-cnn] [--batch 32,128] [--workers 1,2] [--processes 2] [--steps 60] [--windows 5]
+ *                    [--rounds 1] [--no-tfjs] [--no-torch] [--out FILE]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -48,6 +49,8 @@ interface Row extends Job {
   median: number;
   min: number;
   max: number;
+  /** samples/s of every timed window (of every round). */
+  rates?: number[];
   /** Why the row has no figures (a runner that is missing or failed). */
   error?: string;
   /** ringtrain only: share of the step in copy-in, copy-out, reduce-scatter, update and barriers. */
@@ -143,7 +146,7 @@ async function runJob(job: Job): Promise<Row> {
       rates.push(data.size / ((performance.now() - started) / 1000));
     }
   }
-  return { ...job, median: median(rates), min: Math.min(...rates), max: Math.max(...rates), syncShare, phaseShares };
+  return { ...job, median: median(rates), min: Math.min(...rates), max: Math.max(...rates), rates, syncShare, phaseShares };
 }
 
 const PYTHON = '/usr/bin/python3';
@@ -255,18 +258,30 @@ function ratios(rows: Row[]): string[] {
   return lines;
 }
 
+/** One row from the rounds of a job: windows pooled, phase shares averaged. */
+function pooled(rounds: Row[]): Row {
+  const failed = rounds.find((r) => r.error);
+  if (failed || rounds.length === 1) return failed ?? rounds[0]!;
+  const rates = rounds.flatMap((r) => r.rates ?? [r.median]);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const row: Row = { ...rounds[0]!, median: median(rates), min: Math.min(...rates), max: Math.max(...rates), rates };
+  if (row.syncShare !== undefined) row.syncShare = mean(rounds.map((r) => r.syncShare!));
+  if (row.phaseShares) row.phaseShares = Object.fromEntries(Object.keys(row.phaseShares).map((k) => [k, mean(rounds.map((r) => r.phaseShares![k]!))]));
+  return row;
+}
+
 /** The rows of one workload and batch size, in table order. */
-function jobsFor(workload: string, batchSize: number, options: { workers: number[]; processes: number[]; steps: number; windows: number; cpuSteps: number; torch: boolean }): Job[] {
+function jobsFor(workload: string, batchSize: number, options: { workers: number[]; processes: number[]; steps: number; windows: number; cpuSteps: number; torch: boolean; tfjs: boolean }): Job[] {
   const common = { workload, batchSize, windows: options.windows };
   const jobs: Job[] = options.workers.map((workers) => ({ kind: 'ringtrain', backend: 'wasm', workers, steps: options.steps, ...common }));
   for (const processes of options.processes) {
     if (processes > 1) jobs.push({ kind: 'ringtrain', backend: 'wasm', workers: 1, processes, steps: options.steps, ...common });
   }
-  jobs.push({ kind: 'tfjs-fit', backend: 'wasm', workers: 1, steps: options.steps, ...common });
+  if (options.tfjs) jobs.push({ kind: 'tfjs-fit', backend: 'wasm', workers: 1, steps: options.steps, ...common });
   // The pure-JS cpu backend trains CNNs at a few samples/s: a few steps at the reference batch
   // size tell its speed (a window at batch 128 would take minutes).
   const mlp = workload === 'mnist-mlp';
-  if (mlp || batchSize <= 32) {
+  if (options.tfjs && (mlp || batchSize <= 32)) {
     jobs.push({ kind: 'tfjs-fit', backend: 'cpu', workers: 1, ...common, steps: mlp ? options.steps : options.cpuSteps, windows: mlp ? options.windows : 2 });
   }
   if (options.torch) {
@@ -295,10 +310,12 @@ async function main(): Promise<void> {
     .option('--steps <n>', 'steps per timed window', '60')
     .option('--cpu-steps <n>', 'steps per window of the cpu backend on CNNs', '2')
     .option('--windows <n>', 'timed windows per configuration', '5')
+    .option('--rounds <n>', 'run the rows of each workload and batch this many times, every other time in reverse order; windows are pooled', '1')
+    .option('--no-tfjs', 'leave out the plain TF.js model.fit rows')
     .option('--no-torch', 'leave out the PyTorch rows')
     .option('--out <file>', 'JSON results file', join(root, 'bench-results', `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`))
     .parse(process.argv)
-    .opts<{ workload: string; batch: string; workers: string; processes: string; steps: string; cpuSteps: string; windows: string; torch: boolean; out: string }>();
+    .opts<{ workload: string; batch: string; workers: string; processes: string; steps: string; cpuSteps: string; windows: string; rounds: string; tfjs: boolean; torch: boolean; out: string }>();
   const torch = options.torch && torchAvailable();
   const notes: string[] = [];
   if (options.torch && !torch) notes.push(`PyTorch rows skipped: ${PYTHON} cannot import torch (apt-get install python3-torch)`);
@@ -314,11 +331,22 @@ async function main(): Promise<void> {
         windows: Number(options.windows),
         cpuSteps: Number(options.cpuSteps),
         torch,
+        tfjs: options.tfjs,
       });
-      for (const job of jobs) {
-        process.stderr.write(`${workload} batch ${batchSize}: ${runnerName({ ...job, median: 0, min: 0, max: 0 })}...\n`);
-        rows.push((job.processes ?? 1) > 1 ? await runWorldInChildren(job) : runInChild(job));
+      // With several rounds, every other round runs the rows in reverse order, so that a slow
+      // spell of the machine does not fall on the same rows each time; windows are pooled.
+      const runs: Row[][] = jobs.map(() => []);
+      for (let round = 0; round < Number(options.rounds); round++) {
+        const order = jobs.map((_, i) => i);
+        if (round % 2 === 1) order.reverse();
+        for (const i of order) {
+          const job = jobs[i]!;
+          const ofRounds = Number(options.rounds) > 1 ? ` (round ${round + 1})` : '';
+          process.stderr.write(`${workload} batch ${batchSize}: ${runnerName({ ...job, median: 0, min: 0, max: 0 })}${ofRounds}...\n`);
+          runs[i]!.push((job.processes ?? 1) > 1 ? await runWorldInChildren(job) : runInChild(job));
+        }
       }
+      rows.push(...runs.map(pooled));
     }
   }
   const machine = `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;

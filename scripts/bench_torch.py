@@ -2,7 +2,7 @@
 
 Usage: python3 scripts/bench_torch.py '{"workload": "mnist-cnn", "batchSize": 32, "steps": 60,
         "windows": 5, "mode": "threads", "threads": 1}'    (mode "ddp" with "processes": N)
-Prints one JSON line: {"median": samples/s, "min": ..., "max": ...}.
+Prints one JSON line: {"median": samples/s, "min": ..., "max": ..., "rates": [every window]}.
 """
 import json
 import os
@@ -86,7 +86,7 @@ def main():
     else:
         torch.set_num_threads(job["threads"])
         rates = timed_windows(job, build(job["workload"])[0], job["batchSize"])
-    print(json.dumps({"median": statistics.median(rates), "min": min(rates), "max": max(rates), "torch": torch.__version__}))
+    print(json.dumps({"median": statistics.median(rates), "min": min(rates), "max": max(rates), "rates": rates, "torch": torch.__version__}))
 
 
 if __name__ == "__main__":
