@@ -26,7 +26,8 @@ import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { rendezvous } from '../dist/collective/tcp/group.js';
+import type { Connection } from '../dist/collective/tcp/connection.js';
+import { rendezvous, type ProcessGroup } from '../dist/collective/tcp/group.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const self = fileURLToPath(import.meta.url);
@@ -40,14 +41,63 @@ interface SweepJob {
   warmup: number;
   /** Timed iterations per size (already reduced for the large sizes). */
   iters: number[];
+  /** ringtrain: the fixed-buffer read experiment (see readIntoFixedBuffer). */
+  fixedReads?: boolean;
 }
 
 /** Per size, per timed iteration, one rank's seconds. */
 type RankTimes = number[][];
 
+/** Per size, one rank's costs per timed all-reduce (its barrier included). */
+interface Cost {
+  /** CPU seconds of the process, user and system. */
+  user: number;
+  system: number;
+  /** Minor page faults per 4 KiB page of data received (2(n-1)/n x size per rank). */
+  faultsPerPage: number;
+}
+
+interface RingResult {
+  times: number[][];
+  /** Per size, the mean over ranks. */
+  costs: Cost[];
+}
+
 // ---- ringtrain rank (child) ----------------------------------------------------------------
 
-async function ringRank(rank: number, size: number, port: number, job: SweepJob): Promise<RankTimes> {
+/**
+ * An experiment, not the library's behaviour (--fixed-read-experiment): the ring connection
+ * from the previous rank reads every chunk from the kernel into one reused 1 MiB buffer, as
+ * net.Socket's `onread` option does, instead of a freshly allocated buffer per read (Node's
+ * default for 'data' events). Done from outside by reaching into the compiled classes: the
+ * socket's internal kBuffer/kBufferCb fields and its handle's useUserBuffer, feeding the
+ * connection's own receive(). The ring sums each piece during the call, so views of the reused
+ * buffer are enough; pieces the connection keeps for later (frames queued before their reader,
+ * out-of-band payloads) are copied. Throws if the internals are not as expected.
+ */
+function readIntoFixedBuffer(group: ProcessGroup): void {
+  const conn = (group as unknown as { links?: { prev: Connection } }).links?.prev;
+  const socket = conn?.socket as unknown as (Record<symbol, unknown> & { _handle?: { useUserBuffer?: (b: Buffer) => void } }) | undefined;
+  const symbols = socket ? Object.getOwnPropertySymbols(socket) : [];
+  const kBuffer = symbols.find((x) => x.description === 'kBuffer');
+  const kBufferCb = symbols.find((x) => x.description === 'kBufferCb');
+  const internals = conn as unknown as { target?: string; receive?: (chunk: Buffer) => void; payload?: (piece: Buffer) => void } | undefined;
+  if (!socket || !kBuffer || !kBufferCb || !socket._handle?.useUserBuffer || !internals?.receive || !internals.payload) {
+    throw new Error('--fixed-read-experiment: the connection internals it relies on have changed');
+  }
+  const payload = internals.payload.bind(conn);
+  internals.payload = (piece: Buffer) => payload(internals.target === 'consumer' ? piece : Buffer.from(piece));
+  const fixed = Buffer.alloc(MiB);
+  const receive = internals.receive.bind(conn);
+  socket[kBuffer] = fixed;
+  socket[kBufferCb] = (n: number) => {
+    receive(fixed.subarray(0, n));
+    return true;
+  };
+  socket._handle.useUserBuffer(fixed);
+}
+
+async function ringRank(rank: number, size: number, port: number, job: SweepJob): Promise<{ times: RankTimes; costs: Cost[] }> {
   const group = await rendezvous({
     rank,
     size,
@@ -59,7 +109,9 @@ async function ringRank(rank: number, size: number, port: number, job: SweepJob)
     timeoutMs: 60_000,
     stepTimeoutMs: 120_000,
   });
+  if (job.fixedReads) readIntoFixedBuffer(group);
   const out: RankTimes = [];
+  const costs: Cost[] = [];
   let step = 0;
   try {
     for (const [s, bytes] of job.sizes.entries()) {
@@ -67,19 +119,37 @@ async function ringRank(rank: number, size: number, port: number, job: SweepJob)
       // Small values: repeated in-place sums double them, far from overflow in a few dozen rounds.
       for (let i = 0; i < buf.length; i++) buf[i] = ((i % 1000) + rank) * 1e-3;
       const times: number[] = [];
+      let before = process.resourceUsage();
       for (let i = 0; i < job.warmup + job.iters[s]!; i++) {
+        if (i === job.warmup) before = process.resourceUsage();
         await group.barrier(step++);
         const started = performance.now();
         await group.allReduce(buf, step++);
         const seconds = (performance.now() - started) / 1000;
         if (i >= job.warmup) times.push(seconds);
       }
+      const after = process.resourceUsage();
+      const calls = job.iters[s]!;
+      const pagesReceived = (((2 * (size - 1)) / size) * bytes * calls) / 4096;
+      costs.push({
+        user: (after.userCPUTime - before.userCPUTime) / 1e6 / calls,
+        system: (after.systemCPUTime - before.systemCPUTime) / 1e6 / calls,
+        faultsPerPage: (after.minorPageFault - before.minorPageFault) / pagesReceived,
+      });
+      // The sums must be right (2 ranks: a + b after the first call, doubled by each further one).
+      if (size === 2) {
+        const calls = job.warmup + job.iters[s]!;
+        for (let i = 0; i < buf.length; i++) {
+          const expected = Math.fround(Math.fround((i % 1000) * 1e-3) + Math.fround(((i % 1000) + 1) * 1e-3)) * 2 ** (calls - 1);
+          if (buf[i] !== Math.fround(expected)) throw new Error(`wrong sum at ${i} of ${bytes} bytes: ${buf[i]} instead of ${expected}`);
+        }
+      }
       out.push(times);
     }
   } finally {
     await group.close();
   }
-  return out;
+  return { times: out, costs };
 }
 
 // ---- loopback streaming rank (child) --------------------------------------------------------
@@ -198,12 +268,18 @@ function slowest(perRank: RankTimes[]): number[][] {
   return perRank[0]!.map((times, s) => times.map((_, i) => Math.max(...perRank.map((r) => r[s]![i]!))));
 }
 
-async function runRing(nproc: number, job: SweepJob): Promise<number[][]> {
+async function runRing(nproc: number, job: SweepJob): Promise<RingResult> {
   const port = await freePort();
   const children = [...Array(nproc).keys()].map((rank) => new Child(['--ring-rank', String(rank), String(nproc), String(port), JSON.stringify(job)]));
   try {
-    const results = await Promise.all(children.map(async (c) => (await c.next()).times as RankTimes));
-    return slowest(results);
+    const results = await Promise.all(children.map(async (c) => (await c.next()).result as { times: RankTimes; costs: Cost[] }));
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const costs = job.sizes.map((_, s) => ({
+      user: mean(results.map((r) => r.costs[s]!.user)),
+      system: mean(results.map((r) => r.costs[s]!.system)),
+      faultsPerPage: mean(results.map((r) => r.costs[s]!.faultsPerPage)),
+    }));
+    return { times: slowest(results.map((r) => r.times)), costs };
   } finally {
     for (const c of children) if (c.process.exitCode === null) c.process.kill();
   }
@@ -289,8 +365,8 @@ const us = (seconds: number) => (seconds * 1e6 >= 10_000 ? Math.round(seconds * 
 async function main(): Promise<void> {
   if (process.argv[2] === '--ring-rank') {
     const [rank, size, port, job] = process.argv.slice(3);
-    const times = await ringRank(Number(rank), Number(size), Number(port), JSON.parse(job!) as SweepJob);
-    process.send!({ type: 'times', times }, () => process.exit(0));
+    const result = await ringRank(Number(rank), Number(size), Number(port), JSON.parse(job!) as SweepJob);
+    process.send!({ type: 'result', result }, () => process.exit(0));
     return;
   }
   if (process.argv[2] === '--loopback-rank') {
@@ -313,10 +389,11 @@ async function main(): Promise<void> {
     .option('--rounds <n>', 'rounds of ringtrain and gloo, alternating which goes first; iterations are pooled', '2')
     .option('--stream <size>', 'bytes each way per loopback repetition', '256M')
     .option('--stream-reps <n>', 'timed loopback repetitions (after one warm-up)', '3')
+    .option('--fixed-read-experiment', 'also time the ring with reads into one fixed buffer (an experiment: see readIntoFixedBuffer)')
     .option('--no-torch', 'leave out the gloo runner and the Python loopback')
     .option('--out <file>', 'JSON results file', join(root, 'bench-results', `allreduce-${new Date().toISOString().replace(/[:.]/g, '-')}.json`))
     .parse(process.argv)
-    .opts<{ min: string; max: string; factor: string; warmup: string; iters: string; nproc: string; rounds: string; stream: string; streamReps: string; torch: boolean; out: string }>();
+    .opts<{ min: string; max: string; factor: string; warmup: string; iters: string; nproc: string; rounds: string; stream: string; streamReps: string; fixedReadExperiment?: boolean; torch: boolean; out: string }>();
   const nproc = Number(options.nproc);
   const sizes: number[] = [];
   for (let s = parseSize(options.min); s <= parseSize(options.max); s *= Number(options.factor)) sizes.push(s);
@@ -345,6 +422,9 @@ async function main(): Promise<void> {
 
   await measureLoopback('before');
   const ring: number[][] = sizes.map(() => []);
+  const fixed: number[][] = sizes.map(() => []);
+  const ringCosts: Cost[][] = [];
+  const fixedCosts: Cost[][] = [];
   const gloo: number[][] = sizes.map(() => []);
   const pool = (into: number[][], from: number[][]) => from.forEach((times, s) => into[s]!.push(...times));
   for (let round = 0; round < Number(options.rounds); round++) {
@@ -352,7 +432,15 @@ async function main(): Promise<void> {
     for (const runner of order) {
       if (runner === 'ring') {
         log(`round ${round + 1}: ringtrain TCP ring, ${nproc} processes`);
-        pool(ring, await runRing(nproc, job));
+        const asBuilt = await runRing(nproc, job);
+        pool(ring, asBuilt.times);
+        ringCosts.push(asBuilt.costs);
+        if (options.fixedReadExperiment) {
+          log(`round ${round + 1}: ringtrain TCP ring, reads into a fixed buffer (experiment)`);
+          const experiment = await runRing(nproc, { ...job, fixedReads: true });
+          pool(fixed, experiment.times);
+          fixedCosts.push(experiment.costs);
+        }
       } else if (torch) {
         log(`round ${round + 1}: torch.distributed gloo, ${nproc} processes`);
         pool(gloo, runGloo(nproc, job));
@@ -371,7 +459,10 @@ async function main(): Promise<void> {
   const rows = sizes.map((bytes, s) => {
     const ringTime = median(ring[s]!);
     const glooTime = gloo[s]!.length ? median(gloo[s]!) : NaN;
+    const fixedTime = fixed[s]!.length ? median(fixed[s]!) : NaN;
     return {
+      fixedTime,
+      fixedBusBw: (busFactor * bytes) / fixedTime,
       bytes,
       iterations: ring[s]!.length,
       ringTime,
@@ -393,6 +484,32 @@ async function main(): Promise<void> {
       (r) =>
         `| ${formatSize(r.bytes)} | ${us(r.ringTime)} | ${gbs(r.ringBusBw)} | ${Number.isNaN(r.glooTime) ? '' : us(r.glooTime)} | ${Number.isNaN(r.glooTime) ? '' : gbs(r.glooBusBw)} | ${Number.isNaN(r.glooTime) ? '' : (r.ringBusBw / r.glooBusBw).toFixed(2)} | ${((r.ringBusBw / ceiling) * 100).toFixed(0)} % |`,
     ),
+    ...(options.fixedReadExperiment
+      ? [
+          '',
+          'Experiment (not the library as built): the ring with reads into one fixed buffer, same run:',
+          '',
+          '| size | time (µs) | busbw (GB/s) | vs ringtrain as built | vs gloo | vs loopback ceiling |',
+          '|---|---|---|---|---|---|',
+          ...rows.map(
+            (r) =>
+              `| ${formatSize(r.bytes)} | ${us(r.fixedTime)} | ${gbs(r.fixedBusBw)} | ${(r.fixedBusBw / r.ringBusBw).toFixed(2)} | ${Number.isNaN(r.glooTime) ? '' : (r.fixedBusBw / r.glooBusBw).toFixed(2)} | ${((r.fixedBusBw / ceiling) * 100).toFixed(0)} % |`,
+          ),
+        ]
+      : []),
+    '',
+    '',
+    `Costs per all-reduce and rank (its barrier included; mean of ranks and rounds): CPU ms user + system, minor page faults per 4 KiB page received:`,
+    '',
+    `| size | ringtrain CPU ms | ringtrain faults/page |${options.fixedReadExperiment ? ' experiment CPU ms | experiment faults/page |' : ''}`,
+    `|---|---|---|${options.fixedReadExperiment ? '---|---|' : ''}`,
+    ...sizes.map((bytes, s) => {
+      const cell = (runs: Cost[][]) => {
+        const mean = (f: (c: Cost) => number) => runs.reduce((a, r) => a + f(r[s]!), 0) / runs.length;
+        return `${(mean((c) => c.user) * 1e3).toFixed(2)} + ${(mean((c) => c.system) * 1e3).toFixed(2)} | ${mean((c) => c.faultsPerPage).toFixed(2)}`;
+      };
+      return `| ${formatSize(bytes)} | ${cell(ringCosts)} |${options.fixedReadExperiment ? ` ${cell(fixedCosts)} |` : ''}`;
+    }),
     '',
     `loopback, per direction, both directions at once (${formatSize(stream)} each way, median of ${reps} after a warm-up; GB/s):`,
     ...Object.entries(loopback).map(([k, v]) => `  ${k.padEnd(18)} ${gbs(median(v))} (runs ${v.map(gbs).join(', ')})`),
@@ -403,7 +520,7 @@ async function main(): Promise<void> {
   mkdirSync(dirname(options.out), { recursive: true });
   writeFileSync(
     options.out,
-    JSON.stringify({ machine, started: started.toISOString(), finished: finished.toISOString(), load: [loadBefore, loadAfter], argv: process.argv.slice(2), nproc, loopback, ceiling, js, rows, ring, gloo }, null, 2),
+    JSON.stringify({ machine, started: started.toISOString(), finished: finished.toISOString(), load: [loadBefore, loadAfter], argv: process.argv.slice(2), nproc, loopback, ceiling, js, rows, ring, gloo, fixed, ringCosts, fixedCosts }, null, 2),
   );
   process.stdout.write(`${lines.join('\n')}\n\nresults: ${options.out}\n`);
 }
