@@ -1,7 +1,8 @@
 /** `ringtrain train <config>`: load the config, apply flags, train, report. */
 import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { readCheckpointFile } from '../checkpoint/format.js';
-import { CheckpointStore } from '../checkpoint/store.js';
+import { CheckpointStore, LATEST_POINTER } from '../checkpoint/store.js';
 import { applyOverrides, loadRunConfig, type ConfigOverrides } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
 import { UserError } from '../errors.js';
@@ -35,15 +36,14 @@ async function readCheckpoint(config: RunConfig, ref: string) {
   return { file, state: await readCheckpointFile(file) };
 }
 
-/** `--resume auto`: the latest checkpoint when there is one, else a fresh start. */
+/**
+ * `--resume auto`: the latest checkpoint when there is one, else a fresh start. A `latest`
+ * pointer that is there but damaged is an error (from reading it), never a fresh start that
+ * would write over the run's checkpoints.
+ */
 function resolveResume(config: RunConfig, resume: string | undefined): string | undefined {
   if (resume !== 'auto') return resume;
-  try {
-    new CheckpointStore(config.checkpoint.dir).resolve('latest');
-    return 'latest';
-  } catch {
-    return undefined;
-  }
+  return existsSync(path.join(config.checkpoint.dir, LATEST_POINTER)) ? 'latest' : undefined;
 }
 
 /** Runs `train` as N local processes (see launch/local-launcher.ts) and returns their exit code. */
