@@ -15,11 +15,15 @@
  *     buffer (the socket's onread option), and Python (recv_into one fixed buffer); the
  *     ceiling is the best of their medians.
  * With n = 2 the bus bandwidth equals size / time, and each rank sends and receives `size`
- * bytes per all-reduce, so it compares directly with the per-direction loopback figure.
+ * bytes per all-reduce, so it compares directly with the per-direction loopback figure. The
+ * ring's results are checked on every rank after each size, and each rank reports its CPU time
+ * and minor page faults per call; --fixed-read-experiment adds the ring with its reads into one
+ * reused buffer (see readIntoFixedBuffer), in the same rounds.
  *   npm run bench:allreduce -- [--min 4K] [--max 256M] [--factor 4] [--warmup 3] [--iters 20]
- *                              [--nproc 2] [--rounds 2] [--stream 256M] [--no-torch] [--out FILE]
+ *                              [--nproc 2] [--rounds 2] [--stream 256M] [--fixed-read-experiment]
+ *                              [--no-torch] [--out FILE]
  */
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { availableParallelism, cpus, loadavg } from 'node:os';
