@@ -2,8 +2,10 @@
  * A framed, authenticated connection to one peer. Incoming frames are cut by FrameParser;
  * heartbeats, aborts and goodbyes are handled on arrival, every other frame goes, in order, to
  * the one consumer the owner installed (a collective waiting for exactly that frame), or is
- * queued until one is. Payload bytes reach a consumer as views on the received buffers, so a
- * ring segment is summed straight from them, with no copy and no allocation of its size.
+ * queued until one is. Payload bytes reach a consumer that reads them in place as views on the
+ * received bytes, so a ring segment is summed straight from them, with no copy and no
+ * allocation of its size. On a connection whose reads reuse one buffer (reused-reads.ts), every
+ * piece kept beyond the call (queued frames, other consumers, out-of-band payloads) is copied.
  *
  * The connection keeps the clocks the owner's deadlines need: when bytes last arrived (silence
  * of the peer), when its consumer last made progress (step deadline), and when writes last
@@ -12,15 +14,18 @@
 import type { Socket } from 'node:net';
 import { ProtocolError } from './errors.js';
 import { encodeHeader, FrameParser, isOutOfBand, MAX_ABORT_BYTES, Op, opName, type FrameSink } from './frame.js';
+import type { ReusedReads } from './reused-reads.js';
 
 /** Receives the in-band frames of a connection, one after the other. */
 export interface FrameConsumer {
   /** A frame starts; throws ProtocolError when it is not the one expected. */
   begin(op: Op, step: number, length: number): void;
-  /** The next piece of its payload (valid only during the call). */
+  /** The next piece of its payload (valid only during the call unless copied for it). */
   data(piece: Buffer): void;
   /** The frame is complete; returns true when no further frame is expected. */
   end(): boolean;
+  /** Done with each piece when data() returns: it may be a view of a reused read buffer. */
+  readonly inPlace?: boolean;
 }
 
 /** The payload of an abort: which rank failed, why, and at which step. */
@@ -81,6 +86,8 @@ export class Connection implements FrameSink {
   private discarding = false;
   private reportedClosed = false;
   private flushWaiters: (() => void)[] = [];
+  /** The bytes being parsed are a view of a buffer the next read overwrites. */
+  private transient = false;
 
   constructor(
     readonly socket: Socket,
@@ -90,10 +97,13 @@ export class Connection implements FrameSink {
     readonly host: string,
     public events: ConnectionEvents,
     leftover?: Buffer,
+    /** Set when the socket reads into one reused buffer. */
+    reads?: ReusedReads,
   ) {
     this.parser = new FrameParser(this, `rank ${peer} (host ${host})`);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    if (reads) reads.setReader((view) => this.receive(view, true));
+    else socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('end', () => this.lost('connection closed'));
     socket.on('error', (error: NodeJS.ErrnoException) => this.lost(`connection closed (${error.code ?? error.message})`));
     socket.on('close', () => {
@@ -226,14 +236,21 @@ export class Connection implements FrameSink {
     });
   }
 
-  private receive(chunk: Buffer): void {
+  private receive(chunk: Buffer, transient = false): void {
     if (this.discarding) return;
     this.now = this.lastReceived = Date.now();
+    this.transient = transient;
     try {
       this.parser.push(chunk);
     } catch (error) {
       this.violate(error);
     }
+    this.transient = false;
+  }
+
+  /** `piece` as something that may be kept: a copy when the next read would overwrite it. */
+  private keepable(piece: Buffer): Buffer {
+    return this.transient ? Buffer.from(piece) : piece;
   }
 
   header(op: Op, step: number, length: number): void {
@@ -254,10 +271,11 @@ export class Connection implements FrameSink {
   payload(piece: Buffer): void {
     if (this.target === 'consumer') {
       this.consumerProgress = this.now;
-      this.consumer!.data(piece);
+      const consumer = this.consumer!;
+      consumer.data(consumer.inPlace ? piece : this.keepable(piece));
     } else if (this.target === 'queue') {
       const frame = this.queue[this.queue.length - 1]!;
-      frame.parts.push(piece);
+      frame.parts.push(this.keepable(piece));
       frame.bytes += piece.length;
       this.queuedBytes += piece.length;
       if (this.queuedBytes > QUEUE_HIGH_WATER && !this.paused) {
@@ -265,7 +283,7 @@ export class Connection implements FrameSink {
         this.socket.pause();
       }
     } else {
-      this.oobParts.push(piece);
+      this.oobParts.push(this.keepable(piece));
     }
   }
 

@@ -4,8 +4,10 @@
  * local address it used to reach rank 0 (port 0) and says hello: world size, fingerprint, info
  * and ring port. When all have joined, rank 0 compares fingerprints (a mismatch fails every
  * rank with one line) and sends everyone the table (host, ring port, info of every rank). Each
- * rank then connects to rank + 1 and accepts rank - 1 (rank 0 accepts it on the master port),
- * says ready, and waits for rank 0's go: when rendezvous returns, the whole ring is up.
+ * rank then connects to rank - 1, from which it receives ring data (the reads of a socket a
+ * process opens can reuse one buffer: reused-reads.ts), and accepts rank + 1, to which it sends
+ * (rank 0 accepts it on the master port), says ready, and waits for rank 0's go: when
+ * rendezvous returns, the whole ring is up.
  *
  * Any failure on any rank is sent to the others as an abort and fails rendezvous everywhere
  * with the same message; every socket and listener is closed on every failure path.
@@ -17,6 +19,7 @@ import { Connection, type AbortMessage, type ConnectionEvents } from './connecti
 import { AuthError, RendezvousError, type ProtocolError } from './errors.js';
 import { MAX_MESSAGE_BYTES, Op, RENDEZVOUS_STEP } from './frame.js';
 import { Listener } from './listener.js';
+import { ReusedReads } from './reused-reads.js';
 
 export interface RendezvousOptions {
   rank: number;
@@ -113,8 +116,8 @@ class Forming implements ConnectionEvents {
     const reserved = new Set<string>();
     let allJoined!: () => void;
     const joined = new Promise<void>((resolve) => (allJoined = resolve));
-    let acceptPrev!: (conn: Connection) => void;
-    const prevConnected = new Promise<Connection>((resolve) => (acceptPrev = resolve));
+    let acceptNext!: (conn: Connection) => void;
+    const nextConnected = new Promise<Connection>((resolve) => (acceptNext = resolve));
     if (size === 1) allJoined();
 
     this.setDeadline(() => {
@@ -125,14 +128,14 @@ class Forming implements ConnectionEvents {
       admit: (rank, purpose) => {
         const key = `${purpose}:${rank}`;
         if (purpose === Purpose.CONTROL && (rank < 1 || rank >= size)) return `no rank ${rank} in a world of ${size}`;
-        if (purpose === Purpose.DATA && rank !== this.prevRank) return `only rank ${this.prevRank} sends ring data to rank 0`;
+        if (purpose === Purpose.DATA && rank !== this.nextRank) return `only rank ${this.nextRank} receives ring data from rank 0`;
         if (reserved.has(key)) return `rank ${rank} is already connected`;
         reserved.add(key);
         return undefined;
       },
       onPeer: (rank, purpose, socket, leftover) => {
         const conn = this.adopt(socket, rank, socket.remoteAddress ?? 'unknown', leftover);
-        if (purpose === Purpose.DATA) return acceptPrev(conn);
+        if (purpose === Purpose.DATA) return acceptNext(conn);
         control.set(rank, conn);
         void conn.nextMessage(Op.HELLO, RENDEZVOUS_STEP).then((bytes) => {
           if (this.failure) return;
@@ -158,8 +161,8 @@ class Forming implements ConnectionEvents {
     for (const conn of control.values()) for (const bytes of encoded) conn.send(Op.TABLE, RENDEZVOUS_STEP, bytes);
 
     this.setDeadline(() => `rendezvous: the ring did not form within ${timeoutMs} ms`);
-    const next = await this.connectRing(entries[1]!);
-    const prev = await this.race(prevConnected);
+    const prev = await this.connectRing(entries[this.prevRank]!);
+    const next = await this.race(nextConnected);
     await this.race(Promise.all([...control.values()].map((conn) => conn.nextMessage(Op.READY, RENDEZVOUS_STEP))));
     for (const conn of control.values()) conn.send(Op.GO, RENDEZVOUS_STEP);
     return this.done({ control, next, prev, hosts: entries.map((e) => e.host), infos: entries.map((e) => e.info) });
@@ -178,17 +181,17 @@ class Forming implements ConnectionEvents {
 
     // From here on, the deadline counts from joining: rank 0 may still wait for others.
     this.setDeadline(() => `rendezvous: ${where} did not answer within ${timeoutMs} ms`);
-    let acceptPrev!: (conn: Connection) => void;
-    const prevConnected = new Promise<Connection>((resolve) => (acceptPrev = resolve));
-    let prevTaken = false;
+    let acceptNext!: (conn: Connection) => void;
+    const nextConnected = new Promise<Connection>((resolve) => (acceptNext = resolve));
+    let nextTaken = false;
     const listener = await this.listen(localHost, 0, `rank ${rank} could not open its ring port on ${localHost}`, {
       admit: (peer, purpose) => {
-        if (purpose !== Purpose.DATA || peer !== this.prevRank) return `rank ${rank} takes only rank ${this.prevRank}'s ring connection`;
-        if (prevTaken) return `rank ${peer} is already connected`;
-        prevTaken = true;
+        if (purpose !== Purpose.DATA || peer !== this.nextRank) return `rank ${rank} takes only rank ${this.nextRank}'s ring connection`;
+        if (nextTaken) return `rank ${peer} is already connected`;
+        nextTaken = true;
         return undefined;
       },
-      onPeer: (peer, _purpose, peerSocket, peerLeftover) => acceptPrev(this.adopt(peerSocket, peer, peerSocket.remoteAddress ?? 'unknown', peerLeftover)),
+      onPeer: (peer, _purpose, peerSocket, peerLeftover) => acceptNext(this.adopt(peerSocket, peer, peerSocket.remoteAddress ?? 'unknown', peerLeftover)),
     });
     const hello: Hello = { size, fingerprint: this.fingerprint(), info: this.options.info ?? null, host: localHost, port: listener.port };
     zero.send(Op.HELLO, RENDEZVOUS_STEP, Buffer.from(JSON.stringify(hello)));
@@ -196,8 +199,8 @@ class Forming implements ConnectionEvents {
     const entries: TableEntry[] = [];
     for (let k = 0; k < size; k++) entries.push(parseEntry(await this.race(zero.nextMessage(Op.TABLE, RENDEZVOUS_STEP)), k, size));
     this.setDeadline(() => `rendezvous: the ring did not form within ${timeoutMs} ms`);
-    const next = await this.connectRing(entries[this.nextRank]!);
-    const prev = await this.race(prevConnected);
+    const prev = await this.connectRing(entries[this.prevRank]!);
+    const next = await this.race(nextConnected);
     listener.close();
     zero.send(Op.READY, RENDEZVOUS_STEP);
     await this.race(zero.nextMessage(Op.GO, RENDEZVOUS_STEP));
@@ -206,11 +209,13 @@ class Forming implements ConnectionEvents {
 
   // ---- shared ----------------------------------------------------------------------------
 
+  /** The connection ring data arrives on, from rank - 1: its reads reuse one buffer. */
   private async connectRing(entry: TableEntry): Promise<Connection> {
     const where = `rank ${entry.rank} at ${entry.host}:${entry.port}`;
-    const socket = await this.connect(entry.host, entry.port, `rank ${entry.rank}`);
+    const reads = new ReusedReads();
+    const socket = await this.connect(entry.host, entry.port, `rank ${entry.rank}`, reads);
     const leftover = await this.authenticate(socket, Purpose.DATA, entry.rank, where);
-    return this.adopt(socket, entry.rank, entry.host, leftover);
+    return this.adopt(socket, entry.rank, entry.host, leftover, reads);
   }
 
   private fingerprint(): Record<string, string | number> {
@@ -218,9 +223,9 @@ class Forming implements ConnectionEvents {
     return { ...this.options.fingerprint, byteOrder: endianness() };
   }
 
-  private adopt(socket: Socket, rank: number, host: string, leftover: Buffer | undefined): Connection {
+  private adopt(socket: Socket, rank: number, host: string, leftover: Buffer | undefined, reads?: ReusedReads): Connection {
     this.sockets.delete(socket);
-    const conn = new Connection(socket, rank, host, this, leftover);
+    const conn = new Connection(socket, rank, host, this, leftover, reads);
     this.connections.add(conn);
     if (this.failure) conn.destroy();
     return conn;
@@ -238,12 +243,12 @@ class Forming implements ConnectionEvents {
   }
 
   /** Connects, retrying while the peer is not listening yet, until the deadline. */
-  private async connect(host: string, port: number, who: string): Promise<Socket> {
+  private async connect(host: string, port: number, who: string, reads?: ReusedReads): Promise<Socket> {
     let lastError = '';
     for (let wait = 50; ; wait = Math.min(1_000, wait * 2)) {
       if (this.failure) throw this.failure;
       try {
-        return await this.race(this.connectOnce(host, port));
+        return await this.race(this.connectOnce(host, port, reads));
       } catch (error) {
         if (this.failure) throw this.failure;
         lastError = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
@@ -256,9 +261,9 @@ class Forming implements ConnectionEvents {
     }
   }
 
-  private connectOnce(host: string, port: number): Promise<Socket> {
+  private connectOnce(host: string, port: number, reads: ReusedReads | undefined): Promise<Socket> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host, port });
+      const socket = reads ? reads.connect(host, port) : connect({ host, port });
       this.sockets.add(socket);
       const timer = setTimeout(() => socket.destroy(Object.assign(new Error('connect timed out'), { code: 'ETIMEDOUT' })), Math.max(1, Math.min(10_000, this.deadline - Date.now())));
       socket.once('connect', () => {

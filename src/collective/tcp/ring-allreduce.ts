@@ -56,6 +56,7 @@ async function ringHops(links: RingLinks, buf: Float32Array, op: Op, step: numbe
 
 /** Consumes the frames of the ring schedule from the previous rank. */
 class RingSink implements FrameConsumer {
+  readonly inPlace = true;
   finished = false;
   onFinished: () => void = () => undefined;
   private hop = -1;

@@ -24,6 +24,7 @@ export async function ringBroadcast(links: RingLinks, buf: Float32Array | Uint8A
 }
 
 class ChainSink implements FrameConsumer {
+  readonly inPlace = true;
   private from = 0;
   private readonly writer = new RangeWriter();
 

@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { chunkRange } from '../../../src/collective/ring.js';
+import { SEGMENT_FLOATS } from '../../../src/collective/tcp/frame.js';
 import { rendezvous } from '../../../src/collective/tcp/group.js';
 import { expectedSum, firstBitwiseDifference, floatsOf, formInProcess, freePort, fulfilled, inputOf, killAll, optionsOf, startWorld } from './harness.js';
 
@@ -56,6 +57,27 @@ describe('TCP collectives in one process', () => {
       const times = await Promise.all(done);
       for (const t of times) expect(t).toBeGreaterThanOrEqual(290);
       expect(arrived).toEqual([0, 1, 2]);
+    } finally {
+      await Promise.all(groups.map((g) => g.close()));
+    }
+  });
+
+  it('ring data that arrives before its reader is kept whole: reads reuse one buffer, and what waits is copied out of it', async () => {
+    // Several 1 MiB segments reach rank 1 before it calls allReduce: they queue on the
+    // connection they were read from, whose reads all land in the same buffer (reused-reads.ts).
+    const groups = fulfilled(await formInProcess(2));
+    try {
+      const length = 3 * SEGMENT_FLOATS + 4099;
+      const inputs = [0, 1].map((rank) => inputOf(SEED, rank, length));
+      const bufs = inputs.map((x) => x.slice());
+      await Promise.all(
+        groups.map(async (group, rank) => {
+          if (rank === 1) await new Promise((resolve) => setTimeout(resolve, 300));
+          await group.allReduce(bufs[rank]!, 3);
+        }),
+      );
+      const expected = expectedSum(inputs, length);
+      for (const buf of bufs) expect(firstBitwiseDifference(buf, expected)).toBe(-1);
     } finally {
       await Promise.all(groups.map((g) => g.close()));
     }

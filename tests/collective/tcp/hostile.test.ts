@@ -63,7 +63,7 @@ describe('strangers at the rendezvous port', () => {
 
     const wrongRing = await rawSocket(port);
     await expect(
-      authenticateOutgoing(wrongRing, { token: 'in-process-token', rank: 1, purpose: Purpose.DATA, expectRank: 0, deadline: Date.now() + 3_000, describe: 'rank 0' }),
+      authenticateOutgoing(wrongRing, { token: 'in-process-token', rank: 2, purpose: Purpose.DATA, expectRank: 0, deadline: Date.now() + 3_000, describe: 'rank 0' }),
     ).rejects.toThrow(/refused this process/);
 
     const refused = logs.filter((line) => /^refused connection from 127\.0\.0\.1:\d+: /.test(line));
@@ -71,7 +71,7 @@ describe('strangers at the rendezvous port', () => {
       'not a ringtrain peer (bad greeting)',
       'authentication failed (wrong token?)',
       'rank 5 (control connection) refused: no rank 5 in a world of 3',
-      'rank 1 (ring connection) refused: only rank 2 sends ring data to rank 0',
+      'rank 2 (ring connection) refused: only rank 1 receives ring data from rank 0',
     ]);
 
     const groups = await Promise.all([zero, rendezvous(optionsOf(1, 3, port)), rendezvous(optionsOf(2, 3, port))]);
