@@ -11,17 +11,15 @@
  *   - the loopback ceiling: two processes each streaming --stream bytes to the other over TCP
  *     at the same time (one connection per direction, as the ring's), per direction, measured
  *     before and after the all-reduce runners by three programs: Node reading with 'data'
- *     events (a fresh buffer per read, as the ring's sockets do), Node reading into one fixed
- *     buffer (the socket's onread option), and Python (recv_into one fixed buffer); the
- *     ceiling is the best of their medians.
+ *     events (a fresh buffer per read), Node reading into one reused buffer (the socket's
+ *     onread option, as the ring's data connections do: reused-reads.ts), and Python
+ *     (recv_into one fixed buffer); the ceiling is the best of their medians.
  * With n = 2 the bus bandwidth equals size / time, and each rank sends and receives `size`
  * bytes per all-reduce, so it compares directly with the per-direction loopback figure. The
  * ring's results are checked on every rank after each size, and each rank reports its CPU time
- * and minor page faults per call; --fixed-read-experiment adds the ring with its reads into one
- * reused buffer (see readIntoFixedBuffer), in the same rounds.
+ * and minor page faults per call.
  *   npm run bench:allreduce -- [--min 4K] [--max 256M] [--factor 4] [--warmup 3] [--iters 20]
- *                              [--nproc 2] [--rounds 2] [--stream 256M] [--fixed-read-experiment]
- *                              [--no-torch] [--out FILE]
+ *                              [--nproc 2] [--rounds 2] [--stream 256M] [--no-torch] [--out FILE]
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -30,8 +28,7 @@ import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import type { Connection } from '../dist/collective/tcp/connection.js';
-import { rendezvous, type ProcessGroup } from '../dist/collective/tcp/group.js';
+import { rendezvous } from '../dist/collective/tcp/group.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const self = fileURLToPath(import.meta.url);
@@ -45,8 +42,6 @@ interface SweepJob {
   warmup: number;
   /** Timed iterations per size (already reduced for the large sizes). */
   iters: number[];
-  /** ringtrain: the fixed-buffer read experiment (see readIntoFixedBuffer). */
-  fixedReads?: boolean;
 }
 
 /** Per size, per timed iteration, one rank's seconds. */
@@ -69,38 +64,6 @@ interface RingResult {
 
 // ---- ringtrain rank (child) ----------------------------------------------------------------
 
-/**
- * An experiment, not the library's behaviour (--fixed-read-experiment): the ring connection
- * from the previous rank reads every chunk from the kernel into one reused 1 MiB buffer, as
- * net.Socket's `onread` option does, instead of a freshly allocated buffer per read (Node's
- * default for 'data' events). Done from outside by reaching into the compiled classes: the
- * socket's internal kBuffer/kBufferCb fields and its handle's useUserBuffer, feeding the
- * connection's own receive(). The ring sums each piece during the call, so views of the reused
- * buffer are enough; pieces the connection keeps for later (frames queued before their reader,
- * out-of-band payloads) are copied. Throws if the internals are not as expected.
- */
-function readIntoFixedBuffer(group: ProcessGroup): void {
-  const conn = (group as unknown as { links?: { prev: Connection } }).links?.prev;
-  const socket = conn?.socket as unknown as (Record<symbol, unknown> & { _handle?: { useUserBuffer?: (b: Buffer) => void } }) | undefined;
-  const symbols = socket ? Object.getOwnPropertySymbols(socket) : [];
-  const kBuffer = symbols.find((x) => x.description === 'kBuffer');
-  const kBufferCb = symbols.find((x) => x.description === 'kBufferCb');
-  const internals = conn as unknown as { target?: string; receive?: (chunk: Buffer) => void; payload?: (piece: Buffer) => void } | undefined;
-  if (!socket || !kBuffer || !kBufferCb || !socket._handle?.useUserBuffer || !internals?.receive || !internals.payload) {
-    throw new Error('--fixed-read-experiment: the connection internals it relies on have changed');
-  }
-  const payload = internals.payload.bind(conn);
-  internals.payload = (piece: Buffer) => payload(internals.target === 'consumer' ? piece : Buffer.from(piece));
-  const fixed = Buffer.alloc(MiB);
-  const receive = internals.receive.bind(conn);
-  socket[kBuffer] = fixed;
-  socket[kBufferCb] = (n: number) => {
-    receive(fixed.subarray(0, n));
-    return true;
-  };
-  socket._handle.useUserBuffer(fixed);
-}
-
 async function ringRank(rank: number, size: number, port: number, job: SweepJob): Promise<{ times: RankTimes; costs: Cost[] }> {
   const group = await rendezvous({
     rank,
@@ -113,7 +76,6 @@ async function ringRank(rank: number, size: number, port: number, job: SweepJob)
     timeoutMs: 60_000,
     stepTimeoutMs: 120_000,
   });
-  if (job.fixedReads) readIntoFixedBuffer(group);
   const out: RankTimes = [];
   const costs: Cost[] = [];
   let step = 0;
@@ -163,7 +125,7 @@ async function ringRank(rank: number, size: number, port: number, job: SweepJob)
  * reads `bytes` from the other on another (the one it opened), at the same time, `reps` times
  * (each started by the parent); reports the seconds of each repetition (until its own bytes
  * are handed to the kernel and the peer's all arrived). Reads: 'data' events (Node allocates a
- * fresh buffer for every read, as for the ring's sockets) or 'fixed' (the socket's `onread`
+ * fresh buffer for every read) or 'fixed' (the socket's `onread`
  * option: every read into one reused 1 MiB buffer).
  */
 async function loopbackRank(reads: 'data' | 'fixed', bytes: number, send: (m: unknown) => void, next: () => Promise<Message>): Promise<void> {
@@ -414,11 +376,10 @@ async function main(): Promise<void> {
     .option('--rounds <n>', 'rounds of ringtrain and gloo, alternating which goes first; iterations are pooled', '2')
     .option('--stream <size>', 'bytes each way per loopback repetition', '256M')
     .option('--stream-reps <n>', 'timed loopback repetitions (after one warm-up)', '3')
-    .option('--fixed-read-experiment', 'also time the ring with reads into one fixed buffer (an experiment: see readIntoFixedBuffer)')
     .option('--no-torch', 'leave out the gloo runner and the Python loopback')
     .option('--out <file>', 'JSON results file', join(root, 'bench-results', `allreduce-${new Date().toISOString().replace(/[:.]/g, '-')}.json`))
     .parse(process.argv)
-    .opts<{ min: string; max: string; factor: string; warmup: string; iters: string; nproc: string; rounds: string; stream: string; streamReps: string; fixedReadExperiment?: boolean; torch: boolean; out: string }>();
+    .opts<{ min: string; max: string; factor: string; warmup: string; iters: string; nproc: string; rounds: string; stream: string; streamReps: string; torch: boolean; out: string }>();
   const nproc = Number(options.nproc);
   const sizes: number[] = [];
   for (let s = parseSize(options.min); s <= parseSize(options.max); s *= Number(options.factor)) sizes.push(s);
@@ -447,9 +408,7 @@ async function main(): Promise<void> {
 
   await measureLoopback('before');
   const ring: number[][] = sizes.map(() => []);
-  const fixed: number[][] = sizes.map(() => []);
   const ringCosts: Cost[][] = [];
-  const fixedCosts: Cost[][] = [];
   const gloo: number[][] = sizes.map(() => []);
   const pool = (into: number[][], from: number[][]) => from.forEach((times, s) => into[s]!.push(...times));
   for (let round = 0; round < Number(options.rounds); round++) {
@@ -460,12 +419,6 @@ async function main(): Promise<void> {
         const asBuilt = await runRing(nproc, job);
         pool(ring, asBuilt.times);
         ringCosts.push(asBuilt.costs);
-        if (options.fixedReadExperiment) {
-          log(`round ${round + 1}: ringtrain TCP ring, reads into a fixed buffer (experiment)`);
-          const experiment = await runRing(nproc, { ...job, fixedReads: true });
-          pool(fixed, experiment.times);
-          fixedCosts.push(experiment.costs);
-        }
       } else if (torch) {
         log(`round ${round + 1}: torch.distributed gloo, ${nproc} processes`);
         pool(gloo, runGloo(nproc, job));
@@ -484,10 +437,7 @@ async function main(): Promise<void> {
   const rows = sizes.map((bytes, s) => {
     const ringTime = median(ring[s]!);
     const glooTime = gloo[s]!.length ? median(gloo[s]!) : NaN;
-    const fixedTime = fixed[s]!.length ? median(fixed[s]!) : NaN;
     return {
-      fixedTime,
-      fixedBusBw: (busFactor * bytes) / fixedTime,
       bytes,
       iterations: ring[s]!.length,
       ringTime,
@@ -509,43 +459,30 @@ async function main(): Promise<void> {
       (r) =>
         `| ${formatSize(r.bytes)} | ${us(r.ringTime)} | ${gbs(r.ringBusBw)} | ${Number.isNaN(r.glooTime) ? '' : us(r.glooTime)} | ${Number.isNaN(r.glooTime) ? '' : gbs(r.glooBusBw)} | ${Number.isNaN(r.glooTime) ? '' : (r.ringBusBw / r.glooBusBw).toFixed(2)} | ${((r.ringBusBw / ceiling) * 100).toFixed(0)} % |`,
     ),
-    ...(options.fixedReadExperiment
-      ? [
-          '',
-          'Experiment (not the library as built): the ring with reads into one fixed buffer, same run:',
-          '',
-          '| size | time (µs) | busbw (GB/s) | vs ringtrain as built | vs gloo | vs loopback ceiling |',
-          '|---|---|---|---|---|---|',
-          ...rows.map(
-            (r) =>
-              `| ${formatSize(r.bytes)} | ${us(r.fixedTime)} | ${gbs(r.fixedBusBw)} | ${(r.fixedBusBw / r.ringBusBw).toFixed(2)} | ${Number.isNaN(r.glooTime) ? '' : (r.fixedBusBw / r.glooBusBw).toFixed(2)} | ${((r.fixedBusBw / ceiling) * 100).toFixed(0)} % |`,
-          ),
-        ]
-      : []),
     '',
     '',
     `Costs per all-reduce and rank (its barrier included; mean of ranks and rounds): CPU ms user + system, minor page faults per 4 KiB page received:`,
     '',
-    `| size | ringtrain CPU ms | ringtrain faults/page |${options.fixedReadExperiment ? ' experiment CPU ms | experiment faults/page |' : ''}`,
-    `|---|---|---|${options.fixedReadExperiment ? '---|---|' : ''}`,
+    '| size | ringtrain CPU ms | ringtrain faults/page |',
+    '|---|---|---|',
     ...sizes.map((bytes, s) => {
       const cell = (runs: Cost[][]) => {
         const mean = (f: (c: Cost) => number) => runs.reduce((a, r) => a + f(r[s]!), 0) / runs.length;
         return `${(mean((c) => c.user) * 1e3).toFixed(2)} + ${(mean((c) => c.system) * 1e3).toFixed(2)} | ${mean((c) => c.faultsPerPage).toFixed(2)}`;
       };
-      return `| ${formatSize(bytes)} | ${cell(ringCosts)} |${options.fixedReadExperiment ? ` ${cell(fixedCosts)} |` : ''}`;
+      return `| ${formatSize(bytes)} | ${cell(ringCosts)} |`;
     }),
     '',
     `loopback, per direction, both directions at once (${formatSize(stream)} each way, median of ${reps} after a warm-up; GB/s):`,
     ...Object.entries(loopback).map(([k, v]) => `  ${k.padEnd(18)} ${gbs(median(v))} (runs ${v.map(gbs).join(', ')})`),
-    `  ceiling used: ${gbs(ceiling)} GB/s (the best median); node = 'data' events (a fresh buffer per read, as the ring's sockets), node-fixed = onread into one 1 MiB buffer, python = recv_into one 4 MiB buffer`,
+    `  ceiling used: ${gbs(ceiling)} GB/s (the best median); node = 'data' events (a fresh buffer per read), node-fixed = onread into one 1 MiB buffer (as the ring's data connections), python = recv_into one 4 MiB buffer`,
     `JS in this process, 64 MiB in 64 KiB pieces: float32 sum loop of accumulate.ts (unrolled by 4) ${gbs(js.sum)} GB/s of bytes summed (plain loop ${gbs(js.sumPlain)}), byte copy ${gbs(js.copy)} GB/s`,
     `times: median over ${options.rounds} rounds x iterations (${iters.join('/')}) per size, each iteration the slowest of the ${nproc} ranks, after a barrier; busbw = 2(n-1)/n x size / time`,
   ];
   mkdirSync(dirname(options.out), { recursive: true });
   writeFileSync(
     options.out,
-    JSON.stringify({ machine, started: started.toISOString(), finished: finished.toISOString(), load: [loadBefore, loadAfter], argv: process.argv.slice(2), nproc, loopback, ceiling, js, rows, ring, gloo, fixed, ringCosts, fixedCosts }, null, 2),
+    JSON.stringify({ machine, started: started.toISOString(), finished: finished.toISOString(), load: [loadBefore, loadAfter], argv: process.argv.slice(2), nproc, loopback, ceiling, js, rows, ring, gloo, ringCosts }, null, 2),
   );
   process.stdout.write(`${lines.join('\n')}\n\nresults: ${options.out}\n`);
 }
