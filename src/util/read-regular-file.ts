@@ -123,7 +123,7 @@ function check(file: string, stats: Stats, { what, maxBytes }: ReadOptions): voi
 }
 
 function tooLarge(file: string, size: number | undefined, { what, maxBytes }: ReadOptions): FileRefusedError {
-  const found = size === undefined ? 'is larger' : `has ${formatBytes(size)}`;
+  const found = size === undefined ? 'is larger' : `has ${size} bytes, more`;
   return new FileRefusedError(file, `${found} than the ${formatBytes(maxBytes)} ringtrain reads of ${what}`);
 }
 
