@@ -6,6 +6,7 @@ import { readCheckpointFile } from '../checkpoint/format.js';
 import { describeCheckpoint, formatCheckpoint } from '../checkpoint/inspect.js';
 import { BEST_POINTER, CheckpointStore, LATEST_POINTER } from '../checkpoint/store.js';
 import { UserError } from '../errors.js';
+import { checkRegularFile, checkWritableFolder, READ_LIMITS } from '../util/read-regular-file.js';
 
 /** A checkpoint file, a checkpoint folder (its latest), or a folder's `latest`/`best` pointer. */
 export function resolveCheckpointPath(ref: string): string {
@@ -17,11 +18,14 @@ export function resolveCheckpointPath(ref: string): string {
   } catch {
     // a missing file is reported by resolve, naming it
   }
-  return isDirectory ? new CheckpointStore(ref).resolve(LATEST_POINTER) : new CheckpointStore(dirname(ref)).resolve(ref);
+  const file = isDirectory ? new CheckpointStore(ref).resolve(LATEST_POINTER) : new CheckpointStore(dirname(ref)).resolve(ref);
+  checkRegularFile(file, { what: 'a checkpoint file', maxBytes: READ_LIMITS.checkpoint });
+  return file;
 }
 
 export async function exportCommand(ref: string, dir: string, flags: { format: string }): Promise<void> {
   if (flags.format !== 'tfjs') throw new UserError(`--format: expected tfjs, found "${flags.format}"`);
+  checkWritableFolder(dir, 'export folder');
   const file = resolveCheckpointPath(ref);
   const state = await readCheckpointFile(file);
   const modelJson = await exportTfjs(state, dir);

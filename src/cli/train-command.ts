@@ -1,11 +1,12 @@
 /** `ringtrain train <config>`: load the config, apply flags, train, report. */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { readCheckpointFile } from '../checkpoint/format.js';
 import { CheckpointStore, LATEST_POINTER } from '../checkpoint/store.js';
 import { applyOverrides, loadRunConfig, type ConfigOverrides } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
 import { UserError } from '../errors.js';
+import { SIGNAL_EXIT_CODES, takeOverSignals } from './early-signals.js';
 import { writeTorchElasticError } from '../launch/error-file.js';
 import { launchLocal } from '../launch/local-launcher.js';
 import { worldToken } from '../launch/token.js';
@@ -13,6 +14,8 @@ import { resolveWorld, type WorldFlags, type WorldSpec } from '../launch/world.j
 import { MetricsLog } from '../report/metrics-log.js';
 import { chooseReportMode, createReporter } from '../report/reporter.js';
 import { train, type TrainSummary } from '../train/run.js';
+import { checkRegularFile, checkWritableFolder, READ_LIMITS } from '../util/read-regular-file.js';
+import { StartupStoppedError, throwIfStopped, untilStopped, type StartupPhase } from '../train/startup.js';
 import type { TrainerOptions } from '../train/trainer.js';
 
 export interface TrainFlags extends ConfigOverrides, WorldFlags {
@@ -27,12 +30,9 @@ export interface TrainFlags extends ConfigOverrides, WorldFlags {
   checkpointEvery?: number;
 }
 
-function checkOutputFolder(dir: string, field: string): void {
-  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new UserError(`${field}: ${dir} is a file, not a folder`);
-}
-
 async function readCheckpoint(config: RunConfig, ref: string) {
   const file = new CheckpointStore(config.checkpoint.dir).resolve(ref);
+  checkRegularFile(file, { what: 'a checkpoint file', maxBytes: READ_LIMITS.checkpoint });
   return { file, state: await readCheckpointFile(file) };
 }
 
@@ -79,47 +79,71 @@ interface TrainChoices {
   overrides: ConfigOverrides;
 }
 
-async function trainInWorld(configFile: string, world: WorldSpec, choices: TrainChoices): Promise<TrainSummary> {
+async function trainInWorld(configFile: string, world: WorldSpec, choices: TrainChoices): Promise<TrainSummary | undefined> {
   const { json, warmStart, checkpointEvery, overrides } = choices;
   const leader = world.rank === 0;
   const say = (line: string) => process.stderr.write(leader ? `${line}\n` : `[rank ${world.rank}] ${line}\n`);
-  let config = applyOverrides(await loadRunConfig(configFile), overrides);
-  if (checkpointEvery !== undefined) config = { ...config, checkpoint: { ...config.checkpoint, everySteps: checkpointEvery } };
-  // torchrun restarts a failed group with the same command: it must continue, not start over.
-  const resume = resolveResume(config, choices.resume ?? (world.restartCount > 0 ? 'auto' : undefined));
-  // Rank 0 alone writes checkpoints, logs and reports; it reads the checkpoint and the others
-  // start from the state it broadcasts.
-  const checkpoints = choices.checkpoints && leader;
-  // Read (and verify) the checkpoint before anything starts: a bad file fails in a moment.
-  const resumeFrom = resume === undefined || !leader ? undefined : await readCheckpoint(config, resume);
-  const warmStartFrom = warmStart === undefined || !leader ? undefined : await readCheckpoint(config, warmStart);
-  checkOutputFolder(config.output.dir, overrides.out !== undefined ? '--out' : 'output.dir');
-  const reporter = leader ? createReporter(chooseReportMode(json, process.stdout)) : silentReporter;
-  const log = config.output.metricsLog && leader ? new MetricsLog(config.output.dir, { append: resumeFrom !== undefined }) : undefined;
-  if (world.contract !== 'none' && leader) say(`world: ${world.describe}`);
-  if (resumeFrom) say(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})`);
-  // First SIGINT/SIGTERM: finish the step, checkpoint, exit 130/143. A second one: exit now
-  // (checkpoints are written to a temporary file and renamed, so none is left half-written).
+  // SIGINT/SIGTERM are ours from the first moment. Before the first step: stop starting, close
+  // what was started, exit 130/143 (nothing trained, nothing to checkpoint). Once training:
+  // finish the step, checkpoint, exit 130/143. A second one: exit now (checkpoints are written
+  // to a temporary file and renamed, so none is left half-written).
   const stop = new AbortController();
-  let stopSignal: NodeJS.Signals | undefined;
-  const onSignal = (signal: NodeJS.Signals) => {
+  let stopSignal: 'SIGINT' | 'SIGTERM' | undefined;
+  let training = false;
+  let checkpoints = false;
+  const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
     if (stopSignal) process.exit(EXIT_CODES[signal]);
     stopSignal = signal;
-    say(`${signal}: stopping after the current step${checkpoints ? ' and writing a checkpoint' : ''} (again to exit at once)`);
+    say(
+      training
+        ? `${signal}: stopping after the current step${checkpoints ? ' and writing a checkpoint' : ''} (again to exit at once)`
+        : `${signal}: stopping before training begins (again to exit at once)`,
+    );
     stop.abort();
   };
+  const giveBackSignals = takeOverSignals();
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const phase = startupPhases(process.env, stop.signal, say);
+  const begin = async (name: StartupPhase) => {
+    await phase(name);
+    throwIfStopped(stop.signal, name);
+  };
+  let reporter: Pick<typeof silentReporter, 'stop'> | undefined;
+  let config: RunConfig | undefined;
   try {
+    await begin('config');
+    config = applyOverrides(await untilStopped(loadRunConfig(configFile), stop.signal, 'config'), overrides);
+    if (checkpointEvery !== undefined) config = { ...config, checkpoint: { ...config.checkpoint, everySteps: checkpointEvery } };
+    // Folders to write in are checked before anything is read or started.
+    checkWritableFolder(config.output.dir, overrides.out !== undefined ? '--out' : 'output.dir');
+    // Rank 0 alone writes checkpoints, logs and reports; it reads the checkpoint and the others
+    // start from the state it broadcasts.
+    checkpoints = choices.checkpoints && leader;
+    if (checkpoints) checkWritableFolder(config.checkpoint.dir, 'checkpoint.dir');
+    await begin('checkpoint');
+    // torchrun restarts a failed group with the same command: it must continue, not start over.
+    const resume = resolveResume(config, choices.resume ?? (world.restartCount > 0 ? 'auto' : undefined));
+    // Read (and verify) the checkpoint before anything starts: a bad file fails in a moment.
+    const read = (ref: string) => untilStopped(readCheckpoint(config!, ref), stop.signal, 'checkpoint');
+    const resumeFrom = resume === undefined || !leader ? undefined : await read(resume);
+    const warmStartFrom = warmStart === undefined || !leader ? undefined : await read(warmStart);
+    const report = leader ? createReporter(chooseReportMode(json, process.stdout)) : silentReporter;
+    reporter = report;
+    const log = config.output.metricsLog && leader ? new MetricsLog(config.output.dir, { append: resumeFrom !== undefined }) : undefined;
+    if (world.contract !== 'none' && leader) say(`world: ${world.describe}`);
+    if (resumeFrom) say(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})`);
     const summary = await train(config, {
       resume: resumeFrom,
       warmStart: warmStartFrom,
       checkpoints,
       signal: stop.signal,
+      onStartupPhase: phase,
       world: world.worldSize > 1 ? { spec: world, token: worldToken(world, process.env) } : undefined,
       faults: injectedFaults(process.env),
       onEvent(event) {
-        reporter.event(event);
+        if (event.type === 'start') training = true;
+        report.event(event);
         if (event.type === 'epoch') log?.write({ event: 'epoch', ...event, type: undefined });
       },
       // Notes go to stderr so that --json keeps stdout machine-readable; other ranks keep
@@ -127,23 +151,36 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
       log: leader ? say : undefined,
       warn: say,
     });
-    reporter.summary(summary);
+    report.summary(summary);
     log?.write(summary);
     if (summary.stopped) {
       const { epoch, stepInEpoch, checkpoint } = summary.stopped;
       if (leader) {
+        const at = `stopped at epoch ${epoch + 1}, step ${stepInEpoch}`;
         say(
           checkpoint
-            ? `stopped at epoch ${epoch + 1}, step ${stepInEpoch}; checkpoint ${checkpoint}\nresume with: ringtrain train ${configFile} --resume latest`
-            : `stopped at epoch ${epoch + 1}, step ${stepInEpoch} (no checkpoint: --no-checkpoints)`,
+            ? `${at}; checkpoint ${checkpoint}\nresume with: ringtrain train ${configFile} --resume latest`
+            : checkpoints
+              ? `${at}, before any step of this run (no checkpoint written)`
+              : `${at} (no checkpoint: --no-checkpoints)`,
         );
       }
-      process.exitCode = EXIT_CODES[stopSignal ?? 'SIGINT'];
+      const code = EXIT_CODES[stopSignal ?? 'SIGINT'];
+      process.exitCode = code;
+      exitSoon(code);
     }
     return summary;
   } catch (error) {
+    if (error instanceof StartupStoppedError && stopSignal) {
+      // Everything started so far was closed on the way out (see Trainer.create).
+      say(`stopped while starting (${error.phase}), before training began: no checkpoint written`);
+      const code = EXIT_CODES[stopSignal];
+      process.exitCode = code;
+      exitSoon(code);
+      return undefined;
+    }
     // Whatever failed, the checkpoints already written stay: say where to resume from.
-    if (checkpoints) {
+    if (checkpoints && config) {
       try {
         const latest = new CheckpointStore(config.checkpoint.dir).resolve('latest');
         process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
@@ -155,8 +192,36 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    reporter.stop();
+    giveBackSignals();
+    reporter?.stop();
   }
+}
+
+/**
+ * After a stop request, the process exits with `code` once the run is closed; should anything
+ * not yet closed keep it alive (a data download still running, say), it exits a moment later anyway.
+ */
+function exitSoon(code: number): void {
+  setTimeout(() => process.exit(code), STOP_GRACE_MS).unref();
+}
+
+const STOP_GRACE_MS = 2_000;
+
+/**
+ * The start-up phase hook. Test-only: RINGTRAIN_TEST_HOLD_AT=<phase> (config, checkpoint, data,
+ * rendezvous, replicas) says "test hold: <phase>" on stderr as that phase begins and waits there
+ * until a stop is requested (at most 60 s), so tests can signal a run at a known phase.
+ */
+function startupPhases(env: NodeJS.ProcessEnv, signal: AbortSignal, say: (line: string) => void): (phase: StartupPhase) => Promise<void> {
+  const holdAt = env.RINGTRAIN_TEST_HOLD_AT;
+  return async (phase) => {
+    if (phase !== holdAt || signal.aborted) return;
+    say(`test hold: ${phase}`);
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 60_000);
+      signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+  };
 }
 
 /**
@@ -175,4 +240,4 @@ function injectedFaults(env: NodeJS.ProcessEnv): TrainerOptions['faults'] {
 
 const silentReporter = { event() {}, summary() {}, stop() {} };
 
-const EXIT_CODES: Partial<Record<NodeJS.Signals, number>> & Record<'SIGINT' | 'SIGTERM', number> = { SIGINT: 130, SIGTERM: 143 };
+const EXIT_CODES = SIGNAL_EXIT_CODES;

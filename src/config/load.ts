@@ -3,11 +3,11 @@
  * names where the problem is (JSON path, CLI flag, or file:line:column) and what was expected
  * and found; see format.ts for the message shapes.
  */
-import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { FileRefusedError, READ_LIMITS, readRegularFile } from '../util/read-regular-file.js';
 import { configError, describeExpected, formatValue, toConfigError } from './format.js';
 import { findJsonSyntaxError } from './json.js';
 import {
@@ -57,15 +57,18 @@ function errorCode(error: unknown): string | undefined {
 export async function loadRunConfig(file: string): Promise<RunConfig> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // A regular file of at most READ_LIMITS.config bytes: never /dev/zero, a FIFO or /proc.
+    text = (await readRegularFile(file, { what: 'a config file', maxBytes: READ_LIMITS.config })).toString('utf8');
   } catch (error) {
-    const code = errorCode(error);
+    const code = errorCode((error as Error).cause ?? error);
     const reason =
       code === 'ENOENT'
         ? 'config file not found'
         : code === 'EISDIR'
           ? 'is a directory, not a config file'
-          : `cannot read the config file (${code ?? String(error)})`;
+          : error instanceof FileRefusedError
+            ? error.reason
+            : `cannot read the config file (${code ?? String(error)})`;
     throw configError({ path: '', message: reason }, { file });
   }
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);

@@ -4,10 +4,10 @@
  * `withSeededRandom`), so every thread that builds the model with the same seed gets the same
  * weights, and the coordinator's copy is the one that counts.
  */
-import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors.js';
 import { mulberry32 } from '../util/random.js';
+import { READ_LIMITS, readRegularFile } from '../util/read-regular-file.js';
 
 export interface LayerSpec {
   type: string;
@@ -51,10 +51,11 @@ function buildSequential(spec: { inputShape: number[]; layers: LayerSpec[] }): t
 async function readTopology(file: string): Promise<tf.serialization.ConfigDict> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = (await readRegularFile(file, { what: 'a TensorFlow.js model.json', maxBytes: READ_LIMITS.modelJson })).toString('utf8');
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ConfigError('model.topology', `cannot read ${file}: ${code === 'ENOENT' ? 'file not found' : (code ?? (error as Error).message)}`);
+    const code = ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ENOENT') throw new ConfigError('model.topology', `cannot read ${file}: file not found`);
+    throw new ConfigError('model.topology', (error as Error).message);
   }
   let json: { modelTopology?: object };
   try {

@@ -3,10 +3,11 @@
  * neither tfjs-node nor a browser is needed: `tf.loadLayersModel(tfjsFileHandler(path))` loads
  * what `saveTfjsFiles` wrote, and so does tfjs-node's `file://` handler.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { UserError } from '../errors.js';
+import { ConfigError, UserError } from '../errors.js';
+import { READ_LIMITS, readRegularFileSync } from '../util/read-regular-file.js';
 import { VERSION } from '../version.js';
 
 interface ModelJson {
@@ -38,13 +39,20 @@ export async function saveTfjsFiles(model: tf.LayersModel, dir: string): Promise
   return file;
 }
 
+/** A model.json, read as a regular file of at most READ_LIMITS.modelJson bytes (a missing one is an error too). */
+export function readModelJson(modelJsonPath: string): Buffer {
+  return readRegularFileSync(modelJsonPath, { what: 'a TensorFlow.js model.json', maxBytes: READ_LIMITS.modelJson });
+}
+
 /** True when `modelJsonPath` names weight files that exist beside it. */
 export function hasWeightFiles(modelJsonPath: string): boolean {
   let json: ModelJson;
   try {
-    json = JSON.parse(readFileSync(modelJsonPath, 'utf8')) as ModelJson;
-  } catch {
-    return false; // building the model reports the unreadable file
+    json = JSON.parse(readModelJson(modelJsonPath).toString('utf8')) as ModelJson;
+  } catch (error) {
+    // Not a regular file, or too large: said here, before anything else reads it.
+    if (error instanceof UserError && (error.cause as NodeJS.ErrnoException | undefined)?.code !== 'ENOENT') throw new ConfigError('model.topology', error.message);
+    return false; // building the model reports the missing or malformed file
   }
   const paths = json.weightsManifest?.flatMap((group) => group.paths) ?? [];
   return paths.length > 0 && paths.every((p) => existsSync(join(dirname(modelJsonPath), p)));
@@ -54,12 +62,12 @@ export function hasWeightFiles(modelJsonPath: string): boolean {
 export function tfjsFileHandler(modelJsonPath: string): tf.io.IOHandler {
   return {
     async load() {
-      const json = JSON.parse(readFileSync(modelJsonPath, 'utf8')) as ModelJson;
+      const json = JSON.parse(readModelJson(modelJsonPath).toString('utf8')) as ModelJson;
       if (!json.modelTopology) throw new UserError(`${modelJsonPath}: no modelTopology: not a TensorFlow.js layers model`);
       const groups = json.weightsManifest ?? [];
       const buffers = groups.flatMap((group) =>
         group.paths.map((p) => {
-          const bytes = readFileSync(join(dirname(modelJsonPath), p));
+          const bytes = readRegularFileSync(join(dirname(modelJsonPath), p), { what: `a weights file of ${modelJsonPath}`, maxBytes: READ_LIMITS.weights });
           return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
         }),
       );

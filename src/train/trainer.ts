@@ -25,6 +25,7 @@ import type { DatasetRole, EvaluationSums, ReduceScatterKind, ReplicaApi, Replic
 import { ReplicaGroup } from './replica-group.js';
 import { averageTimes, RunState, sumResults, sumTimes, type EpochProgress } from './run-state.js';
 import { prepareRun, type RunDatasets } from './setup.js';
+import { throwIfStopped, untilStopped, type StartupPhase } from './startup.js';
 import { StatsColumn, type TrainingViews } from './shared-state.js';
 import type { WorldLink, WorldOptions } from './world-link.js';
 
@@ -49,8 +50,13 @@ export interface TrainerOptions {
   warmStart?: { file: string; state: CheckpointState };
   /** Write checkpoints as config.checkpoint says (the CLI turns this on). */
   checkpoints?: boolean;
-  /** Asks fit() to stop at the next step boundary (as stop() does), e.g. on SIGINT. */
+  /**
+   * Asks fit() to stop at the next step boundary (as stop() does), e.g. on SIGINT. Aborted
+   * while create() runs, it ends the start with a StartupStoppedError (see startup.ts).
+   */
   signal?: AbortSignal;
+  /** Called as each start-up phase begins ('replicas': once their threads run); may wait (a test hook). */
+  onStartupPhase?: (phase: StartupPhase) => void | Promise<void>;
   /**
    * A world of several processes (from a launcher's contract): this process joins it at
    * create(), starts from rank 0's state, and trains its share of every global batch. Only
@@ -109,24 +115,48 @@ export class Trainer {
   }
 
   static async create(config: RunConfig, options: TrainerOptions = {}): Promise<Trainer> {
-    const run = await prepareRun(config, { ...options, processesOnHost: options.world?.spec.localWorldSize });
+    const { signal } = options;
+    // A stop requested before the trainer exists must not be lost (an abort listener added
+    // after the abort never fires): every phase checks for it, and the waits race it.
+    const phase = async (name: StartupPhase) => {
+      throwIfStopped(signal, name);
+      await options.onStartupPhase?.(name);
+      throwIfStopped(signal, name);
+    };
+    await phase('data');
+    const run = await untilStopped(prepareRun(config, { ...options, processesOnHost: options.world?.spec.localWorldSize }), signal, 'data');
     if (options.resume) assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer);
     if (options.warmStart) assertWarmStartable(options.warmStart.file, options.warmStart.state, run.layout);
-    // The network layer is loaded only by runs that have other processes.
-    const world = options.world && options.world.spec.worldSize > 1 ? await (await import('./world-link.js')).WorldLink.join(options.world, config, run, options.warn ?? options.log) : undefined;
+    let world: WorldLink | undefined;
+    if (options.world && options.world.spec.worldSize > 1) {
+      await phase('rendezvous');
+      // The network layer is loaded only by runs that have other processes.
+      const { WorldLink } = await import('./world-link.js');
+      try {
+        world = await WorldLink.join(options.world, config, run, options.warn ?? options.log, signal);
+      } catch (error) {
+        throwIfStopped(signal, 'rendezvous'); // the rendezvous ended because of the stop
+        throw error;
+      }
+    }
     const trainer = new Trainer(config, run.workers, run.backend, run.layout, run.datasets, run.outputSize, run.topology, run.optimizer, undefined, options, world);
-    options.signal?.addEventListener('abort', () => trainer.stop(), { once: true });
     try {
-      await trainer.startReplicas((views) => {
-        views.params.set(options.warmStart?.state.params ?? run.initialParams);
-        if (options.resume) trainer.restore(options.resume.state, views);
-      });
-      if (world) await trainer.takeRankZeroState(world);
+      await trainer.startReplicas(
+        (views) => {
+          views.params.set(options.warmStart?.state.params ?? run.initialParams);
+          if (options.resume) trainer.restore(options.resume.state, views);
+        },
+        { signal, started: () => phase('replicas') },
+      );
+      if (world) await untilStopped(trainer.takeRankZeroState(world), signal, 'replicas');
     } catch (error) {
       world?.abort(`could not start: ${(error as Error).message}`);
       await trainer.close().catch(() => undefined);
       throw error;
     }
+    // From here on a stop is fit()'s to honour: at once, before any step, if it came already.
+    if (signal?.aborted) trainer.stop();
+    else signal?.addEventListener('abort', () => trainer.stop(), { once: true });
     return trainer;
   }
 
@@ -173,14 +203,32 @@ export class Trainer {
     return this.checkpoints.written;
   }
 
-  /** Starts a fresh group of replicas; `fill` writes the state they start from. */
-  private async startReplicas(fill: (views: TrainingViews) => void): Promise<void> {
+  /**
+   * Starts a fresh group of replicas; `fill` writes the state they start from. At the first
+   * start, `started` runs once the threads do, and `signal` stops the wait for their
+   * initialisation. Whatever fails or stops the start ends every thread it started: a live
+   * piscina pool would keep the process from exiting.
+   */
+  private async startReplicas(fill: (views: TrainingViews) => void, first?: { signal?: AbortSignal; started?: () => Promise<void> }): Promise<void> {
     const group = ReplicaGroup.start(this.workers, this.layout.length, this.optimizer.stateNames.length, this.config.parallel.stepTimeoutMs, this.world !== undefined);
-    fill(group.views);
     this.group = group;
-    // Starting a thread and its backend takes seconds, more than a step may.
-    const initTimeoutMs = Math.max(this.config.parallel.stepTimeoutMs, INIT_TIMEOUT_MS);
-    await this.callAll('initialising replicas', (api, rank) => api.init(this.replicaInit(rank)), initTimeoutMs);
+    try {
+      fill(group.views);
+      await first?.started?.();
+      // Starting a thread and its backend takes seconds, more than a step may.
+      const initTimeoutMs = Math.max(this.config.parallel.stepTimeoutMs, INIT_TIMEOUT_MS);
+      await untilStopped(
+        this.callAll('initialising replicas', (api, rank) => api.init(this.replicaInit(rank)), initTimeoutMs),
+        first?.signal,
+        'replicas',
+      );
+    } catch (error) {
+      if (this.group === group) this.group = undefined;
+      // Threads that never trained have nothing to say goodbye for: end them at once.
+      group.control.abort(-1);
+      await group.end().catch(() => undefined);
+      throw error;
+    }
   }
 
   private get live(): ReplicaGroup {

@@ -56,7 +56,8 @@ export class WorldLink {
     return this.group.rank;
   }
 
-  static async join(world: WorldOptions, config: RunConfig, run: PreparedRun, log?: (line: string) => void): Promise<WorldLink> {
+  /** Forms the world; `signal` (a stop request) ends a rendezvous still waiting, closing its sockets. */
+  static async join(world: WorldOptions, config: RunConfig, run: PreparedRun, log?: (line: string) => void, signal?: AbortSignal): Promise<WorldLink> {
     const { spec } = world;
     const info: ProcessInfo = { replicas: run.workers, host: hostname() };
     const group = await rendezvous({
@@ -70,6 +71,7 @@ export class WorldLink {
       timeoutMs: config.parallel.rendezvousTimeoutMs,
       stepTimeoutMs: config.parallel.stepTimeoutMs,
       log,
+      signal,
     });
     const infos = group.infos as ProcessInfo[];
     const replicaOffset = infos.slice(0, spec.rank).reduce((n, p) => n + p.replicas, 0);

@@ -41,6 +41,8 @@ export interface RendezvousOptions {
   log?: (line: string) => void;
   /** Rank 0: called with the port it listens on (useful with masterPort 0). */
   onListening?: (port: number) => void;
+  /** Ends a rendezvous still forming (a stop request), as a failure would: every socket and listener closed, the others told. */
+  signal?: AbortSignal;
 }
 
 /** A formed group's connections; the caller takes over their events. */
@@ -78,12 +80,19 @@ export function defaultLog(line: string): void {
 export async function formGroup(options: RendezvousOptions): Promise<Formed> {
   const infoBytes = Buffer.byteLength(JSON.stringify(options.info ?? null));
   if (infoBytes > MAX_INFO_BYTES) throw new RendezvousError(`rendezvous: info of ${infoBytes} bytes exceeds the limit of ${MAX_INFO_BYTES}`);
+  const { signal } = options;
+  const stopped = `rendezvous: rank ${options.rank} was stopped before the group was formed`;
+  if (signal?.aborted) throw new RendezvousError(stopped);
   const forming = new Forming(options);
+  const onAbort = () => forming.fail(new RendezvousError(stopped));
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     return options.rank === 0 ? await forming.host() : await forming.join();
   } catch (error) {
     forming.fail(error instanceof RendezvousError ? error : new RendezvousError(`rendezvous: ${(error as Error).message}`));
     throw forming.failure;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 

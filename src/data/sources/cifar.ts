@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import * as tar from 'tar-stream';
 import { DataError } from '../../errors.js';
+import { checkRegularFile, FileRefusedError, READ_LIMITS } from '../../util/read-regular-file.js';
 import { findFirst, isFile, isGzip, readMaybeGzip } from './files.js';
 
 export const CIFAR_SIDE = 32;
@@ -113,8 +114,10 @@ const BATCH_ENTRY = /^(data_batch_[1-5]|test_batch)\.bin$/;
 export async function readCifarArchive(file: string): Promise<Map<string, CifarBatchBytes>> {
   let gzipped: boolean;
   try {
+    checkRegularFile(file, { what: 'the CIFAR-10 archive', maxBytes: READ_LIMITS.data });
     gzipped = await startsWithGzipMagic(file);
   } catch (error) {
+    if (error instanceof FileRefusedError) throw new DataError(error.message);
     throw new DataError(`${file}: cannot read the file (${reason(error)})`, { cause: error });
   }
   const input = createReadStream(file);

@@ -4,9 +4,10 @@
  */
 import { promisify } from 'node:util';
 import { gunzip as gunzipCallback } from 'node:zlib';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataError } from '../../errors.js';
+import { FileRefusedError, READ_LIMITS, readRegularFile } from '../../util/read-regular-file.js';
 
 const gunzip = promisify(gunzipCallback);
 
@@ -24,15 +25,19 @@ function reason(error: unknown): string {
 export async function readMaybeGzip(file: string): Promise<{ bytes: Uint8Array; gzipped: boolean }> {
   let raw: Buffer;
   try {
-    raw = await readFile(file);
+    raw = await readRegularFile(file, { what: 'a data file', maxBytes: READ_LIMITS.data });
   } catch (error) {
-    throw new DataError(`${file}: cannot read the file (${reason(error)})`, { cause: error });
+    const code = ((error as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+    const why = error instanceof FileRefusedError && code === undefined ? error.reason : `cannot read the file (${code ?? reason(error)})`;
+    throw new DataError(`${file}: ${why}`, { cause: error });
   }
   if (!isGzip(raw)) return { bytes: new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), gzipped: false };
   try {
-    const out = await gunzip(raw);
+    // Bounded like the files themselves: a small gzip file can unpack to any size.
+    const out = await gunzip(raw, { maxOutputLength: READ_LIMITS.data });
     return { bytes: new Uint8Array(out.buffer, out.byteOffset, out.byteLength), gzipped: true };
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw new DataError(`${file}: unpacks to more than the 4 GiB ringtrain reads of a data file`, { cause: error });
     throw new DataError(`${file}: starts with the gzip magic bytes but is not a valid gzip file (${reason(error)})`, {
       cause: error,
     });

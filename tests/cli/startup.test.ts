@@ -1,0 +1,125 @@
+/**
+ * Reliability of a run's start (issue 12): a SIGINT/SIGTERM at any phase of start-up ends the run
+ * with 130/143 and no checkpoint; a start that fails (a checkpoint that cannot be restored, a
+ * replica that fails to start) ends its threads so the process exits by itself; and files that
+ * are not regular files (devices, FIFOs, /proc), too large, or output folders on /proc are
+ * refused with one line and exit 2. Real CLI processes, each with a deadline.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort, killAll, startRingtrain } from '../helpers/processes.js';
+
+afterEach(killAll);
+
+const HOLD_MS = 60_000; // loading the modules takes seconds on a busy machine
+const EXIT_MS = 15_000;
+const temp = () => mkdtempSync(join(tmpdir(), 'ringtrain-startup-'));
+const linear = (out: string, ...more: string[]) => ['train', 'configs/linear.json', '--epochs', '50', '--batch-size', '10', '--workers', '2', '--out', out, ...more];
+
+/** The lines the process wrote on stderr, without the test hook's. */
+const lines = (stderr: string) => stderr.split('\n').filter((l) => l !== '' && !l.startsWith('test hold:'));
+
+describe('a stop during start-up', () => {
+  const cases: { phase: string; signal: 'SIGINT' | 'SIGTERM'; world?: boolean }[] = [
+    { phase: 'config', signal: 'SIGINT' },
+    { phase: 'checkpoint', signal: 'SIGTERM' },
+    { phase: 'data', signal: 'SIGINT' },
+    { phase: 'replicas', signal: 'SIGTERM' },
+    { phase: 'rendezvous', signal: 'SIGINT', world: true },
+  ];
+  for (const { phase, signal, world } of cases) {
+    const code = signal === 'SIGINT' ? 130 : 143;
+    it(`${signal} while starting (${phase}${world ? ', waiting for the other process' : ''}) exits ${code} with no checkpoint`, async () => {
+      const out = temp();
+      const worldArgs = world ? ['--rank', '0', '--world-size', '2', '--master-port', String(await freePort())] : [];
+      const run = startRingtrain(linear(out, ...worldArgs), { RINGTRAIN_TEST_HOLD_AT: phase });
+      await run.line(new RegExp(`^test hold: ${phase}$`), HOLD_MS);
+      run.child.kill(signal);
+      expect(await run.exited(EXIT_MS)).toBe(code);
+      expect(run.child.signalCode).toBeNull(); // a real exit code, not death by the signal
+      expect(lines(run.stderr()).slice(-2)).toEqual([
+        `${signal}: stopping before training begins (again to exit at once)`,
+        `stopped while starting (${phase}), before training began: no checkpoint written`,
+      ]);
+      expect(run.stdout()).not.toMatch(/epoch/);
+      expect(existsSync(join(out, 'checkpoints')) ? readdirSync(join(out, 'checkpoints')) : []).toEqual([]);
+    });
+  }
+});
+
+describe('a start that fails ends its threads', () => {
+  it('resuming from a checkpoint whose optimizer state cannot be restored exits 2 with one line', async () => {
+    const out = temp();
+    const config = join(out, 'adam.json');
+    const base = { model: { inputShape: [1], layers: [{ type: 'dense', units: 1 }] }, data: { source: 'linear', samples: 40 }, loss: 'meanSquaredError', training: { epochs: 1, batchSize: 10 }, evaluation: { on: 'train' } };
+    writeFileSync(config, JSON.stringify({ ...base, optimizer: { name: 'adam', learningRate: 0.01 } }));
+    const first = startRingtrain(['train', config, '--workers', '1', '--out', out]);
+    expect(await first.exited(HOLD_MS)).toBe(0);
+    // The same checkpoint without adam's second moment: everything else matches the config.
+    const damaged = join(out, 'no-v.rtckpt');
+    const script = `
+      const { readCheckpointFile, encodeCheckpoint } = await import('./dist/checkpoint/format.js');
+      const { writeFileSync } = await import('node:fs');
+      const state = await readCheckpointFile(${JSON.stringify(join(out, 'checkpoints', 'ckpt-e0001-s000004.rtckpt'))});
+      state.optimizer.state = state.optimizer.state.filter((t) => t.name !== 'v');
+      writeFileSync(${JSON.stringify(damaged)}, encodeCheckpoint(state));`;
+    execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '../..') });
+    const resumed = startRingtrain(['train', config, '--workers', '2', '--epochs', '2', '--out', out, '--resume', damaged]);
+    expect(await resumed.exited(30_000)).toBe(2);
+    const errors = lines(resumed.stderr()).filter((l) => l.startsWith('ringtrain:'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/optimizer state "v"|no-v\.rtckpt/);
+  });
+
+  it('a replica that fails to start ends the run: exit 1, one line, every thread ended', async () => {
+    const run = startRingtrain(linear(temp()), { RINGTRAIN_INJECT_FAULT: JSON.stringify({ rank: 1, failInit: true }) });
+    expect(await run.exited(HOLD_MS)).toBe(1);
+    expect(lines(run.stderr())).toEqual(['ringtrain: initialising replicas failed: replica 1: injected start failure in replica 1']);
+  });
+});
+
+describe('files that are not regular files, or too large, and folders on /proc', () => {
+  const dir = temp();
+  const withTopology = (name: string, topology: string) => {
+    const file = join(dir, `${name}.json`);
+    writeFileSync(file, JSON.stringify({ model: { topology }, data: { source: 'linear', samples: 40 }, loss: 'meanSquaredError', optimizer: { name: 'sgd', learningRate: 0.01 }, training: { epochs: 1, batchSize: 10 } }));
+    return file;
+  };
+  const big = join(dir, 'big.json');
+  writeFileSync(big, '{}');
+  truncateSync(big, 10 * 1024 * 1024 + 1); // sparse: costs no disk
+  const fifo = join(dir, 'fifo.json');
+  let haveFifo = true;
+  try {
+    execFileSync('mkfifo', [fifo]);
+  } catch {
+    haveFifo = false;
+  }
+
+  const cases: { name: string; args: string[]; line: string; skip?: string }[] = [
+    { name: '/dev/zero as config', args: ['train', '/dev/zero'], line: 'ringtrain: /dev/zero: is a character device, expected a config file (a regular file)' },
+    { name: '/dev/urandom as config', args: ['train', '/dev/urandom'], line: 'ringtrain: /dev/urandom: is a character device, expected a config file (a regular file)' },
+    { name: 'a config over 10 MiB', args: ['train', big], line: `ringtrain: ${big}: has 10485761 bytes, more than the 10 MiB ringtrain reads of a config file` },
+    { name: 'a FIFO as config (the open must not wait for a writer)', args: ['train', fifo], line: `ringtrain: ${fifo}: is a named pipe (FIFO), expected a config file (a regular file)`, skip: haveFifo ? undefined : 'mkfifo is not available' },
+    { name: '/proc/self/status as config', args: ['train', '/proc/self/status'], line: 'ringtrain: /proc/self/status: is on procfs, a kernel file system, expected a config file' },
+    { name: '/dev/zero as model.topology', args: ['train', withTopology('zero', '/dev/zero'), '--out', dir], line: 'ringtrain: model.topology: /dev/zero: is a character device, expected a TensorFlow.js model.json (a regular file)' },
+    { name: '/dev/urandom as model.topology', args: ['train', withTopology('urandom', '/dev/urandom'), '--out', dir], line: 'ringtrain: model.topology: /dev/urandom: is a character device, expected a TensorFlow.js model.json (a regular file)' },
+    { name: '--out /proc/self/foo', args: ['train', 'configs/linear.json', '--out', '/proc/self/foo'], line: 'ringtrain: --out: /proc/self/foo is on procfs, a kernel file system; expected a folder on a disk (or tmpfs) to write the run\'s files in' },
+    { name: '--out /proc/1/x', args: ['train', 'configs/linear.json', '--out', '/proc/1/x'], line: 'ringtrain: --out: /proc/1/x is on procfs, a kernel file system; expected a folder on a disk (or tmpfs) to write the run\'s files in' },
+    { name: '--out /sys/x', args: ['train', 'configs/linear.json', '--out', '/sys/x'], line: 'ringtrain: --out: /sys/x is on sysfs, a kernel file system; expected a folder on a disk (or tmpfs) to write the run\'s files in' },
+    { name: '--out /dev/x', args: ['train', 'configs/linear.json', '--out', '/dev/x'], line: 'ringtrain: --out: /dev/x is under /dev, the devices folder; expected a folder on a disk (or /dev/shm) to write the run\'s files in' },
+    { name: 'export into /proc', args: ['export', 'no-such.rtckpt', '/proc/self/x'], line: 'ringtrain: export folder: /proc/self/x is on procfs, a kernel file system; expected a folder on a disk (or tmpfs) to write the run\'s files in' },
+  ];
+  // All at once: each is a process that loads the modules (seconds) and fails at its check.
+  it('each exits 2 within the deadline with one line naming the file or folder', async () => {
+    const runs = cases.filter((c) => !c.skip).map((c) => ({ c, run: startRingtrain(c.args) }));
+    for (const { c, run } of runs) {
+      expect({ name: c.name, code: await run.exited(HOLD_MS) }).toEqual({ name: c.name, code: 2 });
+      expect({ name: c.name, stderr: lines(run.stderr()).filter((l) => !l.startsWith('reading ') && !l.startsWith('data:')) }).toEqual({ name: c.name, stderr: [c.line] });
+    }
+    for (const c of cases.filter((c) => c.skip)) console.warn(`skipped "${c.name}": ${c.skip}`);
+  });
+});
