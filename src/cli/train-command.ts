@@ -12,8 +12,10 @@ import { worldToken } from '../launch/token.js';
 import { resolveWorld, type WorldFlags, type WorldSpec } from '../launch/world.js';
 import { MetricsLog } from '../report/metrics-log.js';
 import { chooseReportMode, createReporter } from '../report/reporter.js';
+import { CheckpointWriteError } from '../train/checkpointing.js';
 import { train, type TrainSummary } from '../train/run.js';
 import type { TrainerOptions } from '../train/trainer.js';
+import { assertWritableFolder, FileWriteError } from '../util/fs-errors.js';
 
 export interface TrainFlags extends ConfigOverrides, WorldFlags {
   json?: boolean;
@@ -94,6 +96,9 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
   const resumeFrom = resume === undefined || !leader ? undefined : await readCheckpoint(config, resume);
   const warmStartFrom = warmStart === undefined || !leader ? undefined : await readCheckpoint(config, warmStart);
   checkOutputFolder(config.output.dir, overrides.out !== undefined ? '--out' : 'output.dir');
+  // Both folders must take files before the data is loaded and the first step runs.
+  if (leader && config.output.metricsLog) assertWritableFolder(config.output.dir, 'the output folder');
+  if (checkpoints) new CheckpointStore(config.checkpoint.dir).openForWriting();
   const reporter = leader ? createReporter(chooseReportMode(json, process.stdout)) : silentReporter;
   const log = config.output.metricsLog && leader ? new MetricsLog(config.output.dir, { append: resumeFrom !== undefined }) : undefined;
   if (world.contract !== 'none' && leader) say(`world: ${world.describe}`);
@@ -142,14 +147,18 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     }
     return summary;
   } catch (error) {
-    // Whatever failed, the checkpoints already written stay: say where to resume from.
-    if (checkpoints) {
+    // Whatever failed, the checkpoints already written stay: say where to resume from (a
+    // failed checkpoint write names the last good one itself; a failed write of another file
+    // says it on the same line).
+    if (checkpoints && !(error instanceof CheckpointWriteError)) {
+      let latest: string | undefined;
       try {
-        const latest = new CheckpointStore(config.checkpoint.dir).resolve('latest');
-        process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
+        latest = new CheckpointStore(config.checkpoint.dir).resolve('latest');
       } catch {
         // no checkpoint yet
       }
+      if (error instanceof FileWriteError) error.message += `; last good checkpoint: ${latest ?? 'none'}`;
+      else if (latest) process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
     }
     throw error;
   } finally {
