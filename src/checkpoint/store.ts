@@ -11,10 +11,11 @@
  * (`.ckpt-….rtckpt.<pid>-<random>.tmp`), flushed (fdatasync), renamed into place and the
  * directory fsynced; only then are the pointers replaced (each the same way), and only after
  * that are old checkpoints removed. A crash at any moment leaves the previous `latest` valid;
- * at worst a temporary file stays behind, which is never taken for a checkpoint. The store
- * removes nothing but checkpoint files (names as above) that retention no longer keeps;
- * anything else in the directory, such leftovers included, is left alone (another process
- * may be writing it).
+ * at worst a temporary file stays behind, which is never taken for a checkpoint. Such
+ * leftovers are removed when a store next opens the directory for writing (`openForWriting`,
+ * at the start of a run), unless the process named in them is still alive. Otherwise the
+ * store removes nothing but checkpoint files (names as above) that retention no longer keeps;
+ * anything else in the directory is left alone.
  *
  * Speed: the file is written with one writev straight from the state's arrays (no copy of
  * the tensors is made) and flushed while the main thread computes the CRCs, so checksumming
@@ -24,7 +25,7 @@
  * serialized.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, type Stats } from 'node:fs';
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckpointError } from './errors.js';
@@ -40,6 +41,7 @@ import {
   type CheckpointPlan,
 } from './format.js';
 import type { CheckpointPosition, CheckpointState } from './state.js';
+import { assertWritableFolder, osErrorText, writingFile } from '../util/fs-errors.js';
 
 export const LATEST_POINTER = 'latest';
 export const BEST_POINTER = 'best';
@@ -100,6 +102,20 @@ function byPosition(a: CheckpointListEntry, b: CheckpointListEntry): number {
 
 function temporaryName(name: string): string {
   return `.${name}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+}
+
+/** A temporary file of writeAtomically (of a checkpoint or a pointer): its writer's process id. */
+const TEMPORARY_NAME = /^\.(?:ckpt-.+\.rtckpt|latest|best)\.(\d+)-[0-9a-f]{8}\.tmp$/;
+
+/** Whether process `pid` is running (this one included). */
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
+  }
 }
 
 function isMissing(error: unknown): boolean {
@@ -251,11 +267,31 @@ export class CheckpointStore {
     return file;
   }
 
+  /**
+   * Prepares the directory for a run that writes checkpoints: creates it, removes the
+   * temporary files writes interrupted by a crash or a kill left behind (those of processes
+   * that are no longer running) and checks that a file can be written and removed in it.
+   * Returns the names of the leftovers removed. Throws a FileWriteError naming the directory
+   * and the OS error.
+   */
+  openForWriting(): string[] {
+    assertWritableFolder(this.dir, 'the checkpoint folder');
+    const removed: string[] = [];
+    for (const name of readdirSync(this.dir)) {
+      const match = TEMPORARY_NAME.exec(name);
+      if (!match || processAlive(Number(match[1]))) continue;
+      const file = path.join(this.dir, name);
+      writingFile(file, 'remove this temporary file of an interrupted checkpoint write', () => rmSync(file, { force: true }));
+      removed.push(name);
+    }
+    return removed;
+  }
+
   private async io<T>(file: string, doing: string, action: () => Promise<T>): Promise<T> {
     try {
       return await action();
     } catch (error) {
-      throw new CheckpointError(file, 'io', `cannot ${doing}: ${(error as Error).message}`, { cause: error });
+      throw new CheckpointError(file, 'io', `cannot ${doing}: ${osErrorText(error)}`, { cause: error });
     }
   }
 

@@ -13,10 +13,12 @@ import { worldToken } from '../launch/token.js';
 import { resolveWorld, type WorldFlags, type WorldSpec } from '../launch/world.js';
 import { MetricsLog } from '../report/metrics-log.js';
 import { chooseReportMode, createReporter } from '../report/reporter.js';
+import { CheckpointWriteError } from '../train/checkpointing.js';
 import { train, type TrainSummary } from '../train/run.js';
 import { checkRegularFile, checkWritableFolder, READ_LIMITS } from '../util/read-regular-file.js';
 import { StartupStoppedError, throwIfStopped, untilStopped, type StartupPhase } from '../train/startup.js';
 import type { TrainerOptions } from '../train/trainer.js';
+import { assertWritableFolder, FileWriteError } from '../util/fs-errors.js';
 
 export interface TrainFlags extends ConfigOverrides, WorldFlags {
   json?: boolean;
@@ -121,6 +123,9 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     // start from the state it broadcasts.
     checkpoints = choices.checkpoints && leader;
     if (checkpoints) checkWritableFolder(config.checkpoint.dir, 'checkpoint.dir');
+    // Both folders must take files before anything is read or started (the trainer opens the
+    // checkpoint folder, removing leftovers of interrupted writes, before it loads the data).
+    if (leader && config.output.metricsLog) assertWritableFolder(config.output.dir, 'the output folder');
     await begin('checkpoint');
     // torchrun restarts a failed group with the same command: it must continue, not start over.
     const resume = resolveResume(config, choices.resume ?? (world.restartCount > 0 ? 'auto' : undefined));
@@ -179,14 +184,18 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
       exitSoon(code);
       return undefined;
     }
-    // Whatever failed, the checkpoints already written stay: say where to resume from.
-    if (checkpoints && config) {
+    // Whatever failed, the checkpoints already written stay: say where to resume from (a
+    // failed checkpoint write names the last good one itself; a failed write of another file
+    // says it on the same line).
+    if (checkpoints && config && !(error instanceof CheckpointWriteError)) {
+      let latest: string | undefined;
       try {
-        const latest = new CheckpointStore(config.checkpoint.dir).resolve('latest');
-        process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
+        latest = new CheckpointStore(config.checkpoint.dir).resolve('latest');
       } catch {
         // no checkpoint yet
       }
+      if (error instanceof FileWriteError) error.message += `; last good checkpoint: ${latest ?? 'none'}`;
+      else if (latest) process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
     }
     throw error;
   } finally {

@@ -8,6 +8,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { checkpointWriteFields, type OnWriteError } from '../checkpoint/config.js';
 import type { DataConfig } from '../data/load-data.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
 import { ACTIVATIONS, ACTIVATION_ARGS, LAYER_TYPES, checkLayerArgs, isActivation, isLayerType } from './layers.js';
@@ -421,6 +422,7 @@ export const checkpointSchema = z.strictObject(
     /** Keep the best checkpoint by this epoch metric, e.g. "val_loss" (min) or "val_accuracy" (max). */
     monitor: nonEmptyString('a metric name such as "val_loss"').optional(),
     mode: z.enum(MONITOR_MODES, { error: 'one of min, max' }).optional(),
+    ...checkpointWriteFields,
   },
   { error: 'an object such as {"everySteps": 500}' },
 );
@@ -537,6 +539,8 @@ export interface RunConfig {
     monitor?: string;
     /** Default: "max" for accuracies, "min" otherwise. */
     mode?: 'min' | 'max';
+    /** A failed write stops the run at the next step boundary ("stop", default) or is a warning ("warn"). */
+    onWriteError: OnWriteError;
   };
 }
 

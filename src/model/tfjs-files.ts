@@ -3,10 +3,11 @@
  * neither tfjs-node nor a browser is needed: `tf.loadLayersModel(tfjsFileHandler(path))` loads
  * what `saveTfjsFiles` wrote, and so does tfjs-node's `file://` handler.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError, UserError } from '../errors.js';
+import { makeFolder, writingFile } from '../util/fs-errors.js';
 import { READ_LIMITS, readRegularFileSync } from '../util/read-regular-file.js';
 import { VERSION } from '../version.js';
 
@@ -19,12 +20,13 @@ export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
 
 export async function saveTfjsFiles(model: tf.LayersModel, dir: string): Promise<string> {
-  mkdirSync(dir, { recursive: true });
+  writingFile(dir, 'create the model folder', () => makeFolder(dir));
   const file = join(dir, MODEL_JSON);
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       const weights = tf.io.CompositeArrayBuffer.join(artifacts.weightData ?? new ArrayBuffer(0));
-      writeFileSync(join(dir, WEIGHTS_BIN), new Uint8Array(weights));
+      const weightsFile = join(dir, WEIGHTS_BIN);
+      writingFile(weightsFile, 'write the model weights', () => writeFileSync(weightsFile, new Uint8Array(weights)));
       const json = {
         format: 'layers-model',
         generatedBy: `ringtrain ${VERSION}`,
@@ -32,7 +34,7 @@ export async function saveTfjsFiles(model: tf.LayersModel, dir: string): Promise
         modelTopology: artifacts.modelTopology,
         weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
       };
-      writeFileSync(file, JSON.stringify(json));
+      writingFile(file, 'write the model description', () => writeFileSync(file, JSON.stringify(json)));
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
   );

@@ -1,18 +1,20 @@
 /** The run's metrics log: one JSON object per line (every epoch, then the summary); a new run starts it afresh, a resumed one appends. */
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeFolder, writingFile } from '../util/fs-errors.js';
 
 export class MetricsLog {
   readonly file: string;
 
+  /** Throws a FileWriteError (a UserError naming the file and the OS error) when the folder or the file cannot be written. */
   constructor(dir: string, options: { append?: boolean } = {}) {
-    mkdirSync(dir, { recursive: true });
     this.file = join(dir, 'metrics.jsonl');
+    writingFile(dir, 'create the output folder', () => makeFolder(dir));
     // A resumed run carries on the log of the run it continues.
-    if (!options.append) writeFileSync(this.file, '');
+    if (!options.append) writingFile(this.file, 'start the metrics log', () => writeFileSync(this.file, ''));
   }
 
   write(record: object): void {
-    appendFileSync(this.file, `${JSON.stringify(record)}\n`);
+    writingFile(this.file, 'append to the metrics log', () => appendFileSync(this.file, `${JSON.stringify(record)}\n`));
   }
 }

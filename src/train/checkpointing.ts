@@ -1,25 +1,90 @@
 /**
  * When the trainer writes checkpoints and how: every `checkpoint.everySteps` updates, at epoch
  * ends, at the end of fit() and when stopped. The state is captured at a step boundary and
- * written while training goes on; writes happen one after another, in order.
+ * written while training goes on, in order.
+ *
+ * Backpressure: at most one write is in flight and one state waits behind it. A state due
+ * while one is already waiting replaces it when the waiting one is a periodic checkpoint
+ * (everySteps; it is counted as skipped: the newer state makes it redundant), and the waiting
+ * state is released before the new one is captured. An epoch-end or final (end of fit, stop)
+ * checkpoint is never dropped: the trainer waits for the write in flight to finish instead.
+ * So at most two captured states are alive, and `latest` on disk trails training by at most
+ * the write in flight and the one waiting, however slow the disk.
+ *
+ * A failed write (a full disk, a read-only folder, ...) stops the run: the error is kept and
+ * thrown at the next step boundary the trainer sees (`throwIfFailed`), naming the file, the OS
+ * error and the last good checkpoint. With `checkpoint.onWriteError: "warn"` it is a warning
+ * instead and training goes on (one warning per run of failures, and a note when writes work
+ * again).
  */
 import type { RunConfig } from '../config/schema.js';
+import { CheckpointError } from '../checkpoint/errors.js';
 import type { CheckpointState } from '../checkpoint/state.js';
-import type { CheckpointMetric, CheckpointStore } from '../checkpoint/store.js';
+import { LATEST_POINTER, type CheckpointMetric, type CheckpointStore } from '../checkpoint/store.js';
+import { UserError } from '../errors.js';
 import type { EpochEvent } from './events.js';
 
+/** A checkpoint that could not be written (the run stops, unless checkpoint.onWriteError is "warn"). */
+export class CheckpointWriteError extends UserError {
+  constructor(
+    message: string,
+    /** The checkpoint file that was being written. */
+    readonly file: string,
+    /** The newest checkpoint on disk, if any. */
+    readonly lastGood: string | undefined,
+    options: { cause: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+interface PendingWrite {
+  state: CheckpointState;
+  metric: CheckpointMetric | undefined;
+  /** An epoch-end or final checkpoint: never replaced by a newer state. */
+  keep: boolean;
+}
+
+export interface CheckpointWriteStats {
+  /** Checkpoints written. */
+  written: number;
+  /** Periodic checkpoints replaced, before their write started, by a newer state. */
+  skipped: number;
+  /** Writes that failed. */
+  failed: number;
+  /** The most captured states held at once (in flight and waiting). */
+  maxStatesAlive: number;
+}
+
 export class CheckpointSchedule {
-  private pendingWrites: Promise<unknown> = Promise.resolve();
   /** Global step of the last checkpoint written or queued (or resumed from). */
   lastStep = -1;
   /** Paths of the checkpoints written, oldest first. */
   readonly written: string[] = [];
+  private readonly counts = { skipped: 0, failed: 0, maxStatesAlive: 0 };
+  /** Settles (never rejects) when the write in flight is done and the waiting one, if any, has started. */
+  private inFlight: Promise<void> | undefined;
+  private waiting: PendingWrite | undefined;
+  /** The failure that stops the run ("stop"), thrown at the next step boundary. */
+  private failure: Error | undefined;
+  /** Failures since the last write that worked ("warn"). */
+  private failureStreak = 0;
 
   constructor(
     private readonly config: RunConfig,
     /** Undefined when this process writes no checkpoints. */
     readonly store: CheckpointStore | undefined,
+    private readonly warn: (line: string) => void = () => undefined,
   ) {}
+
+  get stats(): CheckpointWriteStats {
+    return { written: this.written.length, ...this.counts };
+  }
+
+  /** Captured states held now: the one being written and the one waiting. */
+  get statesAlive(): number {
+    return (this.inFlight ? 1 : 0) + (this.waiting ? 1 : 0);
+  }
 
   /**
    * The end of the next runSteps call starting at `fromStep`: never past a checkpoint step.
@@ -37,24 +102,96 @@ export class CheckpointSchedule {
     return this.store !== undefined && every > 0 && updates % every === 0 && updates !== this.lastStep;
   }
 
-  /** Queues a write of `capture()` (called now, at the step boundary). */
-  write(capture: () => CheckpointState, epoch?: EpochEvent): void {
-    const store = this.store;
-    if (!store) return;
+  /**
+   * Queues a write of `capture()`, called at this step boundary (after waiting, when an
+   * epoch-end or final checkpoint is waiting, for the write in flight). `keep` marks an
+   * epoch-end or final checkpoint, which a newer state never replaces; an epoch event makes
+   * one too. Throws the failure of an earlier write, if one stopped the run.
+   */
+  async write(capture: () => CheckpointState, epoch?: EpochEvent, keep = epoch !== undefined): Promise<void> {
+    if (!this.store) return;
+    this.throwIfFailed();
+    if (this.waiting?.keep) await this.inFlight; // it starts once the one in flight is done
+    this.throwIfFailed();
+    if (this.waiting) {
+      // Superseded by the state captured now: release it first, so that only two are alive.
+      this.waiting = undefined;
+      this.counts.skipped++;
+    }
     const state = capture();
     this.lastStep = state.position.globalStep;
-    const metric = epoch ? this.monitoredMetric(epoch) : undefined;
-    const write = this.pendingWrites.then(() => store.write(state, { metric })).then((file) => {
-      this.written.push(file);
-    });
-    // A failed write surfaces at flush (the end of fit), not as an unhandled rejection.
-    write.catch(() => undefined);
-    this.pendingWrites = write;
+    const pending: PendingWrite = { state, metric: epoch ? this.monitoredMetric(epoch) : undefined, keep };
+    if (this.inFlight) this.waiting = pending;
+    else this.start(pending);
+    this.counts.maxStatesAlive = Math.max(this.counts.maxStatesAlive, this.statesAlive);
   }
 
-  /** Waits for the checkpoints being written; throws the first write error. */
+  private start(pending: PendingWrite): void {
+    const store = this.store!;
+    const write = Promise.resolve()
+      .then(() => store.write(pending.state, { metric: pending.metric }))
+      .then(
+        (file) => this.succeeded(file),
+        (error: unknown) => this.failed(error),
+      )
+      .finally(() => {
+        this.inFlight = undefined;
+        const next = this.waiting;
+        this.waiting = undefined;
+        if (next) this.start(next);
+      });
+    this.inFlight = write;
+  }
+
+  private succeeded(file: string): void {
+    this.written.push(file);
+    if (this.failureStreak > 0) {
+      this.warn(`checkpoints are written again (${file}) after ${this.failureStreak} failed write${this.failureStreak === 1 ? '' : 's'}`);
+      this.failureStreak = 0;
+    }
+  }
+
+  private failed(error: unknown): void {
+    this.counts.failed++;
+    // Only file-system failures may be warned about; anything else is a bug and stops the run.
+    if (!(error instanceof CheckpointError && error.problem === 'io') || this.config.checkpoint.onWriteError === 'stop') {
+      if (this.waiting) this.waiting = undefined;
+      this.failure ??= error instanceof CheckpointError ? this.writeError(error) : (error as Error);
+      return;
+    }
+    if (this.failureStreak++ === 0) {
+      this.warn(`warning: checkpoint not written: ${error.message}; training goes on (checkpoint.onWriteError is "warn"); last good checkpoint: ${this.lastGood() ?? 'none'}`);
+    }
+  }
+
+  private writeError(error: CheckpointError): CheckpointWriteError {
+    const lastGood = this.lastGood();
+    return new CheckpointWriteError(
+      `checkpoint not written: ${error.message}; training stopped (checkpoint.onWriteError "warn" would train on); last good checkpoint: ${lastGood ?? 'none'}`,
+      error.file,
+      lastGood,
+      { cause: error },
+    );
+  }
+
+  /** The checkpoint `latest` names now (it is only ever replaced after a complete write), if any. */
+  private lastGood(): string | undefined {
+    try {
+      return this.store?.resolve(LATEST_POINTER);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Throws the failed write that stopped the run, if there was one. */
+  throwIfFailed(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /** Waits for the checkpoints being written; throws the first write failure that stops the run. */
   async flush(): Promise<void> {
-    await this.pendingWrites;
+    while (this.inFlight) await this.inFlight;
+    this.throwIfFailed();
   }
 
   private monitoredMetric(epoch: EpochEvent): CheckpointMetric | undefined {

@@ -17,7 +17,7 @@ import { assertResumable, assertWarmStartable } from '../checkpoint/resume.js';
 import type { CheckpointState } from '../checkpoint/state.js';
 import { CheckpointStore } from '../checkpoint/store.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
-import { CheckpointSchedule } from './checkpointing.js';
+import { CheckpointSchedule, type CheckpointWriteStats } from './checkpointing.js';
 import type { EpochEvent, MetricValues, TrainingEvent } from './events.js';
 import { callAll } from './fan-out.js';
 import { Recovery } from './recovery.js';
@@ -110,7 +110,7 @@ export class Trainer {
   ) {
     this.state = new RunState(config.metrics.length);
     const store = options.checkpoints ? new CheckpointStore(config.checkpoint.dir, { keepLast: config.checkpoint.keepLast }) : undefined;
-    this.checkpoints = new CheckpointSchedule(config, store);
+    this.checkpoints = new CheckpointSchedule(config, store, options.warn ?? options.log);
     this.recovery = new Recovery(world ? 0 : config.parallel.maxRecoveries);
   }
 
@@ -123,6 +123,9 @@ export class Trainer {
       await options.onStartupPhase?.(name);
       throwIfStopped(signal, name);
     };
+    // Before anything else: the folder must be writable, and leftovers of writes a kill
+    // interrupted are removed (it throws a UserError naming the folder and the OS error).
+    if (options.checkpoints) new CheckpointStore(config.checkpoint.dir).openForWriting();
     await phase('data');
     const run = await untilStopped(prepareRun(config, { ...options, processesOnHost: options.world?.spec.localWorldSize }), signal, 'data');
     if (options.resume) assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer);
@@ -201,6 +204,11 @@ export class Trainer {
   /** Paths of the checkpoints this trainer wrote, oldest first. */
   get checkpointsWritten(): readonly string[] {
     return this.checkpoints.written;
+  }
+
+  /** Checkpoints written, skipped (replaced by a newer state before their write started) and failed, and the most states held at once. */
+  get checkpointStats(): CheckpointWriteStats {
+    return this.checkpoints.stats;
   }
 
   /**
@@ -298,7 +306,7 @@ export class Trainer {
     const first = this.state.history.length;
     this.keepRecoveryPoint();
     while (this.state.position.epoch < end && !this.stopping) await this.runEpoch(end);
-    if (this.checkpoints.lastStep !== this.state.updates) this.checkpoint();
+    if (this.checkpoints.lastStep !== this.state.updates) await this.checkpoint(undefined, true);
     await this.checkpoints.flush();
     return this.state.history.slice(first);
   }
@@ -323,6 +331,8 @@ export class Trainer {
     let stopReporting = this.reportProgress(epoch, state.position.stepInEpoch, steps, state.epochProgress);
     try {
       while (state.position.stepInEpoch < steps) {
+        // A failed checkpoint write stops the run here, at the first step boundary after it.
+        this.checkpoints.throwIfFailed();
         const progress = state.epochProgress;
         const fromStep = state.position.stepInEpoch;
         const toStep = this.checkpoints.limitSegment(fromStep, Math.min(steps, fromStep + SEGMENT_STEPS), state.updates);
@@ -349,7 +359,7 @@ export class Trainer {
         state.updates += toStep - fromStep;
         state.samplesSeen += sums.samples;
         state.position.stepInEpoch = toStep;
-        if (toStep < steps && (this.stopping || this.checkpoints.due(state.updates))) this.checkpoint();
+        if (toStep < steps && (this.stopping || this.checkpoints.due(state.updates))) await this.checkpoint(undefined, this.stopping);
         if (this.stopping && toStep < steps) return;
         this.keepRecoveryPoint();
       }
@@ -377,7 +387,7 @@ export class Trainer {
     state.position.epoch = epoch + 1;
     state.position.stepInEpoch = 0;
     this.emit(event);
-    if (this.config.checkpoint.everyEpoch || this.checkpoints.due(state.updates)) this.checkpoint(event);
+    if (this.config.checkpoint.everyEpoch || this.checkpoints.due(state.updates)) await this.checkpoint(event);
     this.keepRecoveryPoint();
   }
 
@@ -391,8 +401,10 @@ export class Trainer {
     if (this.closed || this.stopping || !this.recovery.mayRecover(error)) {
       if (point && this.checkpoints.store && this.checkpoints.lastStep !== point.position.globalStep) {
         // Leave a checkpoint to resume from: the last consistent state.
-        this.checkpoints.write(() => point);
-        await this.checkpoints.flush().catch(() => undefined);
+        await this.checkpoints
+          .write(() => point, undefined, true)
+          .then(() => this.checkpoints.flush())
+          .catch(() => undefined);
       }
       await this.close();
       throw this.recovery.finalError(error);
@@ -425,8 +437,9 @@ export class Trainer {
     });
   }
 
-  private checkpoint(epoch?: EpochEvent): void {
-    this.checkpoints.write(() => this.captureState(), epoch);
+  /** Queues a checkpoint of this step boundary; `keep`: one that a newer state must not replace (final, stop). */
+  private async checkpoint(epoch?: EpochEvent, keep = epoch !== undefined): Promise<void> {
+    await this.checkpoints.write(() => this.captureState(), epoch, keep);
   }
 
   /** Waits for the checkpoints being written; throws the first write error. */

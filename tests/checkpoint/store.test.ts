@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -142,6 +143,28 @@ describe('CheckpointStore', () => {
     expect(names(store)).toEqual(['ckpt-e0002-s000030.rtckpt', 'ckpt-e0003-s000040.rtckpt']);
     expect(await readFile(path.join(dir, temporary))).toEqual(Buffer.from(partial.subarray(0, partial.length >> 1)));
     expect((await readdir(dir)).filter((n) => n.endsWith('.tmp')).sort()).toEqual([temporary, '.latest.4242-12345678.tmp']);
+  });
+
+  it('openForWriting creates the folder and removes leftovers of interrupted writes, not those of a running process', async () => {
+    const store = new CheckpointStore(path.join(dir, 'new', 'checkpoints'), { keepLast: 2 });
+    expect(store.openForWriting()).toEqual([]);
+    await store.write(stateAt(0, 10));
+    // A process that has exited (killed during a write): its pid names the leftovers.
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const leftovers = [`.ckpt-e0001-s000020.rtckpt.${dead}-0badf00d.tmp`, `.latest.${dead}-12345678.tmp`, `.best.${dead}-abcdef01.tmp`];
+    const running = `.ckpt-e0001-s000030.rtckpt.${process.pid}-00000000.tmp`; // this process, still writing
+    const others = ['notes.txt', `.ckpt-e0001-s000040.rtckpt.tmp`];
+    for (const name of [...leftovers, running, ...others]) await writeFile(path.join(store.dir, name), 'partial');
+    expect(store.openForWriting().sort()).toEqual([...leftovers].sort());
+    expect((await readdir(store.dir)).sort()).toEqual([...others, running, 'ckpt-e0000-s000010.rtckpt', 'latest'].sort());
+    expect((await store.read('latest')).position.globalStep).toBe(10);
+  });
+
+  it('openForWriting on a folder that cannot be made names it and the OS error', () => {
+    const file = path.join(dir, 'a-file');
+    return writeFile(file, 'x').then(() => {
+      expect(() => new CheckpointStore(path.join(file, 'checkpoints')).openForWriting()).toThrow(`${path.join(file, 'checkpoints')}: cannot create the checkpoint folder: ENOTDIR (not a directory)`);
+    });
   });
 
   it('a failed write leaves the directory as it was', async () => {

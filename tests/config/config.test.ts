@@ -143,7 +143,7 @@ describe('normalization', () => {
       parallel: { workers: 'auto', stepTimeoutMs: 60000, rendezvousTimeoutMs: 120000, maxRecoveries: 3 },
       backend: 'auto',
       output: { dir: 'runs/mlp', metricsLog: true },
-      checkpoint: { dir: path.join('runs/mlp', 'checkpoints'), everySteps: 0, everyEpoch: true, keepLast: 3 },
+      checkpoint: { dir: path.join('runs/mlp', 'checkpoints'), everySteps: 0, everyEpoch: true, keepLast: 3, onWriteError: 'stop' },
     });
   });
 
