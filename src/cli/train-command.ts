@@ -194,8 +194,10 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
       } catch {
         // no checkpoint yet
       }
-      if (error instanceof FileWriteError) error.message += `; last good checkpoint: ${latest ?? 'none'}`;
-      else if (latest) process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
+      // A folder refused before training began is about the folder alone.
+      if (error instanceof FileWriteError) {
+        if (training) error.message += `; last good checkpoint: ${latest ?? 'none'}`;
+      } else if (latest) process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
     }
     throw error;
   } finally {
