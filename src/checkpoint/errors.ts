@@ -26,6 +26,8 @@ export type CheckpointProblem =
   | 'tensor-length'
   /** The payload passed its checksum but is not a consistent checkpoint message. */
   | 'malformed'
+  /** A well-formed message whose contents do not make sense (config, optimizer state, position, history...). */
+  | 'contents'
   /** The `latest` or `best` pointer of a checkpoint directory is missing, damaged or dangling. */
   | 'pointer'
   /** The file system refused a read or write. */

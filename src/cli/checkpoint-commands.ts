@@ -24,7 +24,7 @@ export async function exportCommand(ref: string, dir: string, flags: { format: s
   if (flags.format !== 'tfjs') throw new UserError(`--format: expected tfjs, found "${flags.format}"`);
   const file = resolveCheckpointPath(ref);
   const state = await readCheckpointFile(file);
-  const modelJson = await exportTfjs(state, dir);
+  const modelJson = await exportTfjs(state, dir, file);
   process.stdout.write(`exported ${file} (epoch ${state.position.epoch}, step ${state.position.globalStep}) to ${modelJson}\n`);
 }
 
