@@ -13,7 +13,7 @@ import type { LoadedData } from '../data/load-data.js';
 import { stepsPerEpoch } from '../data/sampler.js';
 import { TrainingAbortedError, UserError } from '../errors.js';
 import type { ParamLayout } from '../model/param-layout.js';
-import { assertResumable, assertWarmStartable } from '../checkpoint/resume.js';
+import { assertPositionFits, assertResumable, assertWarmStartable } from '../checkpoint/resume.js';
 import type { CheckpointState } from '../checkpoint/state.js';
 import { CheckpointStore } from '../checkpoint/store.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
@@ -110,7 +110,10 @@ export class Trainer {
 
   static async create(config: RunConfig, options: TrainerOptions = {}): Promise<Trainer> {
     const run = await prepareRun(config, { ...options, processesOnHost: options.world?.spec.localWorldSize });
-    if (options.resume) assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer);
+    if (options.resume) {
+      assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer);
+      assertPositionFits(options.resume.file, options.resume.state, stepsPerEpoch(run.datasets.train!.size, config.training.batchSize));
+    }
     if (options.warmStart) assertWarmStartable(options.warmStart.file, options.warmStart.state, run.layout);
     // The network layer is loaded only by runs that have other processes.
     const world = options.world && options.world.spec.worldSize > 1 ? await (await import('./world-link.js')).WorldLink.join(options.world, config, run, options.warn ?? options.log) : undefined;
