@@ -5,7 +5,7 @@ import { readCheckpointFile } from '../checkpoint/format.js';
 import { CheckpointStore, LATEST_POINTER } from '../checkpoint/store.js';
 import { applyOverrides, loadRunConfig, type ConfigOverrides } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
-import { UserError } from '../errors.js';
+import { DivergedError, UserError } from '../errors.js';
 import { writeTorchElasticError } from '../launch/error-file.js';
 import { launchLocal } from '../launch/local-launcher.js';
 import { worldToken } from '../launch/token.js';
@@ -142,8 +142,9 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     }
     return summary;
   } catch (error) {
-    // Whatever failed, the checkpoints already written stay: say where to resume from.
-    if (checkpoints) {
+    // Whatever failed, the checkpoints already written stay: say where to resume from (a
+    // divergence names its last good checkpoint itself, and resuming as is would diverge again).
+    if (checkpoints && !(error instanceof DivergedError)) {
       try {
         const latest = new CheckpointStore(config.checkpoint.dir).resolve('latest');
         process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);

@@ -350,9 +350,11 @@ export class Trainer {
         await this.checkpoints.flush().catch(() => undefined);
       }
       await this.close();
-      throw this.recovery.finalError(error);
+      // A divergence names the last good checkpoint: the one just left, or the last before it.
+      const lastGood = this.checkpoints.written.at(-1) ?? this.options.resume?.file;
+      throw this.recovery.divergence(error, { epoch: epoch + 1, stepInEpoch: fromStep + 1 }, lastGood) ?? this.recovery.finalError(error);
     }
-    this.recovery.attempts++;
+    this.recovery.recovering(error);
     const started = performance.now();
     // Replicas that cannot be started again (a thread or backend that fails to come up) leave
     // the run with fewer: the global batches stay the same, so does the result (up to rounding).
