@@ -4,7 +4,8 @@
  * tool can pass every CRC and still hold a config that is not a config, an optimizer without
  * its state, a history of numbers or a position that cannot be. Each such problem is a
  * CheckpointError ('contents') that names the file, the field, what was expected and what was
- * found, on one line: `<file>: invalid contents: <field>: expected ..., found ...`.
+ * found, on one line (CheckpointError escapes control characters): `<file>: invalid contents:
+ * <field>: expected ..., found ...`.
  *
  * The embedded config is checked with the same schema as a config file (parseRunConfig), so
  * its messages are the config messages, with the field prefixed by `config.`.
@@ -29,16 +30,11 @@ const isCount = (value: unknown): value is number => typeof value === 'number' &
 const isNumber = (value: unknown): value is number => typeof value === 'number';
 const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
 
-/** One line: newlines a crafted string may hold are shown escaped. */
-function oneLine(text: string): string {
-  return text.replace(/[\r\n]+/g, (s) => JSON.stringify(s).slice(1, -1));
-}
-
 class ContentsChecker {
   constructor(readonly file: string) {}
 
   fail(field: string, expected: string, found: string): never {
-    throw new CheckpointError(this.file, 'contents', oneLine(`invalid contents: ${field}: expected ${expected}, found ${found}`));
+    throw new CheckpointError(this.file, 'contents', `invalid contents: ${field}: expected ${expected}, found ${found}`);
   }
 
   expect(ok: boolean, field: string, expected: string, found: unknown): void {
@@ -53,9 +49,9 @@ function checkConfig(c: ContentsChecker, config: unknown): RunConfig {
     return parseRunConfig(config);
   } catch (error) {
     if (error instanceof ConfigError) {
-      throw new CheckpointError(c.file, 'contents', oneLine(`invalid contents: config${error.path ? '.' : ': '}${error.message}`), { cause: error });
+      throw new CheckpointError(c.file, 'contents', `invalid contents: config${error.path ? '.' : ': '}${error.message}`, { cause: error });
     }
-    throw new CheckpointError(c.file, 'contents', oneLine(`invalid contents: config: ${(error as Error).message}`), { cause: error });
+    throw new CheckpointError(c.file, 'contents', `invalid contents: config: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -65,7 +61,8 @@ function checkLayout(c: ContentsChecker, state: CheckpointState): void {
   let end = 0;
   state.layout.forEach((entry, i) => {
     const field = `layout[${i}]`;
-    c.expect(typeof entry.name === 'string' && entry.name !== '', `${field}.name`, 'a weight name', entry.name);
+    // eslint-disable-next-line no-control-regex
+    c.expect(typeof entry.name === 'string' && entry.name !== '' && !/[\u0000-\u001f\u007f]/.test(entry.name), `${field}.name`, 'a weight name (no control characters)', entry.name);
     c.expect(!names.has(entry.name), `${field}.name`, 'a name not used by another weight', entry.name);
     names.add(entry.name);
     entry.shape.forEach((d, j) => c.expect(d >= 1, `${field}.shape[${j}]`, 'a dimension >= 1', d));
