@@ -97,7 +97,6 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
   const reporter = leader ? createReporter(chooseReportMode(json, process.stdout)) : silentReporter;
   const log = config.output.metricsLog && leader ? new MetricsLog(config.output.dir, { append: resumeFrom !== undefined }) : undefined;
   if (world.contract !== 'none' && leader) say(`world: ${world.describe}`);
-  if (resumeFrom) say(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})`);
   // First SIGINT/SIGTERM: finish the step, checkpoint, exit 130/143. A second one: exit now
   // (checkpoints are written to a temporary file and renamed, so none is left half-written).
   const stop = new AbortController();
@@ -119,6 +118,8 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
       world: world.worldSize > 1 ? { spec: world, token: worldToken(world, process.env) } : undefined,
       faults: injectedFaults(process.env),
       onEvent(event) {
+        // Said once the checkpoint has passed every check (a refused one gets its error line alone).
+        if (event.type === 'start' && resumeFrom) say(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})`);
         reporter.event(event);
         if (event.type === 'epoch') log?.write({ event: 'epoch', ...event, type: undefined });
       },
