@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { silenceCpuBanner } from '../../src/backend/select-backend.js';
 import { parseRunConfig } from '../../src/config/load.js';
 import { createSharedDataset } from '../../src/data/dataset.js';
 import { UserError } from '../../src/errors.js';
@@ -22,6 +23,7 @@ let previousBackend: string;
 beforeAll(async () => {
   previousBackend = tf.getBackend();
   await tf.setBackend('cpu');
+  silenceCpuBanner();
 });
 afterAll(async () => {
   if (previousBackend && previousBackend !== 'cpu') await tf.setBackend(previousBackend);
