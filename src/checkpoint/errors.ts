@@ -26,10 +26,23 @@ export type CheckpointProblem =
   | 'tensor-length'
   /** The payload passed its checksum but is not a consistent checkpoint message. */
   | 'malformed'
+  /** A well-formed message whose contents do not make sense (config, optimizer state, position, history...). */
+  | 'contents'
   /** The `latest` or `best` pointer of a checkpoint directory is missing, damaged or dangling. */
   | 'pointer'
   /** The file system refused a read or write. */
   | 'io';
+
+/**
+ * Control characters shown escaped: a crafted file's names and texts (and JSON.parse's quotes
+ * of them) end up in messages, which must stay one line.
+ */
+function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, (c) =>
+    c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}
 
 /**
  * A checkpoint that cannot be read, found or written. The message always starts with the
@@ -40,7 +53,7 @@ export class CheckpointError extends UserError {
   readonly problem: CheckpointProblem;
 
   constructor(file: string, problem: CheckpointProblem, detail: string, options?: { hint?: string; cause?: unknown }) {
-    super(`${file}: ${detail}`, options);
+    super(`${file}: ${oneLine(detail)}`, options);
     this.file = file;
     this.problem = problem;
   }

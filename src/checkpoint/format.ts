@@ -22,6 +22,7 @@ import type { RunConfig } from '../config/schema.js';
 import { BlockCrcs, crc32c, crc32cCombine, formatCrc } from './crc32c.js';
 import { CheckpointError } from './errors.js';
 import { PARAMS_TENSOR, type CheckpointLayoutEntry, type CheckpointState, type CheckpointTensor } from './state.js';
+import { checkCheckpointContents } from './validate.js';
 
 // ---------------------------------------------------------------------------------------------
 // Constants
@@ -710,7 +711,9 @@ export function directoryError(file: string): CheckpointError {
 const READ_SLICE = 8 << 20;
 
 /**
- * Reads, verifies and decodes the checkpoint file at `file`. The header is checked as soon as
+ * Reads, verifies and decodes the checkpoint file at `file`, then checks that its contents
+ * make sense (validate.ts: the config against the config schema, the optimizer state, the
+ * position, the history). The header is checked as soon as
  * the first bytes are in (a file that is not a checkpoint is not read further), and the
  * payload's checksums are computed slice by slice while the next slice is being read.
  */
@@ -749,7 +752,7 @@ export async function readCheckpointFile(file: string): Promise<CheckpointState>
       got = end;
     }
     crcs.advance(size - CHECKPOINT_HEADER_BYTES);
-    return decodeVerifiedHeader(file, storedCrc, crcs);
+    return checkCheckpointContents(decodeVerifiedHeader(file, storedCrc, crcs), file);
   } catch (error) {
     throw error instanceof CheckpointError ? error : fileError(file, error, 'read it');
   } finally {

@@ -36,6 +36,11 @@ export function resumeMismatches(state: CheckpointState, config: RunConfig, layo
   if (state.config.loss.name !== config.loss.name || state.config.loss.fromLogits !== config.loss.fromLogits) {
     problems.push(`the loss differs: the checkpoint has ${state.config.loss.name}, the config ${config.loss.name}`);
   }
+  // The sums of a partial epoch are kept per metric.
+  const savedMetrics: readonly string[] = state.config.metrics ?? [];
+  if (savedMetrics.join(',') !== config.metrics.join(',')) {
+    problems.push(`the metrics differ: the checkpoint has [${savedMetrics.join(', ')}], the config [${config.metrics.join(', ')}]`);
+  }
   return problems;
 }
 
@@ -53,6 +58,16 @@ export function assertResumable(file: string, state: CheckpointState, config: Ru
     throw new UserError(`cannot resume from ${file}: ${problems.join('; ')}`, {
       hint: weightsMismatch(state, layout) ? undefined : 'pass --warm-start to start a new run from its weights alone',
     });
+  }
+}
+
+/** The checkpoint's next step must be a step of an epoch of this run's data. */
+export function assertPositionFits(file: string, state: CheckpointState, stepsPerEpoch: number): void {
+  const step = state.position.stepInEpoch;
+  if (step >= stepsPerEpoch) {
+    throw new UserError(
+      `cannot resume from ${file}: position.stepInEpoch: expected less than ${stepsPerEpoch} (the steps of an epoch of this run's data), found ${step}`,
+    );
   }
 }
 

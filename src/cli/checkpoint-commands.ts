@@ -28,7 +28,7 @@ export async function exportCommand(ref: string, dir: string, flags: { format: s
   checkWritableFolder(dir, 'export folder');
   const file = resolveCheckpointPath(ref);
   const state = await readCheckpointFile(file);
-  const modelJson = await exportTfjs(state, dir);
+  const modelJson = await exportTfjs(state, dir, file);
   process.stdout.write(`exported ${file} (epoch ${state.position.epoch}, step ${state.position.globalStep}) to ${modelJson}\n`);
 }
 

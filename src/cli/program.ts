@@ -1,6 +1,6 @@
 /** The `ringtrain` command (started by main.ts). User errors print one line (and a hint) and exit with code 2. */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { TrainingAbortedError, UserError } from '../errors.js';
+import { DivergedError, EXIT_DIVERGED, TrainingAbortedError, UserError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { exportCommand, inspectCommand } from './checkpoint-commands.js';
 import { trainCommand } from './train-command.js';
@@ -85,6 +85,11 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       // commander has already printed its message (or the help/version text).
       return error.exitCode === 0 ? 0 : 2;
+    }
+    // The run diverged (non-finite loss or gradient): one line with where, and the last good checkpoint.
+    if (error instanceof DivergedError) {
+      process.stderr.write(`ringtrain: ${error.message}\n`);
+      return EXIT_DIVERGED;
     }
     // Training stopped by a failure (a replica, or another process of the world, named with its
     // rank, host and step): one line, no stack, exit 1. torchrun's error file gets the stack.

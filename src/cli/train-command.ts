@@ -5,7 +5,7 @@ import { readCheckpointFile } from '../checkpoint/format.js';
 import { CheckpointStore, LATEST_POINTER } from '../checkpoint/store.js';
 import { applyOverrides, loadRunConfig, type ConfigOverrides } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
-import { UserError } from '../errors.js';
+import { DivergedError, UserError } from '../errors.js';
 import { SIGNAL_EXIT_CODES, takeOverSignals } from './early-signals.js';
 import { writeTorchElasticError } from '../launch/error-file.js';
 import { launchLocal } from '../launch/local-launcher.js';
@@ -137,7 +137,6 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     reporter = report;
     const log = config.output.metricsLog && leader ? new MetricsLog(config.output.dir, { append: resumeFrom !== undefined }) : undefined;
     if (world.contract !== 'none' && leader) say(`world: ${world.describe}`);
-    if (resumeFrom) say(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})`);
     const summary = await train(config, {
       resume: resumeFrom,
       warmStart: warmStartFrom,
@@ -147,7 +146,11 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
       world: world.worldSize > 1 ? { spec: world, token: worldToken(world, process.env) } : undefined,
       faults: injectedFaults(process.env),
       onEvent(event) {
-        if (event.type === 'start') training = true;
+        if (event.type === 'start') {
+          training = true;
+          // Said once the checkpoint has passed every check (a refused one gets its error line alone).
+          if (resumeFrom) say(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})`);
+        }
         report.event(event);
         if (event.type === 'epoch') log?.write({ event: 'epoch', ...event, type: undefined });
       },
@@ -185,9 +188,10 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
       return undefined;
     }
     // Whatever failed, the checkpoints already written stay: say where to resume from (a
-    // failed checkpoint write names the last good one itself; a failed write of another file
-    // says it on the same line).
-    if (checkpoints && config && !(error instanceof CheckpointWriteError)) {
+    // failed checkpoint write names the last good one itself, and so does a divergence, which
+    // would diverge again if resumed as is; a failed write of another file says it on the same
+    // line).
+    if (checkpoints && config && !(error instanceof CheckpointWriteError) && !(error instanceof DivergedError)) {
       let latest: string | undefined;
       try {
         latest = new CheckpointStore(config.checkpoint.dir).resolve('latest');

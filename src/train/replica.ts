@@ -115,6 +115,7 @@ export class Replica implements ReplicaApi {
 
     for (let step = job.fromStep; step < job.toStep; step++) {
       const globalStep = job.updatesBefore + step - job.fromStep;
+      row[StatsColumn.GLOBAL_STEP] = globalStep + 1;
       this.control.throwIfAborted();
       if (this.setup.faults?.throwAtStep === step) throw new Error(`injected fault in replica ${rank} at step ${step}`);
       if (this.setup.faults?.throwAtGlobalStep === globalStep) throw new Error(`injected fault in replica ${rank} at global step ${globalStep}`);
@@ -195,6 +196,7 @@ export class Replica implements ReplicaApi {
       row[StatsColumn.LOSS_SUM] = result.lossSum;
       this.beat();
     }
+    row[StatsColumn.GLOBAL_STEP] = 0;
     return result;
   }
 

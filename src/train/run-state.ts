@@ -44,7 +44,12 @@ export class RunState {
   /** The run's whole state with copies of the shared parameters and optimizer state. */
   capture(run: { config: RunConfig; topology: object; layout: ParamLayout; optimizer: ShardOptimizer; replicas: number }, views: TrainingViews): CheckpointState {
     const { config, layout, optimizer } = run;
-    const partial = this.epochProgress && this.position.stepInEpoch > 0 ? [{ event: PARTIAL_EPOCH, epoch: this.position.epoch + 1, ...this.epochProgress }] : [];
+    const progress = this.epochProgress;
+    // Copies of the sums' arrays: the checkpoint is encoded later, while training goes on adding to them.
+    const partial =
+      progress && this.position.stepInEpoch > 0
+        ? [{ event: PARTIAL_EPOCH, epoch: this.position.epoch + 1, ...progress, metricSums: [...progress.metricSums], times: progress.times.map((t) => ({ ...t })) }]
+        : [];
     return {
       ringtrainVersion: VERSION,
       config,

@@ -13,6 +13,7 @@ import { loadData, type LoadedData } from '../data/load-data.js';
 import { UserError } from '../errors.js';
 import { buildModel } from '../model/build-model.js';
 import { checkDataForModel } from '../model/check-data.js';
+import { checkModelTrains } from '../model/check-training.js';
 import { ParamLayout } from '../model/param-layout.js';
 import { hasWeightFiles, tfjsFileHandler } from '../model/tfjs-files.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
@@ -80,6 +81,8 @@ async function initialModel(config: RunConfig, datasets: SharedDataset[]) {
     const layout = ParamLayout.fromModel(model);
     const initialParams = new Float32Array(layout.length);
     layout.readFrom(model, initialParams);
+    // One forward and backward pass on two training samples: a model that cannot train with its loss fails now, naming the layer.
+    checkModelTrains(model, config.loss, datasets[0]!, !('topology' in config.model));
     const outputShape = model.outputs[0]!.shape;
     const outputSize = product(outputShape.slice(1).map((d) => d ?? 1));
     const topology = model.toJSON(null, false) as object;

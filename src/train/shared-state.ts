@@ -23,10 +23,12 @@ export interface SharedTrainingBuffers {
  * Columns of a replica's statistics row. STEPS, SAMPLES and LOSS_SUM count the current epoch
  * (for progress); HEARTBEAT grows with every unit of work of any call, so the coordinator can
  * tell a slow replica from a stuck one; IN_COLLECTIVE is 1 while the replica waits for others,
- * so that when all stop beating the one stuck in its own work can be named.
+ * so that when all stop beating the one stuck in its own work can be named. GLOBAL_STEP is the
+ * update the replica is working on plus one (0 outside runSteps), so that a failure can be
+ * placed: the same error at the same step after a recovery is deterministic.
  */
-export const StatsColumn = { STEPS: 0, SAMPLES: 1, LOSS_SUM: 2, HEARTBEAT: 3, IN_COLLECTIVE: 4 } as const;
-export const STATS_WIDTH = 5;
+export const StatsColumn = { STEPS: 0, SAMPLES: 1, LOSS_SUM: 2, HEARTBEAT: 3, IN_COLLECTIVE: 4, GLOBAL_STEP: 5 } as const;
+export const STATS_WIDTH = 6;
 
 export function allocateTrainingBuffers(paramCount: number, replicas: number, stateArrays: number, otherProcesses: boolean): SharedTrainingBuffers {
   const floats = () => new SharedArrayBuffer(Math.max(1, paramCount) * 4);

@@ -13,7 +13,7 @@ import type { LoadedData } from '../data/load-data.js';
 import { stepsPerEpoch } from '../data/sampler.js';
 import { TrainingAbortedError, UserError } from '../errors.js';
 import type { ParamLayout } from '../model/param-layout.js';
-import { assertResumable, assertWarmStartable } from '../checkpoint/resume.js';
+import { assertPositionFits, assertResumable, assertWarmStartable } from '../checkpoint/resume.js';
 import type { CheckpointState } from '../checkpoint/state.js';
 import { CheckpointStore } from '../checkpoint/store.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
@@ -128,7 +128,10 @@ export class Trainer {
     if (options.checkpoints) new CheckpointStore(config.checkpoint.dir).openForWriting();
     await phase('data');
     const run = await untilStopped(prepareRun(config, { ...options, processesOnHost: options.world?.spec.localWorldSize }), signal, 'data');
-    if (options.resume) assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer);
+    if (options.resume) {
+      assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer);
+      assertPositionFits(options.resume.file, options.resume.state, stepsPerEpoch(run.datasets.train!.size, config.training.batchSize));
+    }
     if (options.warmStart) assertWarmStartable(options.warmStart.file, options.warmStart.state, run.layout);
     let world: WorldLink | undefined;
     if (options.world && options.world.spec.worldSize > 1) {
@@ -407,9 +410,11 @@ export class Trainer {
           .catch(() => undefined);
       }
       await this.close();
-      throw this.recovery.finalError(error);
+      // A divergence names the last good checkpoint: the one just left, or the last before it.
+      const lastGood = this.checkpoints.written.at(-1) ?? this.options.resume?.file;
+      throw this.recovery.divergence(error, { epoch: epoch + 1, stepInEpoch: fromStep + 1 }, lastGood) ?? this.recovery.finalError(error);
     }
-    this.recovery.attempts++;
+    this.recovery.recovering(error);
     const started = performance.now();
     // Replicas that cannot be started again (a thread or backend that fails to come up) leave
     // the run with fewer: the global batches stay the same, so does the result (up to rounding).

@@ -113,11 +113,22 @@ describe('replica faults', () => {
     }
   });
 
-  it('a fault that comes back every time gives up after maxRecoveries, saying so', async () => {
-    const flaky = { ...config, parallel: { ...config.parallel, maxRecoveries: 2 } };
-    const trainer = await Trainer.create(flaky, { data, faults: { rank: 0, throwAtStep: 2, persistent: true } });
-    await expect(trainer.fit()).rejects.toThrow('epoch 1 failed: replica 0: injected fault in replica 0 at step 2 (gave up after 2 recoveries)');
-    expect(trainer.recoveries).toBe(2);
+  it('a deterministic error (the same error at the same step after a restart) is recovered once, then stops the run naming replica, step and error', async () => {
+    const flaky = { ...config, parallel: { ...config.parallel, maxRecoveries: 3 } };
+    const events: TrainingEvent[] = [];
+    const trainer = await Trainer.create(flaky, { data, faults: { rank: 2, throwAtGlobalStep: 7, persistent: true }, onEvent: (e) => events.push(e) });
+    const error = await trainer.fit().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(TrainingAbortedError);
+    expect((error as Error).message).toBe(
+      'epoch 1 failed: replica 2: injected fault in replica 2 at global step 7 (again at global step 8 after 1 recovery: a deterministic error, not retried)',
+    );
+    expect(error).toMatchObject({ replica: 2, globalStep: 7 });
+    expect((error as Error).message).not.toContain('\n');
+    expect(trainer.recoveries).toBe(1);
+    expect(events.filter((e) => e.type === 'recovery')).toHaveLength(1);
   });
 
   it('the same run without a fault trains all 50 steps', async () => {

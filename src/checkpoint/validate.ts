@@ -1,0 +1,165 @@
+/**
+ * The contents of a checkpoint whose checksums and framing are fine (format.ts has checked
+ * them): do the decoded fields make sense together? A file crafted or written by a broken
+ * tool can pass every CRC and still hold a config that is not a config, an optimizer without
+ * its state, a history of numbers or a position that cannot be. Each such problem is a
+ * CheckpointError ('contents') that names the file, the field, what was expected and what was
+ * found, on one line (CheckpointError escapes control characters): `<file>: invalid contents:
+ * <field>: expected ..., found ...`.
+ *
+ * The embedded config is checked with the same schema as a config file (parseRunConfig), so
+ * its messages are the config messages, with the field prefixed by `config.`.
+ */
+import { parseRunConfig } from '../config/load.js';
+import { formatValue } from '../config/format.js';
+import type { RunConfig } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+import { createOptimizer } from '../optim/create-optimizer.js';
+import { OPTIMIZER_NAMES, type OptimizerSpec } from '../optim/optimizer.js';
+import { CheckpointError } from './errors.js';
+import type { CheckpointState } from './state.js';
+
+/** Marks the in-progress epoch's sums in a checkpoint's history (run-state.ts writes it). */
+export const PARTIAL_EPOCH_EVENT = 'partial-epoch';
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+const isNumber = (value: unknown): value is number => typeof value === 'number';
+const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+
+class ContentsChecker {
+  constructor(readonly file: string) {}
+
+  fail(field: string, expected: string, found: string): never {
+    throw new CheckpointError(this.file, 'contents', `invalid contents: ${field}: expected ${expected}, found ${found}`);
+  }
+
+  expect(ok: boolean, field: string, expected: string, found: unknown): void {
+    if (!ok) this.fail(field, expected, formatValue(found));
+  }
+}
+
+/** The embedded run config, checked with the config schema. */
+function checkConfig(c: ContentsChecker, config: unknown): RunConfig {
+  if (!isRecord(config)) c.fail('config', 'a run config (a JSON object)', formatValue(config));
+  try {
+    return parseRunConfig(config);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      throw new CheckpointError(c.file, 'contents', `invalid contents: config${error.path ? '.' : ': '}${error.message}`, { cause: error });
+    }
+    throw new CheckpointError(c.file, 'contents', `invalid contents: config: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function checkLayout(c: ContentsChecker, state: CheckpointState): void {
+  c.expect(state.layout.length > 0, 'layout', 'at least one trainable weight', state.layout);
+  const names = new Set<string>();
+  let end = 0;
+  state.layout.forEach((entry, i) => {
+    const field = `layout[${i}]`;
+    // eslint-disable-next-line no-control-regex
+    c.expect(typeof entry.name === 'string' && entry.name !== '' && !/[\u0000-\u001f\u007f]/.test(entry.name), `${field}.name`, 'a weight name (no control characters)', entry.name);
+    c.expect(!names.has(entry.name), `${field}.name`, 'a name not used by another weight', entry.name);
+    names.add(entry.name);
+    entry.shape.forEach((d, j) => c.expect(d >= 1, `${field}.shape[${j}]`, 'a dimension >= 1', d));
+    // ParamLayout lays the weights out one after another, in the model's order.
+    c.expect(entry.offset === end, `${field}.offset`, `${end} (right after the previous weight)`, entry.offset);
+    end = entry.offset + entry.size;
+  });
+  c.expect(state.params.length === end, 'params', `${end} values (the layout's end)`, `${state.params.length} values`);
+}
+
+function checkOptimizer(c: ContentsChecker, state: CheckpointState, config: RunConfig): void {
+  const saved = state.optimizer;
+  c.expect((OPTIMIZER_NAMES as readonly string[]).includes(saved.name), 'optimizer.name', `one of ${OPTIMIZER_NAMES.join(', ')}`, saved.name);
+  c.expect(saved.name === config.optimizer.name, 'optimizer.name', `"${config.optimizer.name}" (config.optimizer.name)`, saved.name);
+  for (const [key, value] of Object.entries(saved.hyperParameters)) {
+    c.expect(typeof value === 'boolean' || isFiniteNumber(value), `optimizer.hyperParameters.${key}`, 'a finite number or true/false', value);
+  }
+  // The optimizer the saved hyper-parameters make: it validates their ranges and says which
+  // state arrays it keeps (e.g. adam: m, v; sgd with momentum: momentum).
+  let expected;
+  try {
+    expected = createOptimizer({ name: saved.name, ...saved.hyperParameters } as OptimizerSpec);
+  } catch (error) {
+    c.fail('optimizer.hyperParameters', `valid ${saved.name} hyper-parameters`, (error as Error).message);
+  }
+  for (const key of Object.keys(expected.hyperParameters)) {
+    c.expect(key in saved.hyperParameters, `optimizer.hyperParameters.${key}`, `a value (${saved.name} keeps one)`, undefined);
+  }
+  const names = saved.state.map((t) => t.name);
+  const list = (n: readonly string[]) => (n.length === 0 ? 'none' : n.join(', '));
+  if (names.join('\u0000') !== expected.stateNames.join('\u0000')) {
+    c.fail('optimizer.state', `the ${saved.name} state ${list(expected.stateNames)}`, list(names));
+  }
+  c.expect(saved.step === state.position.globalStep, 'optimizer.step', `${state.position.globalStep} (position.globalStep)`, saved.step);
+}
+
+function checkPosition(c: ContentsChecker, state: CheckpointState, config: RunConfig): void {
+  const p = state.position;
+  // Every update takes at most one global batch; skipped steps take none.
+  const most = p.globalStep * config.training.batchSize;
+  c.expect(p.samplesSeen <= most, 'position.samplesSeen', `at most ${most} (globalStep x config.training.batchSize)`, p.samplesSeen);
+  c.expect(state.sampler.seed === config.training.seed, 'sampler.seed', `${config.training.seed} (config.training.seed)`, state.sampler.seed);
+  c.expect(state.sampler.shuffle === config.training.shuffle, 'sampler.shuffle', `${config.training.shuffle} (config.training.shuffle)`, state.sampler.shuffle);
+  c.expect(Number.isInteger(state.replicas) && state.replicas >= 1, 'replicas', 'an integer >= 1', state.replicas);
+}
+
+function checkHistory(c: ContentsChecker, state: CheckpointState, config: RunConfig): void {
+  const history: unknown = state.history;
+  c.expect(Array.isArray(history), 'history', 'an array of epoch records', history);
+  (history as unknown[]).forEach((record, i) => {
+    const field = `history[${i}]`;
+    c.expect(isRecord(record), field, 'an epoch record (a JSON object)', record);
+    const r = record as Record<string, unknown>;
+    if (r.event === PARTIAL_EPOCH_EVENT) {
+      // The sums of the epoch in progress, which a resumed run adds to (run-state.ts).
+      c.expect(i === (history as unknown[]).length - 1, field, 'the partial epoch as the last record', `it at ${i} of ${(history as unknown[]).length}`);
+      c.expect(state.position.stepInEpoch > 0, field, 'no partial epoch at the start of an epoch (position.stepInEpoch 0)', 'one');
+      for (const key of ['samples', 'lossSum', 'seconds'] as const) c.expect(isNumber(r[key]), `${field}.${key}`, 'a number', r[key]);
+      if (r.skippedSteps !== undefined) c.expect(isCount(r.skippedSteps), `${field}.skippedSteps`, 'an integer >= 0', r.skippedSteps);
+      const sums = r.metricSums;
+      c.expect(
+        Array.isArray(sums) && sums.length === config.metrics.length && sums.every(isNumber),
+        `${field}.metricSums`,
+        `${config.metrics.length} numbers (one per metric of config.metrics)`,
+        sums,
+      );
+      c.expect(Array.isArray(r.times) && r.times.every(isRecord), `${field}.times`, 'an array of phase times', r.times);
+    } else if (r.type === 'epoch') {
+      c.expect(isCount(r.epoch) && r.epoch >= 1, `${field}.epoch`, 'an integer >= 1', r.epoch);
+      c.expect(isNumber(r.loss), `${field}.loss`, 'a number', r.loss);
+      c.expect(isCount(r.samples), `${field}.samples`, 'an integer >= 0', r.samples);
+      c.expect(r.metrics === undefined || isRecord(r.metrics), `${field}.metrics`, 'an object of metric values', r.metrics);
+    }
+  });
+}
+
+function checkTopology(c: ContentsChecker, topology: unknown): void {
+  const t = topology as Record<string, unknown>;
+  c.expect(isRecord(topology) && typeof t.class_name === 'string' && isRecord(t.config), 'modelTopology', 'a TensorFlow.js model topology (class_name and config)', topology);
+}
+
+/**
+ * Throws a CheckpointError ('contents') naming `file` and the first field that does not make
+ * sense; returns the state unchanged otherwise.
+ */
+export function checkCheckpointContents(state: CheckpointState, file: string): CheckpointState {
+  const c = new ContentsChecker(file);
+  const config = checkConfig(c, state.config);
+  checkTopology(c, state.modelTopology);
+  checkLayout(c, state);
+  checkOptimizer(c, state, config);
+  checkPosition(c, state, config);
+  checkHistory(c, state, config);
+  const rngNames = new Set<string>();
+  state.rngStates.forEach((s, i) => {
+    c.expect(s.name !== '' && !rngNames.has(s.name), `rngStates[${i}].name`, 'a name not used by another RNG state', s.name);
+    rngNames.add(s.name);
+  });
+  return state;
+}
