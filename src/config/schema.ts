@@ -137,6 +137,15 @@ function nonNegativeNumber() {
   return z.number({ error: 'a number >= 0' }).min(0, { error: 'a number >= 0' });
 }
 
+/** A number in range with a bound against mistakes: messages give the bound and why only once it is passed. */
+function boundedNumber(base: z.ZodNumber, max: number, inclusive: boolean, why: string) {
+  const expected = `a number ${inclusive ? '<=' : '<'} ${max} (${why})`;
+  return inclusive ? base.max(max, { error: expected }) : base.lt(max, { error: expected });
+}
+
+/** Larger steps diverge at the first update for any model here; 1e308 is a typo. */
+const MAX_LEARNING_RATE = 10;
+
 /** [0, 1): fractions and decay rates. */
 function unitFraction() {
   const expected = 'a number >= 0 and < 1';
@@ -376,13 +385,13 @@ export const optimizerSchema = withShorthand(
     .strictObject(
       {
         name: nameOf(OPTIMIZER_NAMES),
-        learningRate: positiveNumber().optional(),
-        momentum: nonNegativeNumber().optional(),
+        learningRate: boundedNumber(positiveNumber(), MAX_LEARNING_RATE, true, 'larger steps diverge at once; this is a bound against typos').optional(),
+        momentum: boundedNumber(nonNegativeNumber(), 1, false, 'at 1 or more the velocity never decays and the updates grow without bound').optional(),
         nesterov: boolean().optional(),
         beta1: unitFraction().optional(),
         beta2: unitFraction().optional(),
         epsilon: positiveNumber().optional(),
-        weightDecay: nonNegativeNumber().optional(),
+        weightDecay: boundedNumber(nonNegativeNumber(), 1, true, 'decoupled weight decay takes this share of each weight per unit of learning rate').optional(),
         rho: unitFraction().optional(),
         centered: boolean().optional(),
       },
