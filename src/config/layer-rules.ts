@@ -99,10 +99,12 @@ function conv(dims: number, extra: Record<string, ArgRule> = {}): LayerRules {
 }
 
 function pool(dims: number): LayerRules {
-  return { args: { poolSize: sizes(dims), strides: sizes(dims), padding, dataFormat } };
+  // tfjs' 1D pooling layers take no dataFormat.
+  return { args: { poolSize: sizes(dims), strides: sizes(dims), padding, ...(dims > 1 ? { dataFormat } : {}) } };
 }
 
 const globalPool: LayerRules = { args: { dataFormat } };
+const globalPool1d: LayerRules = { args: {} };
 
 const recurrent: LayerRules = {
   required: ['units'],
@@ -150,10 +152,10 @@ export const LAYER_RULES: Readonly<Record<string, LayerRules>> = {
   averagePooling3d: pool(3),
   avgPool3d: pool(3),
   avgPooling3d: pool(3),
-  globalAveragePooling1d: globalPool,
+  globalAveragePooling1d: globalPool1d,
   globalAveragePooling2d: globalPool,
-  globalMaxPooling1d: globalPool,
-  globalMaxPool1d: globalPool,
+  globalMaxPooling1d: globalPool1d,
+  globalMaxPool1d: globalPool1d,
   globalMaxPooling2d: globalPool,
   globalMaxPool2d: globalPool,
   dropout: dropoutLike(),
@@ -179,7 +181,7 @@ export const LAYER_RULES: Readonly<Record<string, LayerRules>> = {
   reLU: { args: { maxValue: nonNegative } },
   thresholdedReLU: { args: { theta: nonNegative } },
   softmax: { args: { axis } },
-  elu: { args: { alpha: finite } },
+  elu: { args: { alpha: rule('1 (tfjs supports no other ELU alpha)', (v) => v === 1) } },
 };
 
 /** Rules every layer follows (LayerArgs). */

@@ -5,7 +5,7 @@
  */
 import os from 'node:os';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { formatPath, formatValue } from './format.js';
+// No import of format.ts or schema.ts here: schema.ts reads these bounds when it loads.
 
 // ---------------------------------------------------------------------------------------------
 // The JSON document
@@ -21,8 +21,10 @@ export const MAX_ARRAY_LENGTH = 1024;
 export const MAX_OBJECT_KEYS = 256;
 
 export interface DocumentProblem {
-  path: string;
-  message: string;
+  path: PropertyKey[];
+  expected: string;
+  /** A description of what was found, or the value itself (a string, shown shortened). */
+  found: string | { value: unknown };
 }
 
 /**
@@ -34,17 +36,17 @@ export function checkDocumentLimits(json: unknown): DocumentProblem | undefined 
   const walk = (value: unknown, path: PropertyKey[]): DocumentProblem | undefined => {
     if (typeof value === 'string') {
       if (value.length > MAX_STRING_LENGTH) {
-        return { path: formatPath(path), message: `expected a string of at most ${MAX_STRING_LENGTH} characters, found ${formatValue(value)}` };
+        return { path, expected: `a string of at most ${MAX_STRING_LENGTH} characters`, found: { value } };
       }
       return undefined;
     }
     if (value === null || typeof value !== 'object') return undefined;
     if (path.length >= MAX_DEPTH) {
-      return { path: formatPath(path), message: `expected a value nested at most ${MAX_DEPTH} levels deep, found ${Array.isArray(value) ? 'an array' : 'an object'} nested deeper` };
+      return { path, expected: `a value nested at most ${MAX_DEPTH} levels deep`, found: `${Array.isArray(value) ? 'an array' : 'an object'} nested deeper` };
     }
     if (Array.isArray(value)) {
       if (value.length > MAX_ARRAY_LENGTH) {
-        return { path: formatPath(path), message: `expected an array of at most ${MAX_ARRAY_LENGTH} items, found ${value.length} items` };
+        return { path, expected: `an array of at most ${MAX_ARRAY_LENGTH} items`, found: `${value.length} items` };
       }
       for (let i = 0; i < value.length; i++) {
         const problem = walk(value[i], [...path, i]);
@@ -54,11 +56,11 @@ export function checkDocumentLimits(json: unknown): DocumentProblem | undefined 
     }
     const keys = Object.keys(value);
     if (keys.length > MAX_OBJECT_KEYS) {
-      return { path: formatPath(path), message: `expected an object of at most ${MAX_OBJECT_KEYS} fields, found ${keys.length} fields` };
+      return { path, expected: `an object of at most ${MAX_OBJECT_KEYS} fields`, found: `${keys.length} fields` };
     }
     for (const key of keys) {
       if (key.length > MAX_STRING_LENGTH) {
-        return { path: formatPath(path), message: `expected field names of at most ${MAX_STRING_LENGTH} characters, found one of ${key.length}` };
+        return { path, expected: `field names of at most ${MAX_STRING_LENGTH} characters`, found: `one of ${key.length}` };
       }
       const problem = walk((value as Record<string, unknown>)[key], [...path, key]);
       if (problem) return problem;
@@ -197,7 +199,8 @@ export function inspectLayers(inputShape: readonly number[], layers: readonly { 
       const before = counted;
       const input: (number | null)[] = index === 0 ? [...inputShape] : sizes[index - 1]!.outputShape;
       try {
-        const layerArgs: Record<string, unknown> = { name: `${snakeCase(type)}_${index + 1}`, ...args };
+        // A copy: tfjs may write into its arguments (reshape replaces -1 in targetShape by null).
+        const layerArgs: Record<string, unknown> = { name: `${snakeCase(type)}_${index + 1}`, ...structuredClone(args) };
         if (index === 0) layerArgs.inputShape = [...inputShape];
         model.add(factory(layerArgs));
       } catch (error) {
@@ -211,12 +214,15 @@ export function inspectLayers(inputShape: readonly number[], layers: readonly { 
         return { ok: false, index, message: `cannot build ${type} layer: its output shape would be ${formatShape(shape)} (every size must be at least 1)` };
       }
       // tfjs computes a reshape's output from targetShape alone; a size mismatch fails at the first step.
-      if (type === 'reshape' && !input.includes(null) && product(shape) !== product(input)) {
+      const inferred = shape.includes(null); // a -1 in targetShape: the input's size must divide
+      if (type === 'reshape' && !input.includes(null) && (inferred ? product(input) % product(shape) !== 0 : product(shape) !== product(input))) {
         return {
           ok: false,
           index,
           arg: 'targetShape',
-          message: `cannot build reshape layer: targetShape ${formatShape(shape)} holds ${formatCount(product(shape))} values, its input ${formatShape(input)} has ${formatCount(product(input))}`,
+          message: inferred
+            ? `cannot build reshape layer: targetShape ${formatShape(shape)} cannot hold its input ${formatShape(input)}: ${formatCount(product(input))} values are not a multiple of ${formatCount(product(shape))}`
+            : `cannot build reshape layer: targetShape ${formatShape(shape)} holds ${formatCount(product(shape))} values, its input ${formatShape(input)} has ${formatCount(product(input))}`,
         };
       }
       sizes.push({ type, params: counted - before, outputs: product(shape), outputShape: shape });

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { configError, describeExpected, formatValue, toConfigError } from './format.js';
+import { configError, describeExpected, formatPath, formatValue, toConfigError } from './format.js';
 import { findJsonSyntaxError } from './json.js';
 import { checkDocumentLimits, maxWorkers, workersBoundReason } from './limits.js';
 import {
@@ -39,11 +39,18 @@ const PARSE_OPTIONS = {
  *   further problems, if any, are listed in its `hint`.
  */
 export function parseRunConfig(json: unknown, options: RunConfigContext = {}): RunConfig {
-  const tooBig = checkDocumentLimits(json);
-  if (tooBig) throw configError(tooBig);
+  checkSizes(json);
   const result = runConfigSchema(options).safeParse(json, PARSE_OPTIONS);
   if (!result.success) throw toConfigError(result.error.issues, json);
   return result.data;
+}
+
+/** The document's depth, string lengths, list lengths and widths (limits.ts), before the schema walks it. */
+function checkSizes(json: unknown, file?: string): void {
+  const problem = checkDocumentLimits(json);
+  if (problem === undefined) return;
+  const found = typeof problem.found === 'string' ? problem.found : formatValue(problem.found.value);
+  throw configError({ path: formatPath(problem.path), message: `expected ${problem.expected}, found ${found}` }, file === undefined ? {} : { file });
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -82,8 +89,7 @@ export async function loadRunConfig(file: string): Promise<RunConfig> {
     throw new ConfigError('', `${where}: malformed JSON: ${why}`, { cause: error });
   }
 
-  const tooBig = checkDocumentLimits(json);
-  if (tooBig) throw configError(tooBig, { file });
+  checkSizes(json, file);
   const defaultName = path.basename(file, path.extname(file));
   const baseDir = path.dirname(path.resolve(file));
   const result = runConfigSchema({ baseDir, defaultName }).safeParse(json, PARSE_OPTIONS);
