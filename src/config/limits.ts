@@ -277,3 +277,14 @@ export function formatBytes(bytes: number): string {
 export function formatCount(n: number): string {
   return n < 1e15 ? Math.round(n).toLocaleString('en-US') : n.toExponential(2);
 }
+
+/**
+ * For a model known only once built (a model.json topology): whether its parameters, with
+ * gradients and optimizer state for `replicas`, fit; checked before the shared buffers and the
+ * replicas are allocated. Returns the message of a refusal, or undefined.
+ */
+export function paramMemoryProblem(params: number, replicas: number, optimizer: string): string | undefined {
+  const memory = estimateMemory(params, 0, replicas, OPTIMIZER_STATE_ARRAYS[optimizer] ?? 3, 0);
+  if (memory.total <= memory.limit) return undefined;
+  return `the model has ${formatCount(params)} parameters, about ${formatBytes(memory.total)} with gradients and ${optimizer} state for ${replicas} replica${replicas === 1 ? '' : 's'}; the limit is ${formatBytes(memory.limit)}, half of this machine's memory`;
+}

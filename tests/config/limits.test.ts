@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { LAYER_RULES } from '../../src/config/layer-rules.js';
 import { checkLayerArgs, isLayerType } from '../../src/config/layers.js';
-import { checkDocumentLimits, formatBytes, inspectLayers } from '../../src/config/limits.js';
+import { checkDocumentLimits, formatBytes, inspectLayers, paramMemoryProblem } from '../../src/config/limits.js';
 import { loadRunConfig, parseRunConfig, resolveWorkers } from '../../src/config/load.js';
 import { buildModel } from '../../src/model/build-model.js';
 
@@ -219,6 +219,14 @@ describe('the model must fit in memory, checked before any weight is allocated',
     config.training.batchSize = 60_000;
     expect(refusal(config).message).toMatch(
       /^training\.batchSize: a batch of 60,000 samples would need about 1\.5 TB for the model's activations and parameters \(model\.layers\[0\] alone outputs 3,211,264 values per sample\); the limit is [\d.]+ GB, half of this machine's memory: use a smaller batch or model$/,
+    );
+  });
+
+  it('checks a topology model once built, before the shared buffers (setup.ts)', () => {
+    expect(paramMemoryProblem(100_000, 2, 'adam')).toBeUndefined();
+    // 4 bytes x 1e10 x (1 + 2 + 3 x 2) + 2 x 28 MB
+    expect(paramMemoryProblem(1e10, 2, 'adam')).toBe(
+      `the model has 10,000,000,000 parameters, about 360 GB with gradients and adam state for 2 replicas; the limit is ${formatBytes(os.totalmem() / 2)}, half of this machine's memory`,
     );
   });
 });
