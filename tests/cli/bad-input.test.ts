@@ -388,11 +388,12 @@ const CASES: BadInput[] = [
     stderr: (f) => [`ringtrain: ${f}: model.layers[2].rate: expected a number >= 0 and < 1, found 1.5`],
   },
   {
-    // 7.85e9 float32 weights, each held 6 times (coordinator, 2 adam arrays, gradient slot, the replica's weights and gradients).
+    // 7.85e9 float32 weights, each held 6 times (coordinator, 2 adam arrays, gradient slot, the
+    // replica's weights and gradients): 188.4 GB, + 28 MB for the replica + 0.3 GB of activations (4 x 1e7 x 8 bytes).
     name: 'a model too large for this machine (a dense layer of ten million units)',
     config: mnist((c) => (c.model.layers[1].units = 10_000_000)),
     stderr: (f) => [
-      `ringtrain: ${f}: model.layers[1]: the model would have 7,850,000,000 parameters (this dense layer 7,850,000,000), about 188 GB with gradients and adam state for 1 replica; the limit is ${formatBytes(totalmem() / 2)}, half of this machine's memory`,
+      `ringtrain: ${f}: model.layers[1]: the model would have 7,850,000,000 parameters (this dense layer 7,850,000,000), about 189 GB with gradients and adam state for 1 replica; the limit is ${formatBytes(totalmem() / 2)}, half of this machine's memory`,
     ],
   },
   {
