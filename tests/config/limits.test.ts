@@ -178,6 +178,15 @@ describe('sizes are bounded', () => {
     expect(checkDocumentLimits({ a: { b: [1, 'x'] } })).toBeUndefined();
   });
 
+  it('reports malformed JSON nested 100,000 levels deep in one line (the scanner used to overflow the stack)', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const file = path.join(await mkdtemp(path.join(os.tmpdir(), 'ringtrain-limits-')), 'deep.json');
+    await writeFile(file, '['.repeat(100_000));
+    await expect(loadRunConfig(file)).rejects.toThrow(
+      new ConfigError('', `${file}:1:1001: malformed JSON: expected at most 1000 levels of nesting (a config has a few), found deeper nesting`),
+    );
+  });
+
   it('resolveWorkers keeps to the same bound', () => {
     expect(resolveWorkers(MAX_WORKERS)).toBe(MAX_WORKERS);
     expect(() => resolveWorkers(MAX_WORKERS + 1)).toThrow(`found ${MAX_WORKERS + 1} (at most 4 replicas per core`);
