@@ -180,7 +180,7 @@ export const LAYER_RULES: Readonly<Record<string, LayerRules>> = {
   leakyReLU: { args: { alpha: finite } },
   reLU: { args: { maxValue: nonNegative } },
   thresholdedReLU: { args: { theta: nonNegative } },
-  softmax: { args: { axis } },
+  softmax: { args: { axis: rule('-1 (tfjs computes a softmax along the last axis only)', (v) => v === -1) } },
   elu: { args: { alpha: rule('1 (tfjs supports no other ELU alpha)', (v) => v === 1) } },
 };
 

@@ -190,6 +190,8 @@ export function inspectLayers(inputShape: readonly number[], layers: readonly { 
     return { name, shape: [...shape], dtype: dtype ?? 'float32', trainable: trainable ?? true, read: () => { throw new Error('not allocated'); } };
   };
   const sizes: LayerSize[] = [];
+  /** Layer names, as build-model.ts gives them: tfjs refuses a model with two alike, but only when it compiles it, in a replica. */
+  const names = new Map<string, string>();
   try {
     const model = tfl.sequential();
     for (let index = 0; index < layers.length; index++) {
@@ -198,6 +200,14 @@ export function inspectLayers(inputShape: readonly number[], layers: readonly { 
       if (typeof factory !== 'function') return { ok: false, index, message: `unknown layer type "${type}"` };
       const before = counted;
       const input: (number | null)[] = index === 0 ? [...inputShape] : sizes[index - 1]!.outputShape;
+      const name = typeof args.name === 'string' ? args.name : `${snakeCase(type)}_${index + 1}`;
+      const taken = names.get(name);
+      if (taken !== undefined) {
+        return { ok: false, index, arg: 'name', message: `cannot build ${type} layer: the name "${name}" is already ${taken} (layer names must be unique)` };
+      }
+      names.set(name, `model.layers[${index}]'s`);
+      // tf.sequential names the model's input after the first layer.
+      if (index === 0) names.set(`${name}_input`, "the model input's");
       try {
         // A copy: tfjs may write into its arguments (reshape replaces -1 in targetShape by null).
         const layerArgs: Record<string, unknown> = { name: `${snakeCase(type)}_${index + 1}`, ...structuredClone(args) };

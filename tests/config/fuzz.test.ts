@@ -128,6 +128,8 @@ const BAD_LAYERS: Json[] = [
   { type: 'cropping2D', cropping: 100 },
   { type: 'upSampling2d', size: [0, 0] },
   { type: 'softmax', axis: 99 },
+  { type: 'softmax', axis: 0 },
+  { type: 'dense', units: 3, name: 'conv2d_1' },
   { type: 'dense', units: 3, name: 'dense_1' },
   { type: 'dense', units: 3, weights: [[1, 2]] },
   { type: 'inputLayer', inputShape: [3] },

@@ -48,7 +48,7 @@ const MAX_WORKERS = Math.min(256, 4 * os.availableParallelism());
 describe('the layer rules table', () => {
   it('names real layer types, and only arguments their tfjs factory reads', () => {
     // For each argument, the first of these values its rule accepts.
-    const samples: unknown[] = [2, 1, 0.5, true, [2, 2], [2, 2, 2], [1], [-1], 'valid', 'channelsLast', 'relu'];
+    const samples: unknown[] = [2, 1, -1, 0.5, true, [2, 2], [2, 2, 2], [1], [-1], 'valid', 'channelsLast', 'relu'];
     for (const [type, rules] of Object.entries(LAYER_RULES)) {
       expect(isLayerType(type), type).toBe(true);
       const args = Object.fromEntries(
@@ -106,6 +106,9 @@ const BAD_LATER_LAYERS: [string, Record<string, unknown>, string][] = [
   ['batchNormalization momentum 5', { type: 'batchNormalization', momentum: 5 }, 'model.layers[3].momentum: expected a number from 0 to 1, found 5'],
   ['an activation layer without an activation', { type: 'activation' }, 'model.layers[3].activation: missing required field (expected an activation name)'],
   ['a reshape that changes the size (tfjs fails at the first step)', { type: 'reshape', targetShape: [3] }, 'model.layers[3].targetShape: cannot build reshape layer: targetShape [3] holds 3 values, its input [1352] has 1,352'],
+  ['a name already given (tfjs refuses it only when a replica compiles the model: exit 1)', { type: 'dense', units: 4, name: 'conv2d_1' }, 'model.layers[3].name: cannot build dense layer: the name "conv2d_1" is already model.layers[0]\'s (layer names must be unique)'],
+  ['the name of the model input', { type: 'dense', units: 4, name: 'conv2d_1_input' }, 'model.layers[3].name: cannot build dense layer: the name "conv2d_1_input" is already the model input\'s (layer names must be unique)'],
+  ['softmax along axis 0 (fails at the first step)', { type: 'softmax', axis: 0 }, 'model.layers[3].axis: expected -1 (tfjs computes a softmax along the last axis only), found 0'],
   ['a recurrent layer on flat input', { type: 'lstm', units: 4 }, 'model.layers[3]: cannot build lstm layer: Input 0 is incompatible with layer lstm_4: expected ndim=3, found ndim=2'],
 ];
 
