@@ -54,9 +54,23 @@ function describeToken(text: string, at: number): string {
   return JSON.stringify(ch);
 }
 
-/** Returns the first syntax error of `text`, or undefined when it is valid JSON. */
+/**
+ * Nesting the scanner follows (it recurses): far more than a config has (16 levels are allowed,
+ * limits.ts), far less than would overflow the stack ("[" repeated 100,000 times did, and the CLI
+ * printed a RangeError's stack).
+ */
+export const MAX_SCAN_DEPTH = 1000;
+
+/**
+ * Returns the first syntax error of `text`, or undefined when it is valid JSON. Nesting deeper
+ * than MAX_SCAN_DEPTH is reported as a problem, valid or not.
+ */
 export function findJsonSyntaxError(text: string): JsonSyntaxProblem | undefined {
   let i = 0;
+  let depth = 0;
+  const enter = (): void => {
+    if (++depth > MAX_SCAN_DEPTH) fail(`expected at most ${MAX_SCAN_DEPTH} levels of nesting (a config has a few), found deeper nesting`);
+  };
 
   const fail = (reason: string, at = i): never => {
     throw new Stop(at, reason);
@@ -139,10 +153,12 @@ export function findJsonSyntaxError(text: string): JsonSyntaxProblem | undefined
   };
 
   const parseObject = (): void => {
+    enter();
     i++; // {
     skipWhitespace();
     if (text[i] === '}') {
       i++;
+      depth--;
       return;
     }
     for (;;) {
@@ -163,6 +179,7 @@ export function findJsonSyntaxError(text: string): JsonSyntaxProblem | undefined
       }
       if (text[i] === '}') {
         i++;
+        depth--;
         return;
       }
       expected('"," or "}" after a property value');
@@ -170,10 +187,12 @@ export function findJsonSyntaxError(text: string): JsonSyntaxProblem | undefined
   };
 
   const parseArray = (): void => {
+    enter();
     i++; // [
     skipWhitespace();
     if (text[i] === ']') {
       i++;
+      depth--;
       return;
     }
     for (;;) {
@@ -187,6 +206,7 @@ export function findJsonSyntaxError(text: string): JsonSyntaxProblem | undefined
       }
       if (text[i] === ']') {
         i++;
+        depth--;
         return;
       }
       expected('"," or "]" after an array element');

@@ -70,7 +70,8 @@ export function checkLayerArgs(type: string, args: Readonly<Record<string, unkno
   if (typeof factory !== 'function') return undefined;
   const read = new Set<string>();
   let wholesale = false;
-  const target: Record<string, unknown> = { name: 'config_check', ...args };
+  // A copy: tfjs may write into its arguments (reshape replaces -1 in targetShape by null).
+  const target: Record<string, unknown> = { name: 'config_check', ...structuredClone(args) };
   const proxy = new Proxy(target, {
     get(t, key, receiver) {
       if (typeof key === 'string') read.add(key);

@@ -8,10 +8,10 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { FileRefusedError, READ_LIMITS, readRegularFile } from '../util/read-regular-file.js';
-import { configError, describeExpected, formatValue, toConfigError } from './format.js';
+import { configError, describeExpected, formatPath, formatValue, toConfigError } from './format.js';
 import { findJsonSyntaxError } from './json.js';
+import { checkDocumentLimits, maxWorkers, workersBoundReason } from './limits.js';
 import {
-  MAX_WORKERS,
   backendSchema,
   batchSizeSchema,
   dataDirSchema,
@@ -39,9 +39,18 @@ const PARSE_OPTIONS = {
  *   further problems, if any, are listed in its `hint`.
  */
 export function parseRunConfig(json: unknown, options: RunConfigContext = {}): RunConfig {
+  checkSizes(json);
   const result = runConfigSchema(options).safeParse(json, PARSE_OPTIONS);
   if (!result.success) throw toConfigError(result.error.issues, json);
   return result.data;
+}
+
+/** The document's depth, string lengths, list lengths and widths (limits.ts), before the schema walks it. */
+function checkSizes(json: unknown, file?: string): void {
+  const problem = checkDocumentLimits(json);
+  if (problem === undefined) return;
+  const found = typeof problem.found === 'string' ? problem.found : formatValue(problem.found.value);
+  throw configError({ path: formatPath(problem.path), message: `expected ${problem.expected}, found ${found}` }, file === undefined ? {} : { file });
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -83,6 +92,7 @@ export async function loadRunConfig(file: string): Promise<RunConfig> {
     throw new ConfigError('', `${where}: malformed JSON: ${why}`, { cause: error });
   }
 
+  checkSizes(json, file);
   const defaultName = path.basename(file, path.extname(file));
   const baseDir = path.dirname(path.resolve(file));
   const result = runConfigSchema({ baseDir, defaultName }).safeParse(json, PARSE_OPTIONS);
@@ -191,15 +201,16 @@ export function applyOverrides(config: RunConfig, overrides: ConfigOverrides): R
   return result.data;
 }
 
-/** The number of replicas to start: 'auto' is the number of CPUs this process may use (capped at 256). */
 /**
  * Replica threads of this process. "auto" shares the machine's cores among the
  * `processesOnHost` processes a launcher started on it (LOCAL_WORLD_SIZE), at least one each.
  */
 export function resolveWorkers(workers: number | 'auto', processesOnHost = 1): number {
-  if (workers === 'auto') return Math.max(1, Math.min(MAX_WORKERS, Math.floor(os.availableParallelism() / processesOnHost)));
-  if (!Number.isInteger(workers) || workers < 1 || workers > MAX_WORKERS) {
-    throw new ConfigError('parallel.workers', `expected an integer from 1 to ${MAX_WORKERS} or "auto", found ${formatValue(workers)}`);
+  const max = maxWorkers();
+  if (workers === 'auto') return Math.max(1, Math.min(max, Math.floor(os.availableParallelism() / processesOnHost)));
+  if (!Number.isInteger(workers) || workers < 1 || workers > max) {
+    const why = Number.isInteger(workers) && workers > max ? ` (${workersBoundReason()})` : '';
+    throw new ConfigError('parallel.workers', `expected an integer from 1 to ${max} or "auto", found ${formatValue(workers)}${why}`);
   }
   return workers;
 }

@@ -6,12 +6,32 @@
  * Every schema here carries, as its zod error message, a description of what was *expected*
  * ("an integer >= 1"); `format.ts` turns zod issues into `path: expected X, found Y`.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { checkpointWriteFields, type OnWriteError } from '../checkpoint/config.js';
 import type { DataConfig } from '../data/load-data.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
+import { formatValue } from './format.js';
+import { checkLayerRules } from './layer-rules.js';
 import { ACTIVATIONS, ACTIVATION_ARGS, LAYER_TYPES, checkLayerArgs, isActivation, isLayerType } from './layers.js';
+import {
+  MAX_BATCH_SIZE,
+  MAX_EPOCHS,
+  MAX_INPUT_RANK,
+  MAX_LAYERS,
+  MAX_STRING_LENGTH,
+  MAX_SYNTHETIC_SAMPLES,
+  MAX_TIMEOUT_MS,
+  MAX_WORKERS_ANY_MACHINE,
+  OPTIMIZER_STATE_ARRAYS,
+  estimateMemory,
+  formatBytes,
+  formatCount,
+  inspectLayers,
+  maxWorkers,
+  workersBoundReason,
+} from './limits.js';
 import { closestMatch } from './suggest.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -76,7 +96,8 @@ export type BackendName = (typeof BACKENDS)[number];
 
 export const EVALUATION_SETS = ['test', 'train'] as const;
 
-export const MAX_WORKERS = 256;
+/** Replicas of one process whatever the machine; the bound on this machine is limits.ts' maxWorkers(). */
+export const MAX_WORKERS = MAX_WORKERS_ANY_MACHINE;
 export const DEFAULT_STEP_TIMEOUT_MS = 60_000;
 /** How long the processes of a world wait for each other to join (torchrun's default is longer: 900 s). */
 export const DEFAULT_RENDEZVOUS_TIMEOUT_MS = 120_000;
@@ -95,6 +116,20 @@ function integer(min: number, max?: number) {
   return max === undefined ? s : s.max(max, { error: expected });
 }
 
+/**
+ * An integer >= min with a bound against mistakes (limits.ts): messages say `an integer >= min`
+ * until the bound is passed, then the bound and why it is there.
+ */
+function boundedInteger(min: number, max: number, why: string) {
+  const expected = `an integer >= ${min}`;
+  // z.number, not z.int: z.int refuses numbers past 2^53 with the type's message, before the bound.
+  return z
+    .number({ error: expected })
+    .min(min, { error: expected })
+    .max(max, { error: `an integer from ${min} to ${max.toLocaleString('en-US')} (${why})` })
+    .refine(Number.isInteger, { error: expected });
+}
+
 function positiveNumber() {
   return z.number({ error: 'a number > 0' }).gt(0, { error: 'a number > 0' });
 }
@@ -102,6 +137,15 @@ function positiveNumber() {
 function nonNegativeNumber() {
   return z.number({ error: 'a number >= 0' }).min(0, { error: 'a number >= 0' });
 }
+
+/** A number in range with a bound against mistakes: messages give the bound and why only once it is passed. */
+function boundedNumber(base: z.ZodNumber, max: number, inclusive: boolean, why: string) {
+  const expected = `a number ${inclusive ? '<=' : '<'} ${max} (${why})`;
+  return inclusive ? base.max(max, { error: expected }) : base.lt(max, { error: expected });
+}
+
+/** Larger steps diverge at the first update for any model here; 1e308 is a typo. */
+const MAX_LEARNING_RATE = 10;
 
 /** [0, 1): fractions and decay rates. */
 function unitFraction() {
@@ -115,7 +159,10 @@ function boolean() {
 
 function nonEmptyString(what: string) {
   const expected = `a non-empty string (${what})`;
-  return z.string({ error: expected }).min(1, { error: expected });
+  return z
+    .string({ error: expected })
+    .min(1, { error: expected })
+    .max(MAX_STRING_LENGTH, { error: `a string of at most ${MAX_STRING_LENGTH} characters (${what})` });
 }
 
 /**
@@ -138,13 +185,18 @@ function withShorthand<S extends z.ZodType>(key: string, schema: S) {
 // Sections
 // ---------------------------------------------------------------------------------------------
 
+/** The run name becomes a folder name (runs/<name>): at most 255 bytes on common file systems. */
+export const MAX_NAME_LENGTH = 255;
+
 export const nameSchema = z
   .string({ error: 'a non-empty name without "/" or "\\"' })
-  .regex(/^(?!\.\.?$)[^/\\]+$/, { error: 'a non-empty name without "/" or "\\"' });
+  .regex(/^(?!\.\.?$)[^/\\]+$/, { error: 'a non-empty name without "/" or "\\"' })
+  .max(MAX_NAME_LENGTH, { error: `a name of at most ${MAX_NAME_LENGTH} characters (it names the run's folder)` });
 
 const shapeSchema = z
   .array(integer(1), { error: 'an array of positive integers, e.g. [28, 28, 1]' })
-  .min(1, { error: 'a non-empty array of positive integers, e.g. [28, 28, 1]' });
+  .min(1, { error: 'a non-empty array of positive integers, e.g. [28, 28, 1]' })
+  .max(MAX_INPUT_RANK, { error: `an array of at most ${MAX_INPUT_RANK} positive integers (a sample's dimensions), e.g. [28, 28, 1]` });
 
 /** Layer arguments that would fight with `model.inputShape`. */
 const RESERVED_LAYER_ARGS = ['inputShape', 'batchInputShape'] as const;
@@ -220,6 +272,11 @@ export const layerSpecSchema = z
         params: { full: true },
       });
     }
+    // Values tfjs would accept silently and then misbehave on (kernelSize 0, a dropout rate of 1.5, ...).
+    const problem = checkLayerRules(type, args);
+    if (problem) {
+      ctx.addIssue({ code: 'custom', path: [problem.arg], input: problem.found, message: problem.expected });
+    }
   });
 
 const MODEL_EXPECTED = 'an object with "inputShape" and "layers", or with "topology"';
@@ -231,6 +288,7 @@ export const modelSchema = z
       layers: z
         .array(layerSpecSchema, { error: 'an array of layer objects' })
         .min(1, { error: 'a non-empty array of layer objects' })
+        .max(MAX_LAYERS, { error: `an array of at most ${MAX_LAYERS} layer objects` })
         .optional(),
       topology: nonEmptyString('the path of a TensorFlow.js model.json').optional(),
     },
@@ -276,7 +334,7 @@ export const dataSchema = withShorthand(
       cacheDir: nonEmptyString('a directory').optional(),
       download: boolean().optional(),
       mirror: nonEmptyString('a base URL').optional(),
-      samples: integer(1).optional(),
+      samples: boundedInteger(1, MAX_SYNTHETIC_SAMPLES, 'synthetic points are generated in memory').optional(),
       trainLimit: integer(1).optional(),
       testLimit: integer(1).optional(),
     },
@@ -328,13 +386,13 @@ export const optimizerSchema = withShorthand(
     .strictObject(
       {
         name: nameOf(OPTIMIZER_NAMES),
-        learningRate: positiveNumber().optional(),
-        momentum: nonNegativeNumber().optional(),
+        learningRate: boundedNumber(positiveNumber(), MAX_LEARNING_RATE, true, 'larger steps diverge at once; this is a bound against typos').optional(),
+        momentum: boundedNumber(nonNegativeNumber(), 1, false, 'at 1 or more the velocity never decays and the updates grow without bound').optional(),
         nesterov: boolean().optional(),
         beta1: unitFraction().optional(),
         beta2: unitFraction().optional(),
         epsilon: positiveNumber().optional(),
-        weightDecay: nonNegativeNumber().optional(),
+        weightDecay: boundedNumber(nonNegativeNumber(), 1, true, 'decoupled weight decay takes this share of each weight per unit of learning rate').optional(),
         rho: unitFraction().optional(),
         centered: boolean().optional(),
       },
@@ -358,8 +416,8 @@ export const optimizerSchema = withShorthand(
 /** What a step with a non-finite loss or gradient does: stop the run, or skip its update. */
 export const NON_FINITE_POLICIES = ['stop', 'skip'] as const;
 
-export const epochsSchema = integer(1);
-export const batchSizeSchema = integer(1);
+export const epochsSchema = boundedInteger(1, MAX_EPOCHS, 'a bound against typos: a million epochs is already more than any run here needs');
+export const batchSizeSchema = boundedInteger(1, MAX_BATCH_SIZE, "a bound against typos: the largest dataset here, mnist, has 60,000 samples");
 export const seedSchema = integer(0, MAX_SEED);
 
 export const trainingSchema = z.strictObject(
@@ -380,19 +438,27 @@ export const evaluationSchema = z.strictObject(
   { error: 'an object such as {"on": "test"}' },
 );
 
-const WORKERS_EXPECTED = `an integer from 1 to ${MAX_WORKERS} or "auto"`;
+/** `an integer from 1 to <this machine's bound> or "auto"` (the bound depends on the cores: limits.ts). */
+export function workersExpected(): string {
+  return `an integer from 1 to ${maxWorkers()} or "auto"`;
+}
 
-export const workersSchema = z.custom<number | 'auto'>(
-  (value) =>
-    value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_WORKERS),
-  { error: WORKERS_EXPECTED },
-);
+export const workersSchema = z.unknown().superRefine((value, ctx) => {
+  if (value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= maxWorkers())) return;
+  const over = typeof value === 'number' && Number.isInteger(value) && value > maxWorkers();
+  ctx.addIssue({
+    code: 'custom',
+    input: value,
+    message: over ? `expected ${workersExpected()}, found ${formatValue(value)} (${workersBoundReason()})` : workersExpected(),
+    params: over ? { full: true } : undefined,
+  });
+}) as unknown as z.ZodType<number | 'auto', unknown>;
 
 export const parallelSchema = z.strictObject(
   {
     workers: workersSchema.default('auto'),
-    stepTimeoutMs: integer(1).default(DEFAULT_STEP_TIMEOUT_MS),
-    rendezvousTimeoutMs: integer(1).default(DEFAULT_RENDEZVOUS_TIMEOUT_MS),
+    stepTimeoutMs: boundedInteger(1, MAX_TIMEOUT_MS, "Node's longest timer, 24.8 days; a longer one fires at once").default(DEFAULT_STEP_TIMEOUT_MS),
+    rendezvousTimeoutMs: boundedInteger(1, MAX_TIMEOUT_MS, "Node's longest timer, 24.8 days; a longer one fires at once").default(DEFAULT_RENDEZVOUS_TIMEOUT_MS),
     maxRecoveries: integer(0).default(DEFAULT_MAX_RECOVERIES),
   },
   { error: 'an object such as {"workers": "auto"}' },
@@ -571,6 +637,8 @@ export function runConfigSchema(context: RunConfigContext = {}) {
           params: { full: true },
         });
       }
+      // Only a config that is otherwise valid is built (its layers' arguments checked first).
+      if (ctx.issues.length === 0) checkModelSize(config, ctx);
     })
     .transform((config, ctx): RunConfig => {
       const name = config.name ?? context.defaultName;
@@ -607,6 +675,64 @@ export function runConfigSchema(context: RunConfigContext = {}) {
 }
 
 export type RunConfigSchema = ReturnType<typeof runConfigSchema>;
+
+/** Train samples of each data source when known before reading it (for the activation estimate). */
+function knownTrainSamples(data: DataConfig): number | undefined {
+  const full: Record<DataSource, number | undefined> = {
+    xor: 4,
+    linear: data.samples ?? 100,
+    'embedded-mnist': 10_000,
+    mnist: 60_000,
+    'fashion-mnist': 60_000,
+    cifar10: 50_000,
+  };
+  const n = full[data.source];
+  return n === undefined ? undefined : Math.min(n, data.trainLimit ?? n);
+}
+
+/**
+ * Builds the model symbolically (no weight allocated) and refuses it before anything is read
+ * or allocated when tfjs cannot build a layer, or when its parameters (with gradients and
+ * optimizer state, per replica) and one batch's activations would take more than MEMORY_SHARE of
+ * this machine's memory. A model given as a topology file is checked when it is built.
+ */
+function checkModelSize(config: z.output<z.ZodObject<typeof sectionShapes>>, ctx: z.core.$RefinementCtx): void {
+  const model = config.model;
+  if (!('layers' in model)) return;
+  const inspection = inspectLayers(model.inputShape, model.layers);
+  if (!inspection.ok) {
+    const at = inspection.arg === undefined ? [] : [inspection.arg];
+    ctx.addIssue({ code: 'custom', path: ['model', 'layers', inspection.index, ...at], input: model.layers[inspection.index], message: inspection.message, params: { full: true } });
+    return;
+  }
+  const replicas = config.parallel.workers === 'auto' ? Math.min(maxWorkers(), os.availableParallelism()) : config.parallel.workers;
+  const activations = inspection.layers.reduce((n, l) => n + l.outputs, 0);
+  const batch = Math.min(config.training.batchSize, knownTrainSamples(config.data) ?? config.training.batchSize);
+  const stateArrays = OPTIMIZER_STATE_ARRAYS[config.optimizer.name] ?? 3;
+  const memory = estimateMemory(inspection.params, activations, replicas, stateArrays, batch);
+  if (memory.total <= memory.limit) return;
+  const limit = `the limit is ${formatBytes(memory.limit)}, half of this machine's memory`;
+  if (memory.paramBytes >= memory.activationBytes) {
+    const biggest = inspection.layers.reduce((best, l, i) => (l.params > inspection.layers[best]!.params ? i : best), 0);
+    const layer = inspection.layers[biggest]!;
+    ctx.addIssue({
+      code: 'custom',
+      path: ['model', 'layers', biggest],
+      input: model.layers[biggest],
+      message: `the model would have ${formatCount(inspection.params)} parameters (this ${layer.type} layer ${formatCount(layer.params)}), about ${formatBytes(memory.total)} with gradients and ${config.optimizer.name} state for ${replicas} replica${replicas === 1 ? '' : 's'}; ${limit}`,
+      params: { full: true },
+    });
+    return;
+  }
+  const largest = inspection.layers.reduce((best, l, i) => (l.outputs > inspection.layers[best]!.outputs ? i : best), 0);
+  ctx.addIssue({
+    code: 'custom',
+    path: ['training', 'batchSize'],
+    input: config.training.batchSize,
+    message: `a batch of ${formatCount(batch)} samples would need about ${formatBytes(memory.total)} for the model's activations and parameters (model.layers[${largest}] alone outputs ${formatCount(inspection.layers[largest]!.outputs)} values per sample); ${limit}: use a smaller batch or model`,
+    params: { full: true },
+  });
+}
 
 // The hand-written RunConfig above must be exactly what the schema produces.
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;

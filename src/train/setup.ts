@@ -10,7 +10,8 @@ import { resolveWorkers } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
 import { product, splitValidation, type SharedDataset } from '../data/dataset.js';
 import { loadData, type LoadedData } from '../data/load-data.js';
-import { UserError } from '../errors.js';
+import { paramMemoryProblem } from '../config/limits.js';
+import { ConfigError, UserError } from '../errors.js';
 import { buildModel } from '../model/build-model.js';
 import { checkDataForModel } from '../model/check-data.js';
 import { checkModelTrains } from '../model/check-training.js';
@@ -63,6 +64,9 @@ export async function prepareRun(config: RunConfig, options: SetupOptions): Prom
     initialParams.set(options.initialParams);
   }
   checkMonitor(config, datasets.validation !== undefined);
+  // A topology file's size is known only now; before any shared buffer or replica is allocated.
+  const tooBig = paramMemoryProblem(layout.length, workers, config.optimizer.name);
+  if (tooBig) throw new ConfigError('topology' in config.model ? 'model.topology' : 'model.layers', tooBig);
   return { workers, backend, datasets, layout, initialParams, outputSize, topology, optimizer: createOptimizer(config.optimizer) };
 }
 

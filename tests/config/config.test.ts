@@ -11,6 +11,8 @@ import type { RunConfig } from '../../src/config/schema.js';
 import { closestMatch } from '../../src/config/suggest.js';
 
 const CONFIG_DIR = path.resolve('configs');
+/** Replicas one process may start on this machine: 4 per core, at most 256. */
+const MAX_WORKERS = Math.min(256, 4 * os.availableParallelism());
 
 /** A small valid config; each bad case below breaks one thing in a copy of it. */
 function minimal(): Record<string, any> {
@@ -231,8 +233,8 @@ const BAD_CONFIGS: [string, (c: Record<string, any>) => void, string, string][] 
   ['batchSize 0', (c) => { c.training.batchSize = 0; }, 'training.batchSize', 'training.batchSize: expected an integer >= 1, found 0'],
   ['epochs 1.5', (c) => { c.training.epochs = 1.5; }, 'training.epochs', 'training.epochs: expected an integer >= 1, found 1.5'],
   ['missing epochs', (c) => { delete c.training.epochs; }, 'training.epochs', 'training.epochs: missing required field (expected an integer >= 1)'],
-  ['workers 0', (c) => { c.parallel = { workers: 0 }; }, 'parallel.workers', 'parallel.workers: expected an integer from 1 to 256 or "auto", found 0'],
-  ['workers "many"', (c) => { c.parallel = { workers: 'many' }; }, 'parallel.workers', 'parallel.workers: expected an integer from 1 to 256 or "auto", found "many"'],
+  ['workers 0', (c) => { c.parallel = { workers: 0 }; }, 'parallel.workers', `parallel.workers: expected an integer from 1 to ${MAX_WORKERS} or "auto", found 0`],
+  ['workers "many"', (c) => { c.parallel = { workers: 'many' }; }, 'parallel.workers', `parallel.workers: expected an integer from 1 to ${MAX_WORKERS} or "auto", found "many"`],
   ['unknown layer type', (c) => { c.model.layers[2].type = 'Dens'; }, 'model.layers[2].type', 'model.layers[2].type: expected a tf.layers factory name such as dense, conv2d, maxPooling2d, flatten or dropout, found "Dens" (did you mean "dense"?)'],
   ['snake_case layer type', (c) => { c.model.layers[1].type = 'max_pooling2d'; }, 'model.layers[1].type', 'model.layers[1].type: expected a tf.layers factory name such as dense, conv2d, maxPooling2d, flatten or dropout, found "max_pooling2d" (did you mean "maxPooling2d"?)'],
   ['inputShape on a layer', (c) => { c.model.layers[0].inputShape = [28, 28, 1]; }, 'model.layers[0].inputShape', 'model.layers[0].inputShape: not allowed on a layer: give the input shape once, as model.inputShape'],
@@ -410,8 +412,8 @@ describe('applyOverrides', () => {
     [{ batchSize: 0 }, '--batch-size: expected an integer >= 1, found 0'],
     [{ epochs: 1.5 }, '--epochs: expected an integer >= 1, found 1.5'],
     [{ epochs: 'ten' }, '--epochs: expected an integer >= 1, found "ten"'],
-    [{ workers: 0 }, '--workers: expected an integer from 1 to 256 or "auto", found 0'],
-    [{ workers: 'many' }, '--workers: expected an integer from 1 to 256 or "auto", found "many"'],
+    [{ workers: 0 }, `--workers: expected an integer from 1 to ${MAX_WORKERS} or "auto", found 0`],
+    [{ workers: 'many' }, `--workers: expected an integer from 1 to ${MAX_WORKERS} or "auto", found "many"`],
     [{ seed: -1 }, '--seed: expected an integer from 0 to 4294967295, found -1'],
     [{ backend: 'gpu' }, '--backend: expected one of auto, wasm, cpu, tensorflow, found "gpu" (did you mean "cpu"?)'],
     [{ dataDir: '' }, '--data-dir: expected a non-empty string (a directory), found ""'],
@@ -426,9 +428,9 @@ describe('applyOverrides', () => {
 
 describe('resolveWorkers', () => {
   it("resolves 'auto' to the available parallelism and keeps numbers", () => {
-    expect(resolveWorkers('auto')).toBe(Math.min(256, os.availableParallelism()));
+    expect(resolveWorkers('auto')).toBe(os.availableParallelism());
     expect(resolveWorkers(3)).toBe(3);
-    expect(errorOf(() => resolveWorkers(0)).message).toBe('parallel.workers: expected an integer from 1 to 256 or "auto", found 0');
+    expect(errorOf(() => resolveWorkers(0)).message).toBe(`parallel.workers: expected an integer from 1 to ${MAX_WORKERS} or "auto", found 0`);
   });
 
   it("'auto' shares the cores among the processes a launcher started on this machine, one thread at least", () => {
