@@ -25,7 +25,7 @@
  * serialized.
  */
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, statSync, type Stats } from 'node:fs';
+import { readdirSync, rmSync, statSync, type Stats } from 'node:fs';
 import { mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CheckpointError } from './errors.js';
@@ -42,6 +42,7 @@ import {
 } from './format.js';
 import type { CheckpointPosition, CheckpointState } from './state.js';
 import { assertWritableFolder, osErrorText, writingFile } from '../util/fs-errors.js';
+import { FileRefusedError, READ_LIMITS, readRegularFileSync } from '../util/read-regular-file.js';
 
 export const LATEST_POINTER = 'latest';
 export const BEST_POINTER = 'best';
@@ -119,7 +120,13 @@ function processAlive(pid: number): boolean {
 }
 
 function isMissing(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException).code === 'ENOENT';
+  const cause = error instanceof FileRefusedError ? error.cause : error;
+  return (cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+/** A pointer's text, read as a regular file of at most 4 KiB: a FIFO or device put there is refused, not read. */
+function readPointer(file: string): string {
+  return readRegularFileSync(file, { what: 'a checkpoint pointer', maxBytes: READ_LIMITS.pointer }).toString('utf8');
 }
 
 /** Writes all of `bytes` at offset `at` of the file. */
@@ -321,7 +328,7 @@ export class CheckpointStore {
   readBest(): BestPointer | undefined {
     let text: string;
     try {
-      text = readFileSync(path.join(this.dir, BEST_POINTER), 'utf8');
+      text = readPointer(path.join(this.dir, BEST_POINTER));
     } catch {
       return undefined;
     }
@@ -339,7 +346,7 @@ export class CheckpointStore {
   /** The file name a pointer holds, if the pointer exists and is well formed. */
   private pointerTarget(pointer: string): string | undefined {
     try {
-      const name = readFileSync(path.join(this.dir, pointer), 'utf8').split('\n')[0]!;
+      const name = readPointer(path.join(this.dir, pointer)).split('\n')[0]!;
       return parseCheckpointFileName(name) === undefined ? undefined : name;
     } catch {
       return undefined;
@@ -410,8 +417,9 @@ export class CheckpointStore {
     const pointerFile = path.join(this.dir, pointer);
     let text: string;
     try {
-      text = readFileSync(pointerFile, 'utf8');
+      text = readPointer(pointerFile);
     } catch (error) {
+      if (error instanceof FileRefusedError && !isMissing(error)) throw error;
       if (!isMissing(error)) throw fileError(pointerFile, error, 'read the pointer');
       let dirExists = true;
       try {

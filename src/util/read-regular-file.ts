@@ -33,6 +33,8 @@ export const READ_LIMITS = {
   checkpoint: 4 * GiB + 32,
   /** A data file (IDX, CIFAR archive, cached MNIST JSON), also the bound of a gunzipped one: the largest Buffer Node 20 makes is 4 GiB. */
   data: 4 * GiB - 1,
+  /** A checkpoint folder's `latest` or `best` pointer: a file name and a metric. */
+  pointer: 4 * 1024,
 } as const;
 
 /** statfs `type` of kernel pseudo file systems: what is there is not data a user wrote. */

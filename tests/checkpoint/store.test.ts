@@ -167,6 +167,16 @@ describe('CheckpointStore', () => {
     });
   });
 
+  // Skipped only where coreutils' mkfifo is missing (Debian and CI have it).
+  it.skipIf(spawnSync('mkfifo', ['--version']).status !== 0)('a named pipe (FIFO) put in place of the latest pointer is refused at once, not read (which would block for ever)', async () => {
+    const store = new CheckpointStore(dir, { keepLast: 2 });
+    await store.write(stateAt(0, 10));
+    await rm(path.join(dir, 'latest'));
+    expect(spawnSync('mkfifo', [path.join(dir, 'latest')]).status).toBe(0);
+    expect(() => store.resolve('latest')).toThrow(`${path.join(dir, 'latest')}: is a named pipe (FIFO), expected a checkpoint pointer (a regular file)`);
+    expect(store.readBest()).toBeUndefined();
+  });
+
   it('a failed write leaves the directory as it was', async () => {
     const store = new CheckpointStore(dir);
     await store.write(stateAt(0, 10));
