@@ -191,6 +191,8 @@ export const MAX_NAME_LENGTH = 255;
 export const nameSchema = z
   .string({ error: 'a non-empty name without "/" or "\\"' })
   .regex(/^(?!\.\.?$)[^/\\]+$/, { error: 'a non-empty name without "/" or "\\"' })
+  // It is printed in one-line messages and names a folder: no line breaks or other controls.
+  .regex(/^[^\u0000-\u001f\u007f]*$/, { error: 'a name without control characters (line breaks, tabs, ...)' })
   .max(MAX_NAME_LENGTH, { error: `a name of at most ${MAX_NAME_LENGTH} characters (it names the run's folder)` });
 
 const shapeSchema = z

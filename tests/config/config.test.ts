@@ -258,6 +258,7 @@ const BAD_CONFIGS: [string, (c: Record<string, any>) => void, string, string][] 
   ['missing section', (c) => { delete c.optimizer; }, 'optimizer', 'optimizer: missing required field (expected an optimizer name or an object such as {"name": "adam", "learningRate": 0.001})'],
   ['null where a number goes', (c) => { c.parallel = { stepTimeoutMs: null }; }, 'parallel.stepTimeoutMs', 'parallel.stepTimeoutMs: expected an integer >= 1, found null'],
   ['a name with a slash', (c) => { c.name = '../x'; }, 'name', 'name: expected a non-empty name without "/" or "\\", found "../x"'],
+  ['a name with a line break (it is printed in one-line messages)', (c) => { c.name = 'run\nsecond line'; }, 'name', 'name: expected a name without control characters (line breaks, tabs, ...), found "run\\nsecond line"'],
   ['a layer that is not an object', (c) => { c.model.layers[0] = 'flatten'; }, 'model.layers[0]', 'model.layers[0]: expected a layer object such as {"type": "dense", "units": 10}, found "flatten"'],
   ['a misspelt layer argument (tfjs would ignore it)', (c) => { c.model.layers[1].activaton = 'relu'; }, 'model.layers[1].activaton', 'model.layers[1].activaton: unknown argument of layer dense (did you mean "activation"?)'],
   ['a Keras snake_case layer argument', (c) => { c.model.layers[1].use_bias = false; }, 'model.layers[1].use_bias', 'model.layers[1].use_bias: unknown argument of layer dense (did you mean "useBias"?)'],
