@@ -59,7 +59,14 @@ export async function trainCommand(configFile: string, flags: TrainFlags): Promi
   const world = resolveWorld({ rank, worldSize, masterAddr, masterPort }, process.env);
   if (nprocPerNode !== undefined) {
     if (world.contract !== 'none') throw new UserError(`--nproc-per-node starts a world of its own, but this process already has one from ${world.describe}`);
-    process.exitCode = await launchTrainProcesses(nprocPerNode);
+    // The launcher forwards SIGINT/SIGTERM to its processes and waits for them: main.ts's
+    // exit-at-once handlers would end it first and leave them training.
+    const giveBackSignals = takeOverSignals();
+    try {
+      process.exitCode = await launchTrainProcesses(nprocPerNode);
+    } finally {
+      giveBackSignals();
+    }
     return undefined;
   }
   try {
