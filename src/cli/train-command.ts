@@ -194,21 +194,20 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
       exitSoon(code);
       return undefined;
     }
-    // Whatever failed, the checkpoints already written stay: say where to resume from (a
-    // failed checkpoint write names the last good one itself, and so does a divergence, which
-    // would diverge again if resumed as is; a failed write of another file says it on the same
-    // line).
-    if (checkpoints && config && !(error instanceof CheckpointWriteError) && !(error instanceof DivergedError)) {
+    // A failure once training began leaves the checkpoints already written: say where to resume
+    // from (a failed checkpoint write names the last good one itself, and so does a divergence,
+    // which would diverge again if resumed as is; a failed write of another file says it on the
+    // same line). A run refused before training began (a refused --resume, the model pre-check,
+    // a refused folder) gets its error line alone: resuming may be exactly what failed.
+    if (training && checkpoints && config && !(error instanceof CheckpointWriteError) && !(error instanceof DivergedError)) {
       let latest: string | undefined;
       try {
         latest = new CheckpointStore(config.checkpoint.dir).resolve('latest');
       } catch {
         // no checkpoint yet
       }
-      // A folder refused before training began is about the folder alone.
-      if (error instanceof FileWriteError) {
-        if (training) error.message += `; last good checkpoint: ${latest ?? 'none'}`;
-      } else if (latest) process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
+      if (error instanceof FileWriteError) error.message += `; last good checkpoint: ${latest ?? 'none'}`;
+      else if (latest) process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
     }
     throw error;
   } finally {

@@ -81,6 +81,21 @@ describe('a start that fails ends its threads', () => {
   });
 });
 
+describe('a resume refused before training begins', () => {
+  it('says why in one line (and its hint), not also "resume with --resume latest"', async () => {
+    const out = temp();
+    const first = startRingtrain(linear(out, '--epochs', '2', '--workers', '1'));
+    expect(await first.exited(HOLD_MS), first.stderr()).toBe(0);
+    // A valid latest checkpoint, and a config it cannot be resumed with (another batch size).
+    const refused = startRingtrain(['train', 'configs/linear.json', '--epochs', '4', '--batch-size', '20', '--workers', '1', '--out', out, '--resume', 'latest']);
+    expect(await refused.exited(HOLD_MS)).toBe(2);
+    const said = lines(refused.stderr());
+    expect(said.filter((l) => !l.startsWith('hint:'))).toHaveLength(1);
+    expect(said[0]).toMatch(/^ringtrain: cannot resume from .*: training\.batchSize differs: the checkpoint has 10, the config 20$/);
+    expect(refused.stderr()).not.toMatch(/last good checkpoint/);
+  });
+});
+
 describe('files that are not regular files, or too large, and folders on /proc', () => {
   const dir = temp();
   const withTopology = (name: string, topology: string) => {
