@@ -289,7 +289,8 @@ export class Trainer {
   /**
    * Trains until config.training.epochs epochs are done (or `epochs` more), evaluating after
    * each, writing checkpoints as configured. Returns the epochs it finished. After `stop()`
-   * it returns at the next step boundary, with a checkpoint there when checkpoints are on.
+   * it returns at the next step boundary, with a checkpoint there when checkpoints are on and
+   * this call trained a step (a stop before its first step writes none).
    */
   async fit(epochs?: number): Promise<EpochEvent[]> {
     const end = epochs === undefined ? this.config.training.epochs : this.state.position.epoch + epochs;
@@ -307,9 +308,13 @@ export class Trainer {
       parameters: this.layout.length,
     });
     const first = this.state.history.length;
+    const updatesAtEntry = this.state.updates;
     this.keepRecoveryPoint();
     while (this.state.position.epoch < end && !this.stopping) await this.runEpoch(end);
-    if (this.checkpoints.lastStep !== this.state.updates) await this.checkpoint(undefined, true);
+    // A stop before this call's first step trained nothing: no checkpoint of the state it began
+    // from (it would replace `latest`; see startup.ts). Otherwise the last step is checkpointed.
+    const stoppedBeforeAnyStep = this.stopping && this.state.updates === updatesAtEntry;
+    if (!stoppedBeforeAnyStep && this.checkpoints.lastStep !== this.state.updates) await this.checkpoint(undefined, true);
     await this.checkpoints.flush();
     return this.state.history.slice(first);
   }
