@@ -92,6 +92,8 @@ export class Trainer {
   private stopRequested = false;
   /** The loop stops at the next boundary: with other processes, only once all agreed on it. */
   private stopping = false;
+  /** Removes the listener on options.signal (at close: a caller's signal may outlive the trainer). */
+  private forgetSignal: (() => void) | undefined;
 
   private constructor(
     readonly config: RunConfig,
@@ -123,8 +125,9 @@ export class Trainer {
       await options.onStartupPhase?.(name);
       throwIfStopped(signal, name);
     };
-    // Before anything else: the folder must be writable, and leftovers of writes a kill
-    // interrupted are removed (it throws a UserError naming the folder and the OS error).
+    // Before the data are loaded (the caller has read the config and any checkpoint): the
+    // checkpoint folder must be writable, and leftovers of writes a kill interrupted are removed
+    // (it throws a UserError naming the folder and the OS error).
     if (options.checkpoints) new CheckpointStore(config.checkpoint.dir).openForWriting();
     await phase('data');
     const run = await untilStopped(prepareRun(config, { ...options, processesOnHost: options.world?.spec.localWorldSize }), signal, 'data');
@@ -162,7 +165,11 @@ export class Trainer {
     }
     // From here on a stop is fit()'s to honour: at once, before any step, if it came already.
     if (signal?.aborted) trainer.stop();
-    else signal?.addEventListener('abort', () => trainer.stop(), { once: true });
+    else if (signal) {
+      const onAbort = () => trainer.stop();
+      signal.addEventListener('abort', onAbort, { once: true });
+      trainer.forgetSignal = () => signal.removeEventListener('abort', onAbort);
+    }
     return trainer;
   }
 
@@ -509,6 +516,8 @@ export class Trainer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.forgetSignal?.();
+    this.forgetSignal = undefined;
     const group = this.group;
     this.group = undefined;
     try {

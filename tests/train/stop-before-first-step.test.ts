@@ -3,6 +3,7 @@
  * create() made its last check) ends fit() with nothing trained and nothing checkpointed: a
  * step-0 checkpoint would replace `latest` with the state the run started from.
  */
+import { getEventListeners } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,13 +54,17 @@ describe('a stop before the first step', () => {
     }
     expect(files(cfg.checkpoint.dir)).toEqual([]);
 
-    // Not stopped: the run trains and ends with a checkpoint of its last step.
-    const trained = await Trainer.create(cfg, { checkpoints: true });
+    // Not stopped: the run trains and ends with a checkpoint of its last step; closed, the
+    // trainer leaves no listener on the caller's signal.
+    const kept = new AbortController();
+    const trained = await Trainer.create(cfg, { checkpoints: true, signal: kept.signal });
     try {
+      expect(getEventListeners(kept.signal, 'abort')).toHaveLength(1);
       expect(await trained.fit()).toHaveLength(2);
       expect(trained.checkpointsWritten.at(-1)).toMatch(/ckpt-e0002-s000008\.rtckpt$/);
     } finally {
       await trained.close();
     }
+    expect(getEventListeners(kept.signal, 'abort')).toHaveLength(0);
   });
 });
