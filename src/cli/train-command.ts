@@ -59,7 +59,14 @@ export async function trainCommand(configFile: string, flags: TrainFlags): Promi
   const world = resolveWorld({ rank, worldSize, masterAddr, masterPort }, process.env);
   if (nprocPerNode !== undefined) {
     if (world.contract !== 'none') throw new UserError(`--nproc-per-node starts a world of its own, but this process already has one from ${world.describe}`);
-    process.exitCode = await launchTrainProcesses(nprocPerNode);
+    // The launcher forwards SIGINT/SIGTERM to its processes and waits for them: main.ts's
+    // exit-at-once handlers would end it first and leave them training.
+    const giveBackSignals = takeOverSignals();
+    try {
+      process.exitCode = await launchTrainProcesses(nprocPerNode);
+    } finally {
+      giveBackSignals();
+    }
     return undefined;
   }
   try {
@@ -85,7 +92,8 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
   const { json, warmStart, checkpointEvery, overrides } = choices;
   const leader = world.rank === 0;
   const say = (line: string) => process.stderr.write(leader ? `${line}\n` : `[rank ${world.rank}] ${line}\n`);
-  // SIGINT/SIGTERM are ours from the first moment. Before the first step: stop starting, close
+  // SIGINT/SIGTERM are ours from here on (until now main.ts's handlers exit at once: nothing
+  // was started that needs closing). Before the first step: stop starting, close
   // what was started, exit 130/143 (nothing trained, nothing to checkpoint). Once training:
   // finish the step, checkpoint, exit 130/143. A second one: exit now (checkpoints are written
   // to a temporary file and renamed, so none is left half-written).
@@ -117,14 +125,16 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     await begin('config');
     config = applyOverrides(await untilStopped(loadRunConfig(configFile), stop.signal, 'config'), overrides);
     if (checkpointEvery !== undefined) config = { ...config, checkpoint: { ...config.checkpoint, everySteps: checkpointEvery } };
-    // Folders to write in are checked before anything is read or started.
+    // The folders to write in are checked once the config names them, before the checkpoint
+    // and the data are read and anything is started.
     checkWritableFolder(config.output.dir, overrides.out !== undefined ? '--out' : 'output.dir');
     // Rank 0 alone writes checkpoints, logs and reports; it reads the checkpoint and the others
     // start from the state it broadcasts.
     checkpoints = choices.checkpoints && leader;
     if (checkpoints) checkWritableFolder(config.checkpoint.dir, 'checkpoint.dir');
-    // Both folders must take files before anything is read or started (the trainer opens the
-    // checkpoint folder, removing leftovers of interrupted writes, before it loads the data).
+    // The output folder must take files before the checkpoint and the data are read. The
+    // checkpoint folder is made and probed by the trainer (Trainer.create), after the checkpoint
+    // was read and before the data are loaded, as it removes leftovers of interrupted writes.
     if (leader && config.output.metricsLog) assertWritableFolder(config.output.dir, 'the output folder');
     await begin('checkpoint');
     // torchrun restarts a failed group with the same command: it must continue, not start over.
@@ -187,21 +197,20 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
       exitSoon(code);
       return undefined;
     }
-    // Whatever failed, the checkpoints already written stay: say where to resume from (a
-    // failed checkpoint write names the last good one itself, and so does a divergence, which
-    // would diverge again if resumed as is; a failed write of another file says it on the same
-    // line).
-    if (checkpoints && config && !(error instanceof CheckpointWriteError) && !(error instanceof DivergedError)) {
+    // A failure once training began leaves the checkpoints already written: say where to resume
+    // from (a failed checkpoint write names the last good one itself, and so does a divergence,
+    // which would diverge again if resumed as is; a failed write of another file says it on the
+    // same line). A run refused before training began (a refused --resume, the model pre-check,
+    // a refused folder) gets its error line alone: resuming may be exactly what failed.
+    if (training && checkpoints && config && !(error instanceof CheckpointWriteError) && !(error instanceof DivergedError)) {
       let latest: string | undefined;
       try {
         latest = new CheckpointStore(config.checkpoint.dir).resolve('latest');
       } catch {
         // no checkpoint yet
       }
-      // A folder refused before training began is about the folder alone.
-      if (error instanceof FileWriteError) {
-        if (training) error.message += `; last good checkpoint: ${latest ?? 'none'}`;
-      } else if (latest) process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
+      if (error instanceof FileWriteError) error.message += `; last good checkpoint: ${latest ?? 'none'}`;
+      else if (latest) process.stderr.write(`the last good checkpoint is ${latest}; resume with: ringtrain train ${configFile} --resume latest\n`);
     }
     throw error;
   } finally {
@@ -233,8 +242,13 @@ function startupPhases(env: NodeJS.ProcessEnv, signal: AbortSignal, say: (line: 
     if (phase !== holdAt || signal.aborted) return;
     say(`test hold: ${phase}`);
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, 60_000);
-      signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, 60_000);
+      signal.addEventListener('abort', done, { once: true });
     });
   };
 }

@@ -27,7 +27,10 @@ export async function buildModel(spec: ModelSpec, seed: number): Promise<tf.Laye
 }
 
 function buildSequential(spec: { inputShape: number[]; layers: LayerSpec[] }): tf.Sequential {
-  const model = tf.sequential();
+  // A fixed model name: tfjs would number it after the models built before in this process
+  // (the config check builds one, so does reading a checkpoint's config), and the topology,
+  // which the processes of a world compare at the rendezvous, would differ between them.
+  const model = tf.sequential({ name: 'sequential' });
   spec.layers.forEach((layerSpec, index) => {
     const { type, ...args } = layerSpec;
     const factory = (tf.layers as unknown as Record<string, LayerFactory>)[type];

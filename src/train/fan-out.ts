@@ -68,15 +68,17 @@ export async function callAll<T>(
   if (failures.length === 0) return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
   const origin = control.abortOrigin ?? failures[0]!.rank;
   const cause = failures.find((f) => f.rank === origin) ?? failures.find((f) => !/^aborted by /.test(f.error.message)) ?? failures[0]!;
-  const stepPlusOne = views.statsRow(origin)[StatsColumn.GLOBAL_STEP]!;
+  // -1: the coordinator raised the abort (a start given up, another process's failure): no
+  // replica's row to read, no replica to name.
+  const stepPlusOne = origin >= 0 ? views.statsRow(origin)[StatsColumn.GLOBAL_STEP]! : 0;
   // Every thread of the failed group ends now; the trainer may start a new group (recovery).
   await group.end().catch(() => undefined);
   if (cause.error instanceof UserError) throw cause.error;
   // comlink keeps an error's name across threads, not its class.
   if (USER_ERROR_NAMES.has(cause.error.name)) throw new UserError(cause.error.message);
-  throw new TrainingAbortedError(`${what} failed: replica ${origin}: ${cause.error.message}`, {
+  throw new TrainingAbortedError(`${what} failed: ${origin >= 0 ? `replica ${origin}` : 'stopped by the coordinator'}: ${cause.error.message}`, {
     cause: cause.error,
-    replica: origin,
+    replica: origin >= 0 ? origin : undefined,
     globalStep: stepPlusOne > 0 ? stepPlusOne - 1 : undefined,
   });
 }

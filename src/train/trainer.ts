@@ -92,6 +92,8 @@ export class Trainer {
   private stopRequested = false;
   /** The loop stops at the next boundary: with other processes, only once all agreed on it. */
   private stopping = false;
+  /** Removes the listener on options.signal (at close: a caller's signal may outlive the trainer). */
+  private forgetSignal: (() => void) | undefined;
 
   private constructor(
     readonly config: RunConfig,
@@ -123,8 +125,9 @@ export class Trainer {
       await options.onStartupPhase?.(name);
       throwIfStopped(signal, name);
     };
-    // Before anything else: the folder must be writable, and leftovers of writes a kill
-    // interrupted are removed (it throws a UserError naming the folder and the OS error).
+    // Before the data are loaded (the caller has read the config and any checkpoint): the
+    // checkpoint folder must be writable, and leftovers of writes a kill interrupted are removed
+    // (it throws a UserError naming the folder and the OS error).
     if (options.checkpoints) new CheckpointStore(config.checkpoint.dir).openForWriting();
     await phase('data');
     const run = await untilStopped(prepareRun(config, { ...options, processesOnHost: options.world?.spec.localWorldSize }), signal, 'data');
@@ -162,7 +165,11 @@ export class Trainer {
     }
     // From here on a stop is fit()'s to honour: at once, before any step, if it came already.
     if (signal?.aborted) trainer.stop();
-    else signal?.addEventListener('abort', () => trainer.stop(), { once: true });
+    else if (signal) {
+      const onAbort = () => trainer.stop();
+      signal.addEventListener('abort', onAbort, { once: true });
+      trainer.forgetSignal = () => signal.removeEventListener('abort', onAbort);
+    }
     return trainer;
   }
 
@@ -289,7 +296,8 @@ export class Trainer {
   /**
    * Trains until config.training.epochs epochs are done (or `epochs` more), evaluating after
    * each, writing checkpoints as configured. Returns the epochs it finished. After `stop()`
-   * it returns at the next step boundary, with a checkpoint there when checkpoints are on.
+   * it returns at the next step boundary, with a checkpoint there when checkpoints are on and
+   * this call trained a step (a stop before its first step writes none).
    */
   async fit(epochs?: number): Promise<EpochEvent[]> {
     const end = epochs === undefined ? this.config.training.epochs : this.state.position.epoch + epochs;
@@ -307,9 +315,13 @@ export class Trainer {
       parameters: this.layout.length,
     });
     const first = this.state.history.length;
+    const updatesAtEntry = this.state.updates;
     this.keepRecoveryPoint();
     while (this.state.position.epoch < end && !this.stopping) await this.runEpoch(end);
-    if (this.checkpoints.lastStep !== this.state.updates) await this.checkpoint(undefined, true);
+    // A stop before this call's first step trained nothing: no checkpoint of the state it began
+    // from (it would replace `latest`; see startup.ts). Otherwise the last step is checkpointed.
+    const stoppedBeforeAnyStep = this.stopping && this.state.updates === updatesAtEntry;
+    if (!stoppedBeforeAnyStep && this.checkpoints.lastStep !== this.state.updates) await this.checkpoint(undefined, true);
     await this.checkpoints.flush();
     return this.state.history.slice(first);
   }
@@ -504,6 +516,8 @@ export class Trainer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.forgetSignal?.();
+    this.forgetSignal = undefined;
     const group = this.group;
     this.group = undefined;
     try {

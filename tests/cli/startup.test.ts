@@ -1,7 +1,8 @@
 /**
  * Reliability of a run's start (issue 12): a SIGINT/SIGTERM at any phase of start-up ends the run
- * with 130/143 and no checkpoint; a start that fails (a checkpoint that cannot be restored, a
- * replica that fails to start) ends its threads so the process exits by itself; and files that
+ * with 130/143 and no checkpoint; a start that fails once the replica threads run (a replica
+ * that fails to start, also after a checkpoint was restored into them) ends its threads so the
+ * process exits by itself; a resume refused before training says so in one line; and files that
  * are not regular files (devices, FIFOs, /proc), too large, or output folders on /proc are
  * refused with one line and exit 2. Real CLI processes, each with a deadline.
  */
@@ -51,33 +52,38 @@ describe('a stop during start-up', () => {
 });
 
 describe('a start that fails ends its threads', () => {
-  it('resuming from a checkpoint whose optimizer state cannot be restored exits 2 with one line', async () => {
+  it('resuming, a replica that fails to start once the checkpoint is restored into the threads\' memory ends the run: exit 1 by itself, one line', async () => {
     const out = temp();
-    const config = join(out, 'adam.json');
-    const base = { model: { inputShape: [1], layers: [{ type: 'dense', units: 1 }] }, data: { source: 'linear', samples: 40 }, loss: 'meanSquaredError', training: { epochs: 1, batchSize: 10 }, evaluation: { on: 'train' } };
-    writeFileSync(config, JSON.stringify({ ...base, optimizer: { name: 'adam', learningRate: 0.01 } }));
-    const first = startRingtrain(['train', config, '--workers', '1', '--out', out]);
-    expect(await first.exited(HOLD_MS)).toBe(0);
-    // The same checkpoint without adam's second moment: everything else matches the config.
-    const damaged = join(out, 'no-v.rtckpt');
-    const script = `
-      const { readCheckpointFile, encodeCheckpoint } = await import('./dist/checkpoint/format.js');
-      const { writeFileSync } = await import('node:fs');
-      const state = await readCheckpointFile(${JSON.stringify(join(out, 'checkpoints', 'ckpt-e0001-s000004.rtckpt'))});
-      state.optimizer.state = state.optimizer.state.filter((t) => t.name !== 'v');
-      writeFileSync(${JSON.stringify(damaged)}, encodeCheckpoint(state));`;
-    execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: join(import.meta.dirname, '../..') });
-    const resumed = startRingtrain(['train', config, '--workers', '2', '--epochs', '2', '--out', out, '--resume', damaged]);
-    expect(await resumed.exited(30_000)).toBe(2);
-    const errors = lines(resumed.stderr()).filter((l) => l.startsWith('ringtrain:'));
-    expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatch(/optimizer state "v"|no-v\.rtckpt/);
+    const first = startRingtrain(linear(out, '--epochs', '2'));
+    expect(await first.exited(HOLD_MS), first.stderr()).toBe(0);
+    // The threads start, the checkpoint is restored into their shared state, then replica 1's
+    // initialisation fails: every thread must end, or the process would not exit by itself.
+    const resumed = startRingtrain(linear(out, '--epochs', '4', '--resume', 'latest'), { RINGTRAIN_INJECT_FAULT: JSON.stringify({ rank: 1, failInit: true }) });
+    expect(await resumed.exited(EXIT_MS * 2)).toBe(1);
+    expect(resumed.child.signalCode).toBeNull();
+    // Training never began: no "resuming from" (said at the first step), no advice to resume.
+    expect(lines(resumed.stderr())).toEqual(['ringtrain: initialising replicas failed: replica 1: injected start failure in replica 1']);
   });
 
   it('a replica that fails to start ends the run: exit 1, one line, every thread ended', async () => {
     const run = startRingtrain(linear(temp()), { RINGTRAIN_INJECT_FAULT: JSON.stringify({ rank: 1, failInit: true }) });
     expect(await run.exited(HOLD_MS)).toBe(1);
     expect(lines(run.stderr())).toEqual(['ringtrain: initialising replicas failed: replica 1: injected start failure in replica 1']);
+  });
+});
+
+describe('a resume refused before training begins', () => {
+  it('says why in one line (and its hint), not also "resume with --resume latest"', async () => {
+    const out = temp();
+    const first = startRingtrain(linear(out, '--epochs', '2', '--workers', '1'));
+    expect(await first.exited(HOLD_MS), first.stderr()).toBe(0);
+    // A valid latest checkpoint, and a config it cannot be resumed with (another batch size).
+    const refused = startRingtrain(['train', 'configs/linear.json', '--epochs', '4', '--batch-size', '20', '--workers', '1', '--out', out, '--resume', 'latest']);
+    expect(await refused.exited(HOLD_MS)).toBe(2);
+    const said = lines(refused.stderr());
+    expect(said.filter((l) => !l.startsWith('hint:'))).toHaveLength(1);
+    expect(said[0]).toMatch(/^ringtrain: cannot resume from .*: training\.batchSize differs: the checkpoint has 10, the config 20$/);
+    expect(refused.stderr()).not.toMatch(/last good checkpoint/);
   });
 });
 

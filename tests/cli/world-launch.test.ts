@@ -5,7 +5,7 @@
  * without the fault, SIGTERM to the whole group, and a real mpirun of 2 processes.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -21,6 +21,42 @@ function summaryOf(stdout: string): { processes: number; replicas: number; param
   const lines = stdout.trim().split('\n').filter((l) => l.includes('"event":"summary"'));
   expect(lines).toHaveLength(1);
   return JSON.parse(lines[0]!);
+}
+
+/** The pids of the processes whose parent is `pid` (from /proc: Linux). */
+function childrenOf(pid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // pid (comm) state ppid ...; comm may hold spaces and parentheses.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Those of `pids` still running (a signal 0 to them does not fail with ESRCH). */
+function alive(pids: number[]): number[] {
+  return pids.filter((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+    }
+  });
+}
+
+/** Waits up to `ms` for every one of `pids` to be gone; returns those still running. */
+async function gone(pids: number[], ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  while (alive(pids).length > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  return alive(pids);
 }
 
 const weights = (stdout: string) => summaryOf(stdout).params.flatMap((p) => p.values);
@@ -89,15 +125,22 @@ describe('launching several processes', () => {
     resumed.forEach((value, i) => expect(Math.abs(value - expected[i]!)).toBeLessThanOrEqual(1e-5 * Math.abs(expected[i]!)));
   });
 
-  it('SIGTERM to the launcher: every process stops within seconds, rank 0 writes a checkpoint, --resume latest finishes the run', async () => {
+  it('SIGTERM to the launcher: both processes stop (none is left training), rank 0 writes a checkpoint, --resume latest finishes the run', async () => {
     const out = mkdtempSync(join(tmpdir(), 'ringtrain-sigterm-'));
     const args = ['train', 'configs/linear.json', '--epochs', '100000', '--batch-size', '10', '--workers', '1', '--json', '--out', out];
     const run = startRingtrain([...args, '--nproc-per-node', '2']);
     await run.line(/"event":"epoch".*"epoch":20,/, 60_000);
-    const signalled = Date.now();
-    run.child.kill('SIGTERM');
-    expect(await run.exited(20_000)).toBe(143);
-    expect(Date.now() - signalled).toBeLessThan(10_000);
+    const children = childrenOf(run.child.pid!);
+    expect(children).toHaveLength(2);
+    try {
+      run.child.kill('SIGTERM');
+      expect(await run.exited(30_000), run.stderr()).toBe(143);
+      // The launcher waited for its processes: they are gone (a moment's slack for the OS).
+      expect(await gone(children, 5_000)).toEqual([]);
+    } finally {
+      for (const pid of alive(children)) process.kill(pid, 'SIGKILL');
+    }
+    expect(run.stderr()).toMatch(/SIGTERM: stopping after the current step and writing a checkpoint/);
     const latest = await readCheckpointFile(new CheckpointStore(join(out, 'checkpoints')).resolve('latest'));
     expect(latest.position.epoch).toBeGreaterThanOrEqual(20);
     const resumed = startRingtrain([...args.slice(0, 2), '--epochs', String(latest.position.epoch + 3), ...args.slice(4), '--resume', 'latest', '--nproc-per-node', '2']);
