@@ -12,10 +12,11 @@
  * directory fsynced; only then are the pointers replaced (each the same way), and only after
  * that are old checkpoints removed. A crash at any moment leaves the previous `latest` valid;
  * at worst a temporary file stays behind, which is never taken for a checkpoint. Such
- * leftovers are removed when a store next opens the directory for writing (`openForWriting`,
- * at the start of a run), unless the process named in them is still alive. Otherwise the
- * store removes nothing but checkpoint files (names as above) that retention no longer keeps;
- * anything else in the directory is left alone.
+ * leftovers, and the write-check files (`.ringtrain-probe-<pid>.tmp`) of processes killed while
+ * checking the folder, are removed when a store next opens the directory for writing
+ * (`openForWriting`, at the start of a run), unless the process named in them is still alive.
+ * Otherwise the store removes nothing but checkpoint files (names as above) that retention no
+ * longer keeps; anything else in the directory is left alone.
  *
  * Speed: the file is written with one writev straight from the state's arrays (no copy of
  * the tensors is made) and flushed while the main thread computes the CRCs, so checksumming
@@ -107,6 +108,8 @@ function temporaryName(name: string): string {
 
 /** A temporary file of writeAtomically (of a checkpoint or a pointer): its writer's process id. */
 const TEMPORARY_NAME = /^\.(?:ckpt-.+\.rtckpt|latest|best)\.(\d+)-[0-9a-f]{8}\.tmp$/;
+/** The probe file of assertWritableFolder (probeFileName): its writer's process id. */
+const PROBE_NAME = /^\.ringtrain-probe-(\d+)\.tmp$/;
 
 /** Whether process `pid` is running (this one included). */
 function processAlive(pid: number): boolean {
@@ -276,19 +279,23 @@ export class CheckpointStore {
 
   /**
    * Prepares the directory for a run that writes checkpoints: creates it, removes the
-   * temporary files writes interrupted by a crash or a kill left behind (those of processes
-   * that are no longer running) and checks that a file can be written and removed in it.
-   * Returns the names of the leftovers removed. Throws a FileWriteError naming the directory
-   * and the OS error.
+   * temporary files writes interrupted by a crash or a kill left behind, and write-check files
+   * (those of processes that are no longer running), and checks that a file can be written and
+   * removed in it. Returns the names of the leftovers removed. Throws a FileWriteError naming
+   * the directory and the OS error (also when it cannot be listed).
    */
   openForWriting(): string[] {
     assertWritableFolder(this.dir, 'the checkpoint folder');
     const removed: string[] = [];
-    for (const name of readdirSync(this.dir)) {
-      const match = TEMPORARY_NAME.exec(name);
-      if (!match || processAlive(Number(match[1]))) continue;
+    const names = writingFile(this.dir, 'list the checkpoint folder', () => readdirSync(this.dir));
+    for (const name of names) {
+      const temporary = TEMPORARY_NAME.exec(name);
+      const probe = temporary ? undefined : PROBE_NAME.exec(name);
+      const pid = (temporary ?? probe)?.[1];
+      if (pid === undefined || processAlive(Number(pid))) continue;
       const file = path.join(this.dir, name);
-      writingFile(file, 'remove this temporary file of an interrupted checkpoint write', () => rmSync(file, { force: true }));
+      const what = temporary ? 'this temporary file of an interrupted checkpoint write' : 'this write-check file of an interrupted start';
+      writingFile(file, `remove ${what}`, () => rmSync(file, { force: true }));
       removed.push(name);
     }
     return removed;

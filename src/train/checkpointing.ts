@@ -8,8 +8,22 @@
  * (everySteps; it is counted as skipped: the newer state makes it redundant), and the waiting
  * state is released before the new one is captured. An epoch-end or final (end of fit, stop)
  * checkpoint is never dropped: the trainer waits for the write in flight to finish instead.
- * So at most two captured states are alive, and `latest` on disk trails training by at most
- * the write in flight and the one waiting, however slow the disk.
+ * So the queue holds at most two captured states (besides the live parameters), and `latest`
+ * on disk trails training by at most the write in flight and the one waiting, however slow
+ * the disk. With recovery on (parallel.maxRecoveries > 0, one process), the trainer also
+ * keeps a recovery point (src/train/recovery.ts), another full copy of the state, replaced
+ * after every segment: three copies then, two of them here (for a moment four, while a new
+ * recovery point is captured and the old one not yet let go).
+ *
+ * Every write has a deadline (`writeTimeoutMs`, default max(parallel.stepTimeoutMs, 60 s)),
+ * counted from when it starts: a write that has not finished by then (an fsync hanging on an
+ * NFS or FUSE mount) stops the run with a CheckpointWriteError naming the file, whatever
+ * checkpoint.onWriteError says (no later checkpoint could be written behind it), and the
+ * waits for it (an epoch-end or final checkpoint behind it, flush at the end of fit(), on a
+ * stop, after a failed recovery) end then instead of hanging. The deadline follows
+ * stepTimeoutMs, the run's limit on anything that makes no progress, so a user who raises it
+ * for a slow cluster raises this too, but is never below 60 s: writing and flushing a large
+ * state legitimately takes longer than a step.
  *
  * A failed write (a full disk, a read-only folder, ...) stops the run: the error is kept and
  * thrown at the next step boundary the trainer sees (`throwIfFailed`), naming the file, the OS
@@ -17,12 +31,17 @@
  * instead and training goes on (one warning per run of failures, and a note when writes work
  * again).
  */
+import path from 'node:path';
 import type { RunConfig } from '../config/schema.js';
 import { CheckpointError } from '../checkpoint/errors.js';
 import type { CheckpointState } from '../checkpoint/state.js';
-import { LATEST_POINTER, type CheckpointMetric, type CheckpointStore } from '../checkpoint/store.js';
+import { LATEST_POINTER, checkpointFileName, type CheckpointMetric, type CheckpointStore } from '../checkpoint/store.js';
 import { UserError } from '../errors.js';
 import type { EpochEvent } from './events.js';
+
+function formatSeconds(ms: number): string {
+  return String(Math.round(ms / 100) / 10);
+}
 
 /** A checkpoint that could not be written (the run stops, unless checkpoint.onWriteError is "warn"). */
 export class CheckpointWriteError extends UserError {
@@ -45,6 +64,14 @@ interface PendingWrite {
   keep: boolean;
 }
 
+/** The shortest default deadline of a checkpoint write. */
+export const MIN_CHECKPOINT_WRITE_TIMEOUT_MS = 60_000;
+
+export interface CheckpointScheduleOptions {
+  /** Deadline of each write, from its start; default max(parallel.stepTimeoutMs, 60 s). */
+  writeTimeoutMs?: number;
+}
+
 export interface CheckpointWriteStats {
   /** Checkpoints written. */
   written: number;
@@ -64,6 +91,9 @@ export class CheckpointSchedule {
   private readonly counts = { skipped: 0, failed: 0, maxStatesAlive: 0 };
   /** Settles (never rejects) when the write in flight is done and the waiting one, if any, has started. */
   private inFlight: Promise<void> | undefined;
+  /** Settles when the write in flight is past its deadline (then `failure` is set); never, if it finishes first. */
+  private overdue: Promise<void> | undefined;
+  private readonly writeTimeoutMs: number;
   private waiting: PendingWrite | undefined;
   /** The failure that stops the run ("stop"), thrown at the next step boundary. */
   private failure: Error | undefined;
@@ -75,7 +105,10 @@ export class CheckpointSchedule {
     /** Undefined when this process writes no checkpoints. */
     readonly store: CheckpointStore | undefined,
     private readonly warn: (line: string) => void = () => undefined,
-  ) {}
+    options: CheckpointScheduleOptions = {},
+  ) {
+    this.writeTimeoutMs = options.writeTimeoutMs ?? Math.max(config.parallel.stepTimeoutMs, MIN_CHECKPOINT_WRITE_TIMEOUT_MS);
+  }
 
   get stats(): CheckpointWriteStats {
     return { written: this.written.length, ...this.counts };
@@ -111,12 +144,14 @@ export class CheckpointSchedule {
   async write(capture: () => CheckpointState, epoch?: EpochEvent, keep = epoch !== undefined): Promise<void> {
     if (!this.store) return;
     this.throwIfFailed();
-    if (this.waiting?.keep) await this.inFlight; // it starts once the one in flight is done
+    if (this.waiting?.keep) await this.inFlightOrDeadline(); // it starts once the one in flight is done
     this.throwIfFailed();
     if (this.waiting) {
       // Superseded by the state captured now: release it first, so that only two are alive.
+      const replaced = this.waiting.state;
       this.waiting = undefined;
       this.counts.skipped++;
+      this.released(replaced);
     }
     const state = capture();
     this.lastStep = state.position.globalStep;
@@ -126,8 +161,21 @@ export class CheckpointSchedule {
     this.counts.maxStatesAlive = Math.max(this.counts.maxStatesAlive, this.statesAlive);
   }
 
+  /** The write in flight settles or passes its deadline (`failure` is set then). */
+  private async inFlightOrDeadline(): Promise<void> {
+    if (this.inFlight) await Promise.race([this.inFlight, this.overdue]);
+  }
+
   private start(pending: PendingWrite): void {
     const store = this.store!;
+    let timer: NodeJS.Timeout | undefined;
+    this.overdue = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.timedOut(pending);
+        resolve();
+      }, this.writeTimeoutMs);
+      timer.unref(); // the waits race it; alone it must not keep the process alive
+    });
     const write = Promise.resolve()
       .then(() => store.write(pending.state, { metric: pending.metric }))
       .then(
@@ -135,13 +183,42 @@ export class CheckpointSchedule {
         (error: unknown) => this.failed(error),
       )
       .finally(() => {
+        clearTimeout(timer);
         this.inFlight = undefined;
+        this.released(pending.state);
         const next = this.waiting;
         this.waiting = undefined;
         if (next) this.start(next);
       });
     this.inFlight = write;
   }
+
+  /**
+   * The write in flight is past its deadline: the run stops (even with onWriteError "warn":
+   * nothing could be written behind it). The last good checkpoint named is the last one this
+   * run wrote, not the `latest` pointer: reading it could hang on the same mount.
+   */
+  private timedOut(pending: PendingWrite): void {
+    const file = path.join(this.store!.dir, checkpointFileName(pending.state.position));
+    const lastGood = this.written.at(-1);
+    if (this.waiting) {
+      const dropped = this.waiting.state;
+      this.waiting = undefined;
+      this.released(dropped);
+    }
+    this.failure ??= new CheckpointWriteError(
+      `checkpoint write of ${file} did not finish within ${formatSeconds(this.writeTimeoutMs)} s (the disk or mount hangs?); training stopped; last good checkpoint: ${lastGood ?? 'none written by this run'}`,
+      file,
+      lastGood,
+      { cause: undefined },
+    );
+  }
+
+  /**
+   * Called when the queue lets go of a captured state: its write is done (or failed), or it was
+   * replaced by a newer one, or dropped after a failure. Nothing to do; tests watch it.
+   */
+  protected released(_state: CheckpointState): void {}
 
   private succeeded(file: string): void {
     this.written.push(file);
@@ -155,7 +232,11 @@ export class CheckpointSchedule {
     this.counts.failed++;
     // Only file-system failures may be warned about; anything else is a bug and stops the run.
     if (!(error instanceof CheckpointError && error.problem === 'io') || this.config.checkpoint.onWriteError === 'stop') {
-      if (this.waiting) this.waiting = undefined;
+      if (this.waiting) {
+        const dropped = this.waiting.state;
+        this.waiting = undefined;
+        this.released(dropped);
+      }
       this.failure ??= error instanceof CheckpointError ? this.writeError(error) : (error as Error);
       return;
     }
@@ -188,9 +269,12 @@ export class CheckpointSchedule {
     if (this.failure) throw this.failure;
   }
 
-  /** Waits for the checkpoints being written; throws the first write failure that stops the run. */
+  /**
+   * Waits for the checkpoints being written; throws the first write failure that stops the run,
+   * or a CheckpointWriteError when a write does not finish by its deadline.
+   */
   async flush(): Promise<void> {
-    while (this.inFlight) await this.inFlight;
+    while (this.inFlight && !this.failure) await this.inFlightOrDeadline();
     this.throwIfFailed();
   }
 

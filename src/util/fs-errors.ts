@@ -5,7 +5,7 @@
  * left on device)`. Every file ringtrain writes goes through these helpers, so none of those
  * failures ends in "internal error" with a stack.
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.js';
 
@@ -76,7 +76,13 @@ export function makeFolder(dir: string): void {
     if (errorCode(error) !== 'ENOENT') throw error;
     let first = path.resolve(dir);
     while (!existsSync(path.dirname(first)) && path.dirname(first) !== first) first = path.dirname(first);
-    mkdirSync(first); // throws the real error (or the folder appeared meanwhile: try again)
+    try {
+      mkdirSync(first); // throws the real error
+    } catch (firstError) {
+      // EEXIST: the folder appeared meanwhile (another process of the run made it): go on. A
+      // file or a dangling link of that name is the real error.
+      if (errorCode(firstError) !== 'EEXIST' || !isFolder(first)) throw firstError;
+    }
     mkdirSync(dir, { recursive: true });
   }
 }
@@ -88,7 +94,34 @@ export function makeFolder(dir: string): void {
  */
 export function assertWritableFolder(dir: string, what: string): void {
   writingFile(dir, `create ${what}`, () => makeFolder(dir));
-  const probe = path.join(dir, `.ringtrain-probe-${process.pid}.tmp`);
-  writingFile(dir, `write in ${what}`, () => writeFileSync(probe, 'ringtrain write check\n'));
+  const probe = path.join(dir, probeFileName(process.pid));
+  try {
+    writingFile(dir, `write in ${what}`, () => writeFileSync(probe, 'ringtrain write check\n'));
+  } catch (error) {
+    // The file may have been created before the write failed (ENOSPC): do not leave it behind.
+    try {
+      rmSync(probe, { force: true });
+    } catch {
+      // the write's error is the one to report
+    }
+    throw error;
+  }
   writingFile(dir, `remove a file from ${what}`, () => rmSync(probe, { force: true }));
+}
+
+/**
+ * The probe file of assertWritableFolder, named with its process id: one left behind by a
+ * process killed meanwhile is removed by the checkpoint store when it next opens the folder
+ * (src/checkpoint/store.ts, openForWriting), once that process is gone.
+ */
+export function probeFileName(pid: number): string {
+  return `.ringtrain-probe-${pid}.tmp`;
+}
+
+function isFolder(file: string): boolean {
+  try {
+    return statSync(file).isDirectory();
+  } catch {
+    return false;
+  }
 }

@@ -160,6 +160,17 @@ describe('CheckpointStore', () => {
     expect((await store.read('latest')).position.globalStep).toBe(10);
   });
 
+  it("openForWriting removes the write-check files of dead processes, not a running one's", async () => {
+    const store = new CheckpointStore(dir);
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const probe = `.ringtrain-probe-${dead}.tmp`; // a start killed while checking the folder
+    const running = `.ringtrain-probe-${process.ppid}.tmp`; // the parent (vitest) is alive
+    const others = ['.ringtrain-probe-x.tmp', '.ringtrain-probe-12.tmp.bak'];
+    for (const name of [probe, running, ...others]) await writeFile(path.join(dir, name), 'ringtrain write check\n');
+    expect(store.openForWriting()).toEqual([probe]);
+    expect((await readdir(dir)).sort()).toEqual([running, ...others].sort());
+  });
+
   it('openForWriting on a folder that cannot be made names it and the OS error', () => {
     const file = path.join(dir, 'a-file');
     return writeFile(file, 'x').then(() => {

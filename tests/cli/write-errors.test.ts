@@ -4,8 +4,11 @@
  * with 2 and one stderr line naming the file and the OS error; a full disk stops training at
  * once (not at the end of the run) and leaves the last good checkpoint loadable.
  *
- * The full and read-only disks are tmpfs mounts made here (CI runs as root). Without root or
- * mount, read-only is a chmod 555 folder (EACCES) and the full-disk cases are skipped.
+ * The full and read-only disks are tmpfs mounts made here (CI runs as root). Whether a tmpfs can
+ * be mounted is probed once: without mount rights (not root, or root in a container without
+ * CAP_SYS_ADMIN) the full-disk cases are skipped, saying so in their titles. Read-only is then a
+ * chmod 555 folder (EACCES), which does not bind root: as root without mount rights the
+ * read-only cases are skipped too.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,9 +20,22 @@ import { mainJs, root } from '../helpers/processes.js';
 const tmp = mkdtempSync(join(tmpdir(), 'ringtrain-write-errors-'));
 const mounts: string[] = [];
 
-/** A tmpfs of `size` at a new folder, or undefined when this machine does not allow it. */
+const isRoot = process.getuid?.() === 0;
+/** Whether a tmpfs can be mounted (and unmounted) here: root with mount rights. */
+const canMount = ((): boolean => {
+  if (!isRoot) return false;
+  const dir = mkdtempSync(join(tmp, 'probe-'));
+  if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' }).status !== 0) return false;
+  return spawnSync('umount', [dir], { stdio: 'ignore' }).status === 0;
+})();
+const cannotMount = canMount ? '' : ' (skipped: cannot mount a tmpfs here)';
+/** Root without mount rights: no read-only tmpfs, and a chmod 555 folder does not stop root. */
+const noReadOnly = isRoot && !canMount;
+const cannotReadOnly = noReadOnly ? ' (skipped: root cannot mount a read-only tmpfs here, and chmod does not bind root)' : '';
+
+/** A tmpfs of `size` at a new folder, or undefined when the mount fails. */
 function mountTmpfs(name: string, size: string): string | undefined {
-  if (process.getuid?.() !== 0) return undefined;
+  if (!canMount) return undefined;
   const dir = join(tmp, name);
   mkdirSync(dir);
   try {
@@ -39,22 +55,24 @@ let full: string | undefined;
 let full2: string | undefined;
 let readOnly: string;
 let readOnlyKind: string;
-const fullReason = 'needs root and tmpfs mounts to fill a disk';
 
 beforeAll(() => {
+  if (!canMount) {
+    if (!noReadOnly) {
+      readOnly = join(tmp, 'ro');
+      mkdirSync(readOnly, { recursive: true });
+      chmodSync(readOnly, 0o555);
+      readOnlyKind = 'EACCES (permission denied)';
+    }
+    return;
+  }
   full = mountTmpfs('full', '1m');
   full2 = mountTmpfs('full2', '1m');
   const ro = mountTmpfs('ro', '1m');
-  if (ro) {
-    remountReadOnly(ro);
-    readOnly = ro;
-    readOnlyKind = 'EROFS (read-only file system)';
-  } else {
-    readOnly = join(tmp, 'ro');
-    mkdirSync(readOnly, { recursive: true });
-    chmodSync(readOnly, 0o555);
-    readOnlyKind = 'EACCES (permission denied)';
-  }
+  if (!ro) throw new Error('mounting a tmpfs worked once, then failed');
+  remountReadOnly(ro);
+  readOnly = ro;
+  readOnlyKind = 'EROFS (read-only file system)';
 });
 
 afterAll(() => {
@@ -92,8 +110,8 @@ const oneLine = (stderr: string) => {
 };
 
 describe('write failures', () => {
-  it.skipIf(!process.getuid || process.getuid() !== 0)('a full disk stops training at the first failed checkpoint; the last good one loads', () => {
-    if (!full) return expect.fail(`tmpfs mount failed as root: ${fullReason}`);
+  it.skipIf(!canMount)(`a full disk stops training at the first failed checkpoint; the last good one loads${cannotMount}`, () => {
+    if (!full) return expect.fail('the tmpfs mount failed');
     const dir = join(full, 'ckpts');
     const out = join(tmp, 'out-full');
     const run = ringtrain('train', config('full', { dir }), '--out', out, '--json');
@@ -117,8 +135,8 @@ describe('write failures', () => {
     expect(exported.stderr).toBe(`ringtrain: ${join(full, 'model', 'weights.bin')}: cannot write the model weights: ENOSPC (no space left on device)\n`);
   });
 
-  it.skipIf(!process.getuid || process.getuid() !== 0)('with checkpoint.onWriteError "warn" the run goes on and says so once', () => {
-    if (!full2) return expect.fail(`tmpfs mount failed as root: ${fullReason}`);
+  it.skipIf(!canMount)(`with checkpoint.onWriteError "warn" the run goes on and says so once${cannotMount}`, () => {
+    if (!full2) return expect.fail('the tmpfs mount failed');
     const run = ringtrain('train', config('warn', { dir: join(full2, 'ckpts'), onWriteError: 'warn' }, 20), '--out', join(tmp, 'out-warn'), '--json');
     expect(run.code).toBe(0);
     oneLine(run.stderr);
@@ -126,7 +144,7 @@ describe('write failures', () => {
     expect(run.stdout.trim().split('\n')).toHaveLength(21); // 20 epochs and the summary
   });
 
-  it('a read-only checkpoint folder fails before training, naming it', () => {
+  it.skipIf(noReadOnly)(`a read-only checkpoint folder fails before training, naming it${cannotReadOnly}`, () => {
     const dir = join(readOnly, 'ckpts');
     const run = ringtrain('train', config('ro', { dir }), '--out', join(tmp, 'out-ro'), '--json');
     expect(run.code).toBe(2);
@@ -135,23 +153,28 @@ describe('write failures', () => {
     expect(run.stderr).toBe(`ringtrain: ${dir}: cannot create the checkpoint folder: ${readOnlyKind}\n`);
   });
 
-  it('a read-only output folder, and one with a name too long, fail before training', () => {
+  it.skipIf(noReadOnly)(`a read-only output folder fails before training${cannotReadOnly}`, () => {
     const ro = ringtrain('train', config('ro-out', {}), '--out', join(readOnly, 'out'));
     expect(ro.code).toBe(2);
     expect(ro.stdout).toBe('');
     expect(ro.stderr).toBe(`ringtrain: ${join(readOnly, 'out')}: cannot create the output folder: ${readOnlyKind}\n`);
+  });
+
+  it('an output folder with a name too long fails before training', () => {
     const long = join(tmp, 'x'.repeat(300));
     const tooLong = ringtrain('train', config('long', {}), '--out', long);
     expect(tooLong.code).toBe(2);
     expect(tooLong.stderr).toBe(`ringtrain: ${long}: cannot create the output folder: ENAMETOOLONG (name too long)\n`);
   });
 
-  it('export to a read-only folder or a name too long: exit 2 naming the folder', () => {
+  it(`export to a read-only folder or a name too long: exit 2 naming the folder${cannotReadOnly ? ' (read-only part skipped: root cannot mount a read-only tmpfs here, and chmod does not bind root)' : ''}`, () => {
     const out = join(tmp, 'out-export');
     expect(ringtrain('train', config('export', {}, 2), '--out', out).code).toBe(0);
-    const ro = ringtrain('export', join(out, 'checkpoints'), join(readOnly, 'model'), '--format', 'tfjs');
-    expect(ro.code).toBe(2);
-    expect(ro.stderr).toBe(`ringtrain: ${join(readOnly, 'model')}: cannot create the model folder: ${readOnlyKind}\n`);
+    if (!noReadOnly) {
+      const ro = ringtrain('export', join(out, 'checkpoints'), join(readOnly, 'model'), '--format', 'tfjs');
+      expect(ro.code).toBe(2);
+      expect(ro.stderr).toBe(`ringtrain: ${join(readOnly, 'model')}: cannot create the model folder: ${readOnlyKind}\n`);
+    }
     const long = join(tmp, 'y'.repeat(300));
     const tooLong = ringtrain('export', join(out, 'checkpoints'), long, '--format', 'tfjs');
     expect(tooLong.code).toBe(2);
