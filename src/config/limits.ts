@@ -79,18 +79,49 @@ export const WORKERS_PER_CORE = 4;
 /** Whatever the machine: 256 replicas of xor took 7.1 GB (about 28 MB each) and never finished an epoch. */
 export const MAX_WORKERS_ANY_MACHINE = 256;
 
+// ---------------------------------------------------------------------------------------------
+// This machine
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * TEST-ONLY: environment variables that make the checks below see a fixed machine, so that the
+ * fuzz and limits suites give the same outcomes on every machine. They are read here and nowhere
+ * else, and change only the bounds of config checks (never how many threads a run starts). Not
+ * meant for users: a run configured past its machine's bounds is refused for a reason.
+ */
+export const TEST_CORES_ENV = 'RINGTRAIN_TEST_CORES';
+export const TEST_TOTALMEM_ENV = 'RINGTRAIN_TEST_TOTALMEM';
+
+function testOverride(name: string): number | undefined {
+  const text = process.env[name];
+  if (text === undefined || text === '') return undefined;
+  const value = Number(text);
+  return Number.isSafeInteger(value) && value >= 1 ? value : undefined;
+}
+
+/** The cores the config checks count with: os.availableParallelism() (or RINGTRAIN_TEST_CORES in tests). */
+export function machineCores(): number {
+  return testOverride(TEST_CORES_ENV) ?? os.availableParallelism();
+}
+
+/** The memory the config checks count with: os.totalmem() (or RINGTRAIN_TEST_TOTALMEM, bytes, in tests). */
+export function machineMemory(): number {
+  return testOverride(TEST_TOTALMEM_ENV) ?? os.totalmem();
+}
+
 /**
  * The most replicas (threads) one process may start on this machine: WORKERS_PER_CORE per core
  * (os.availableParallelism()), at most MAX_WORKERS_ANY_MACHINE. Each replica is a thread with its
  * own TensorFlow.js and model copy (about 28 MB before the model's weights), and a synchronous step
  * waits for the slowest: on 2 cores, 256 replicas of xor used 7.1 GB and never finished an epoch.
+ * `cores` defaults to this machine's (machineCores()).
  */
-export function maxWorkers(): number {
-  return Math.max(1, Math.min(MAX_WORKERS_ANY_MACHINE, WORKERS_PER_CORE * os.availableParallelism()));
+export function maxWorkers(cores: number = machineCores()): number {
+  return Math.max(1, Math.min(MAX_WORKERS_ANY_MACHINE, WORKERS_PER_CORE * cores));
 }
 
-export function workersBoundReason(): string {
-  return `at most ${WORKERS_PER_CORE} replicas per core and this machine has ${os.availableParallelism()}: more only share the cores, each is a thread with its own TensorFlow.js and model copy (about 28 MB), and every step waits for the slowest`;
+export function workersBoundReason(cores: number = machineCores()): string {
+  return `at most ${WORKERS_PER_CORE} replicas per core and this machine has ${cores}: more only share the cores, each is a thread with its own TensorFlow.js and model copy (about 28 MB), and every step waits for the slowest`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -268,7 +299,7 @@ export interface MemoryEstimate {
 export function estimateMemory(params: number, activationsPerSample: number, replicas: number, stateArrays: number, batch: number): MemoryEstimate {
   const paramBytes = 4 * params * (1 + stateArrays + 3 * replicas) + REPLICA_BASE_BYTES * replicas;
   const activationBytes = 4 * 2 * activationsPerSample * batch;
-  return { paramBytes, activationBytes, total: paramBytes + activationBytes, limit: MEMORY_SHARE * os.totalmem() };
+  return { paramBytes, activationBytes, total: paramBytes + activationBytes, limit: MEMORY_SHARE * machineMemory() };
 }
 
 export function formatBytes(bytes: number): string {
