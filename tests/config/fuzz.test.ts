@@ -11,14 +11,13 @@
  * then runs through the real CLI (exit 2, one line plus an optional hint, no stack), and a
  * sample of accepted ones trains for one short epoch (exit 0, or 2 with one line: never a stack).
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../src/util/random.js';
-import { mainJs, root } from '../helpers/processes.js';
+import { inPairs, root, runCli, type CliRun } from '../helpers/processes.js';
 
 /** Fixed in CI; RINGTRAIN_FUZZ_SEED explores others locally (RINGTRAIN_FUZZ_VERBOSE=1 lists the accepted cases, RINGTRAIN_FUZZ_SHOW=3,14 shows those cases). */
 const SEED = Number(process.env.RINGTRAIN_FUZZ_SEED ?? 12);
@@ -381,39 +380,8 @@ function wordingProblems(c: FuzzCase, o: Outcome): string[] {
 // The CLI
 // ---------------------------------------------------------------------------------------------
 
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
 function ringtrain(args: string[]): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(process.execPath, [mainJs, ...args], {
-      cwd: tmp,
-      env: { ...process.env, RINGTRAIN_CACHE: join(tmp, 'cache') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const killer = setTimeout(() => child.kill('SIGKILL'), CLI_DEADLINE_MS);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-}
-
-/** Two at a time: the machine has two cores, shared. */
-async function inPairs<T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = [];
-  for (let i = 0; i < items.length; i += 2) results.push(...(await Promise.all(items.slice(i, i + 2).map(work))));
-  return results;
+  return runCli(args, { cwd: tmp, env: { RINGTRAIN_CACHE: join(tmp, 'cache') }, deadlineMs: CLI_DEADLINE_MS });
 }
 
 /**
