@@ -23,15 +23,13 @@ import {
   MAX_SYNTHETIC_SAMPLES,
   MAX_TIMEOUT_MS,
   MAX_WORKERS_ANY_MACHINE,
-  OPTIMIZER_STATE_ARRAYS,
-  estimateMemory,
   formatBytes,
   formatCount,
-  inspectLayers,
   machineCores,
   maxWorkers,
   workersBoundReason,
 } from './limits.js';
+import { OPTIMIZER_STATE_ARRAYS, estimateMemory, inspectLayers } from '../model/inspect-layers.js';
 import { closestMatch } from './suggest.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 /**
- * Layer argument rules (src/config/layer-rules.ts) and size bounds (src/config/limits.ts):
+ * Layer argument rules (src/config/layer-rules.ts), size bounds (src/config/limits.ts) and the
+ * symbolic model build with its memory estimate (src/model/inspect-layers.ts):
  * refused when the config is validated, with the field's path, before anything is allocated.
  */
 import os from 'node:os';
@@ -9,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { LAYER_RULES } from '../../src/config/layer-rules.js';
 import { checkLayerArgs, isLayerType } from '../../src/config/layers.js';
-import { TEST_CORES_ENV, TEST_TOTALMEM_ENV, checkDocumentLimits, inspectLayers, maxWorkers, paramMemoryProblem, workersBoundReason } from '../../src/config/limits.js';
+import { TEST_CORES_ENV, TEST_TOTALMEM_ENV, checkDocumentLimits, maxWorkers, workersBoundReason } from '../../src/config/limits.js';
+import { inspectLayers, paramMemoryProblem } from '../../src/model/inspect-layers.js';
 import { loadRunConfig, parseRunConfig, resolveWorkers } from '../../src/config/load.js';
 import { buildModel } from '../../src/model/build-model.js';
 

@@ -99,7 +99,7 @@ describe('checkModelTrains', () => {
 
 /**
  * The config check builds a model given as model.layers symbolically and refuses a reshape of
- * the wrong size itself (config/limits.ts), before prepareRun: a model.json topology is built
+ * the wrong size itself (model/inspect-layers.ts), before prepareRun: a model.json topology is built
  * only by prepareRun, so the pre-check is the first to see its reshape.
  */
 describe('before the replicas start (a model.topology file)', () => {
