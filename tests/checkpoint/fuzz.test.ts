@@ -54,7 +54,10 @@ const configJson = {
   parallel: { workers: 1 },
   backend: 'cpu',
   output: { dir: out, metricsLog: false },
-  checkpoint: { everySteps: 5, keepLast: 100 },
+  // Step 10 (epoch 1, step 2) is the first checkpoint, so no write is in flight when it is due
+  // and backpressure never replaces it by a newer one (with epoch-end checkpoints too, a slow
+  // write at step 8 let step 16 supersede it on a loaded machine: the file was missing).
+  checkpoint: { everySteps: 10, everyEpoch: false, keepLast: 100 },
 };
 const configFile = join(dir, 'fuzz.json');
 
