@@ -8,7 +8,8 @@
  * <field>: expected ..., found ...`.
  *
  * The embedded config is checked with the same schema as a config file (parseRunConfig), so
- * its messages are the config messages, with the field prefixed by `config.`.
+ * its messages are the config messages, with the field prefixed by `config.`; only the bounds
+ * that depend on the machine reading it (workers per core, the memory estimate) are left out.
  */
 import { parseRunConfig } from '../config/load.js';
 import { formatValue } from '../config/format.js';
@@ -46,7 +47,10 @@ class ContentsChecker {
 function checkConfig(c: ContentsChecker, config: unknown): RunConfig {
   if (!isRecord(config)) c.fail('config', 'a run config (a JSON object)', formatValue(config));
   try {
-    return parseRunConfig(config);
+    // Without the bounds about this machine (its cores, its memory): a checkpoint written on a
+    // 16-core machine with 16 workers is read on a laptop too. A resumed run's own config is
+    // checked against this machine when it is loaded.
+    return parseRunConfig(config, { machineChecks: false });
   } catch (error) {
     if (error instanceof ConfigError) {
       throw new CheckpointError(c.file, 'contents', `invalid contents: config${error.path ? '.' : ': '}${error.message}`, { cause: error });

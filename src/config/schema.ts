@@ -6,7 +6,6 @@
  * Every schema here carries, as its zod error message, a description of what was *expected*
  * ("an integer >= 1"); `format.ts` turns zod issues into `path: expected X, found Y`.
  */
-import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { checkpointWriteFields, type OnWriteError } from '../checkpoint/config.js';
@@ -24,14 +23,13 @@ import {
   MAX_SYNTHETIC_SAMPLES,
   MAX_TIMEOUT_MS,
   MAX_WORKERS_ANY_MACHINE,
-  OPTIMIZER_STATE_ARRAYS,
-  estimateMemory,
   formatBytes,
   formatCount,
-  inspectLayers,
+  machineCores,
   maxWorkers,
   workersBoundReason,
 } from './limits.js';
+import { OPTIMIZER_STATE_ARRAYS, estimateMemory, inspectLayers } from '../model/inspect-layers.js';
 import { closestMatch } from './suggest.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -445,26 +443,41 @@ export function workersExpected(): string {
   return `an integer from 1 to ${maxWorkers()} or "auto"`;
 }
 
-export const workersSchema = z.unknown().superRefine((value, ctx) => {
-  if (value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= maxWorkers())) return;
-  const over = typeof value === 'number' && Number.isInteger(value) && value > maxWorkers();
-  ctx.addIssue({
-    code: 'custom',
-    input: value,
-    message: over ? `expected ${workersExpected()}, found ${formatValue(value)} (${workersBoundReason()})` : workersExpected(),
-    params: over ? { full: true } : undefined,
-  });
-}) as unknown as z.ZodType<number | 'auto', unknown>;
+/**
+ * parallel.workers: "auto" or a count of replicas. With `machine` (the default), the count is
+ * bounded by this machine's cores (maxWorkers()); without, only by MAX_WORKERS_ANY_MACHINE, for a
+ * config read from a checkpoint that another machine wrote.
+ */
+function workersSchemaFor(machine: boolean) {
+  const max = () => (machine ? maxWorkers() : MAX_WORKERS_ANY_MACHINE);
+  return z.unknown().superRefine((value, ctx) => {
+    if (value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= max())) return;
+    const over = typeof value === 'number' && Number.isInteger(value) && value > max();
+    const expected = machine ? workersExpected() : `an integer from 1 to ${MAX_WORKERS_ANY_MACHINE} or "auto"`;
+    ctx.addIssue({
+      code: 'custom',
+      input: value,
+      message: over ? `expected ${expected}, found ${formatValue(value)} (${machine ? workersBoundReason() : 'the bound whatever the machine'})` : expected,
+      params: over ? { full: true } : undefined,
+    });
+  }) as unknown as z.ZodType<number | 'auto', unknown>;
+}
 
-export const parallelSchema = z.strictObject(
-  {
-    workers: workersSchema.default('auto'),
-    stepTimeoutMs: boundedInteger(1, MAX_TIMEOUT_MS, "Node's longest timer, 24.8 days; a longer one fires at once").default(DEFAULT_STEP_TIMEOUT_MS),
-    rendezvousTimeoutMs: boundedInteger(1, MAX_TIMEOUT_MS, "Node's longest timer, 24.8 days; a longer one fires at once").default(DEFAULT_RENDEZVOUS_TIMEOUT_MS),
-    maxRecoveries: integer(0).default(DEFAULT_MAX_RECOVERIES),
-  },
-  { error: 'an object such as {"workers": "auto"}' },
-);
+export const workersSchema = workersSchemaFor(true);
+
+function parallelSchemaFor(machine: boolean) {
+  return z.strictObject(
+    {
+      workers: workersSchemaFor(machine).default('auto'),
+      stepTimeoutMs: boundedInteger(1, MAX_TIMEOUT_MS, "Node's longest timer, 24.8 days; a longer one fires at once").default(DEFAULT_STEP_TIMEOUT_MS),
+      rendezvousTimeoutMs: boundedInteger(1, MAX_TIMEOUT_MS, "Node's longest timer, 24.8 days; a longer one fires at once").default(DEFAULT_RENDEZVOUS_TIMEOUT_MS),
+      maxRecoveries: integer(0).default(DEFAULT_MAX_RECOVERIES),
+    },
+    { error: 'an object such as {"workers": "auto"}' },
+  );
+}
+
+export const parallelSchema = parallelSchemaFor(true);
 
 export const backendSchema = z.enum(BACKENDS, { error: `one of ${BACKENDS.join(', ')}` });
 
@@ -495,20 +508,26 @@ export const checkpointSchema = z.strictObject(
   { error: 'an object such as {"everySteps": 500}' },
 );
 
-const sectionShapes = {
-  name: nameSchema.optional(),
-  model: modelSchema,
-  data: dataSchema,
-  loss: lossSchema,
-  metrics: metricsSchema.default([]),
-  optimizer: optimizerSchema,
-  training: trainingSchema,
-  evaluation: evaluationSchema.prefault({}),
-  parallel: parallelSchema.prefault({}),
-  backend: backendSchema.default('auto'),
-  output: outputSchema.prefault({}),
-  checkpoint: checkpointSchema.prefault({}),
-};
+function sectionShapesFor(machine: boolean) {
+  return {
+    name: nameSchema.optional(),
+    model: modelSchema,
+    data: dataSchema,
+    loss: lossSchema,
+    metrics: metricsSchema.default([]),
+    optimizer: optimizerSchema,
+    training: trainingSchema,
+    evaluation: evaluationSchema.prefault({}),
+    parallel: (machine ? parallelSchema : parallelSchemaFor(false)).prefault({}),
+    backend: backendSchema.default('auto'),
+    output: outputSchema.prefault({}),
+    checkpoint: checkpointSchema.prefault({}),
+  };
+}
+
+const sectionShapes = sectionShapesFor(true);
+/** The same fields, with no bound that depends on this machine (machineChecks: false). */
+const portableSectionShapes = sectionShapesFor(false);
 
 /**
  * The fields each object of the config knows, by JSON path with array indices dropped
@@ -617,6 +636,14 @@ export interface RunConfigContext {
   baseDir?: string;
   /** Name used when the config has none (the config file's base name). */
   defaultName?: string;
+  /**
+   * Whether the bounds that depend on this machine apply (default true): parallel.workers at most
+   * WORKERS_PER_CORE per core of this machine (else at most MAX_WORKERS_ANY_MACHINE), and the
+   * model's estimated memory at most MEMORY_SHARE of this machine's. False for a config read from a
+   * checkpoint, which another machine may have written: the structure, the bounds against typos
+   * and the symbolic build of the model still apply.
+   */
+  machineChecks?: boolean;
 }
 
 const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
@@ -626,8 +653,9 @@ const URL_LIKE = /^[a-z][a-z0-9+.-]*:\/\//i;
  * the resolution of `model.topology` happen in its final transform.
  */
 export function runConfigSchema(context: RunConfigContext = {}) {
+  const machine = context.machineChecks ?? true;
   return z
-    .strictObject(sectionShapes, { error: 'an object (the run config)' })
+    .strictObject(machine ? sectionShapes : portableSectionShapes, { error: 'an object (the run config)' })
     .superRefine((config, ctx) => {
       const { validateOnTest, validationSplit } = config.training;
       if (validateOnTest && validationSplit > 0) {
@@ -640,7 +668,7 @@ export function runConfigSchema(context: RunConfigContext = {}) {
         });
       }
       // Only a config that is otherwise valid is built (its layers' arguments checked first).
-      if (ctx.issues.length === 0) checkModelSize(config, ctx);
+      if (ctx.issues.length === 0) checkModelSize(config, ctx, machine);
     })
     .transform((config, ctx): RunConfig => {
       const name = config.name ?? context.defaultName;
@@ -698,7 +726,7 @@ function knownTrainSamples(data: DataConfig): number | undefined {
  * optimizer state, per replica) and one batch's activations would take more than MEMORY_SHARE of
  * this machine's memory. A model given as a topology file is checked when it is built.
  */
-function checkModelSize(config: z.output<z.ZodObject<typeof sectionShapes>>, ctx: z.core.$RefinementCtx): void {
+function checkModelSize(config: z.output<z.ZodObject<typeof sectionShapes>>, ctx: z.core.$RefinementCtx, machine: boolean): void {
   const model = config.model;
   if (!('layers' in model)) return;
   const inspection = inspectLayers(model.inputShape, model.layers);
@@ -707,7 +735,9 @@ function checkModelSize(config: z.output<z.ZodObject<typeof sectionShapes>>, ctx
     ctx.addIssue({ code: 'custom', path: ['model', 'layers', inspection.index, ...at], input: model.layers[inspection.index], message: inspection.message, params: { full: true } });
     return;
   }
-  const replicas = config.parallel.workers === 'auto' ? Math.min(maxWorkers(), os.availableParallelism()) : config.parallel.workers;
+  // The memory estimate is about this machine: not for a config that another machine may have written.
+  if (!machine) return;
+  const replicas = config.parallel.workers === 'auto' ? Math.min(maxWorkers(), machineCores()) : config.parallel.workers;
   const activations = inspection.layers.reduce((n, l) => n + l.outputs, 0);
   const batch = Math.min(config.training.batchSize, knownTrainSamples(config.data) ?? config.training.batchSize);
   const stateArrays = OPTIMIZER_STATE_ARRAYS[config.optimizer.name] ?? 3;

@@ -10,7 +10,7 @@ import { resolveWorkers } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
 import { product, splitValidation, type SharedDataset } from '../data/dataset.js';
 import { loadData, type LoadedData } from '../data/load-data.js';
-import { paramMemoryProblem } from '../config/limits.js';
+import { paramMemoryProblem } from '../model/inspect-layers.js';
 import { ConfigError, UserError } from '../errors.js';
 import { buildModel } from '../model/build-model.js';
 import { checkDataForModel } from '../model/check-data.js';

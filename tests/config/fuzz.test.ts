@@ -10,15 +10,16 @@
  * worker thread, which is terminated if a case passes its deadline. A sample of refused cases
  * then runs through the real CLI (exit 2, one line plus an optional hint, no stack), and a
  * sample of accepted ones trains for one short epoch (exit 0, or 2 with one line: never a stack).
+ * The checks see a fixed machine (FIXED_MACHINE), so the outcomes do not depend on this one.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_CORES_ENV, TEST_TOTALMEM_ENV } from '../../src/config/limits.js';
 import { mulberry32 } from '../../src/util/random.js';
-import { mainJs, root } from '../helpers/processes.js';
+import { inPairs, root, runCli, type CliRun } from '../helpers/processes.js';
 
 /** Fixed in CI; RINGTRAIN_FUZZ_SEED explores others locally (RINGTRAIN_FUZZ_VERBOSE=1 lists the accepted cases, RINGTRAIN_FUZZ_SHOW=3,14 shows those cases). */
 const SEED = Number(process.env.RINGTRAIN_FUZZ_SEED ?? 12);
@@ -33,6 +34,13 @@ const CLI_ACCEPTED = 4;
 const SHORT_RUN_MAX_PARAMS = 1_000_000;
 /** What the CLI cases pass, and so what the in-process check applies too. */
 const OVERRIDES = { epochs: 1 };
+
+/**
+ * The machine the checks see (limits.ts' test-only variables), so that the outcomes are the same
+ * on every machine: the workers bound (4 per core) and the memory estimate (half the memory)
+ * depend on it. 2 cores (at most 8 workers) and 8 GB.
+ */
+const FIXED_MACHINE = { [TEST_CORES_ENV]: '2', [TEST_TOTALMEM_ENV]: String(8e9) };
 
 const tmp = mkdtempSync(join(tmpdir(), 'ringtrain-fuzz-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -325,7 +333,7 @@ class Checker {
   private worker: Worker | undefined;
 
   private async start(): Promise<Worker> {
-    const worker = new Worker(new URL('../helpers/config-fuzz-worker.mjs', import.meta.url));
+    const worker = new Worker(new URL('../helpers/config-fuzz-worker.mjs', import.meta.url), { env: { ...process.env, ...FIXED_MACHINE } });
     await new Promise<void>((resolve, reject) => {
       worker.once('message', () => resolve());
       worker.once('error', reject);
@@ -381,39 +389,8 @@ function wordingProblems(c: FuzzCase, o: Outcome): string[] {
 // The CLI
 // ---------------------------------------------------------------------------------------------
 
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
 function ringtrain(args: string[]): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(process.execPath, [mainJs, ...args], {
-      cwd: tmp,
-      env: { ...process.env, RINGTRAIN_CACHE: join(tmp, 'cache') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const killer = setTimeout(() => child.kill('SIGKILL'), CLI_DEADLINE_MS);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(killer);
-      resolve({ code, stdout, stderr, ms: performance.now() - started });
-    });
-  });
-}
-
-/** Two at a time: the machine has two cores, shared. */
-async function inPairs<T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = [];
-  for (let i = 0; i < items.length; i += 2) results.push(...(await Promise.all(items.slice(i, i + 2).map(work))));
-  return results;
+  return runCli(args, { cwd: tmp, env: { RINGTRAIN_CACHE: join(tmp, 'cache'), ...FIXED_MACHINE }, deadlineMs: CLI_DEADLINE_MS });
 }
 
 /**
@@ -437,10 +414,14 @@ function shortRunVariant(c: FuzzCase): string {
 // ---------------------------------------------------------------------------------------------
 
 describe('config fuzzing', () => {
-  it(`${CASES} mutated configs: each refused with one line naming the field, or accepted; none hangs or crashes`, async () => {
-    const cases = makeCases();
+  let cases: FuzzCase[] = [];
+  const outcomes = new Map<number, Outcome>();
+  const flags = (c: FuzzCase) => ['--epochs', '1', '--no-checkpoints', '--out', join(tmp, 'runs', String(c.id))];
+
+  // Every case through the checks, in a worker thread: the tests below judge the outcomes.
+  beforeAll(async () => {
+    cases = makeCases();
     const checker = new Checker();
-    const outcomes = new Map<number, Outcome>();
     try {
       for (const c of cases) {
         const o = await checker.check(c.file);
@@ -450,7 +431,9 @@ describe('config fuzzing', () => {
     } finally {
       await checker.close();
     }
+  }, 120_000);
 
+  it(`${CASES} mutated configs: each refused with one line naming the field, or accepted; none hangs or crashes`, () => {
     const failures: string[] = [];
     const count = { refused: 0, refusedField: 0, refusedDocument: 0, accepted: 0, crashed: 0, hang: 0 };
     const byOperator: Record<string, { refused: number; accepted: number }> = {};
@@ -476,45 +459,9 @@ describe('config fuzzing', () => {
       for (const problem of wordingProblems(c, o)) failures.push(`#${c.id} ${c.operator} (${c.base}): ${problem}: ${o.message}`);
     }
 
-    // A sample through the real CLI: refusals (one per kind of mutation) and short runs of accepted configs.
-    const refusedSample = OPERATORS.map((op) => cases.find((c) => c.operator === op && outcomes.get(c.id)!.outcome === 'refused'))
-      .filter((c): c is FuzzCase => c !== undefined)
-      .slice(0, CLI_REFUSED);
-    const runnable = cases.filter((c) => {
-      const o = outcomes.get(c.id)!;
-      // Offline data only, and small models: a valid 42-million-weight model trains, slowly (40 s for 2 steps here).
-      return o.outcome === 'accepted' && !o.topology && (o.params ?? Infinity) <= SHORT_RUN_MAX_PARAMS && ['xor', 'linear', 'embedded-mnist'].includes(o.source ?? '');
-    });
-    const acceptedSample = runnable.filter((_, i) => i % Math.max(1, Math.floor(runnable.length / CLI_ACCEPTED)) === 0).slice(0, CLI_ACCEPTED);
-    const cli = { refused: 0, ran: 0, ranRefused: 0 };
-    const flags = (c: FuzzCase) => ['--epochs', '1', '--no-checkpoints', '--out', join(tmp, 'runs', String(c.id))];
-
-    await inPairs(refusedSample, async (c) => {
-      const run = await ringtrain(['train', c.file, ...flags(c)]);
-      const lines = run.stderr.split('\n').filter((l) => l !== '');
-      const o = outcomes.get(c.id)!;
-      const expected = [`ringtrain: ${o.message}`, ...(o.hint ? [`hint: ${o.hint}`] : [])];
-      if (run.code !== 2 || run.stdout !== '' || run.stderr.includes('    at ') || JSON.stringify(lines) !== JSON.stringify(expected)) {
-        failures.push(`CLI #${c.id} ${c.operator}: exit ${run.code} in ${Math.round(run.ms)} ms, stderr ${JSON.stringify(run.stderr.slice(0, 2000))}`);
-      } else {
-        cli.refused++;
-      }
-    });
-    await inPairs(acceptedSample, async (c) => {
-      const run = await ringtrain(['train', shortRunVariant(c), ...flags(c), '--workers', '1']);
-      const errorLines = run.stderr.split('\n').filter((l) => l.startsWith('ringtrain:'));
-      const ok = run.code === 0 && errorLines.length === 0;
-      const userError = run.code === 2 && errorLines.length === 1 && !run.stderr.includes('    at ');
-      if (process.env.RINGTRAIN_FUZZ_VERBOSE) console.log(`CLI run #${c.id}: exit ${run.code} in ${Math.round(run.ms)} ms: ${run.stderr.slice(-500)}`);
-      if (ok) cli.ran++;
-      else if (userError) cli.ranRefused++;
-      else failures.push(`CLI run #${c.id} ${c.operator}: exit ${run.code} in ${Math.round(run.ms)} ms, stderr ${JSON.stringify(run.stderr.slice(-2000))}`);
-    });
-
     const summary =
       `config fuzz (seed ${SEED}): ${cases.length} cases: ${count.refused} refused (${count.refusedField} naming a field, ${count.refusedDocument} the document), ` +
-      `${count.accepted} accepted, ${count.hang} hangs, ${count.crashed} other errors; slowest check ${Math.round(slowest)} ms; ` +
-      `CLI: ${cli.refused}/${refusedSample.length} refusals exit 2 with the same line, short runs of accepted configs: ${cli.ran} trained, ${cli.ranRefused} refused with a UserError, of ${acceptedSample.length}`;
+      `${count.accepted} accepted, ${count.hang} hangs, ${count.crashed} other errors; slowest check ${Math.round(slowest)} ms`;
     console.log(summary);
     for (const id of (process.env.RINGTRAIN_FUZZ_SHOW ?? '').split(',').filter(Boolean).map(Number)) {
       const c = cases[id]!;
@@ -529,7 +476,48 @@ describe('config fuzzing', () => {
     expect(cases.length).toBeGreaterThanOrEqual(200);
     // The mutations mostly break configs; the accepted share is counted, not assumed.
     expect(count.refused).toBeGreaterThan(cases.length * 0.6);
+  }, 30_000);
+
+  it(`the real CLI refuses ${CLI_REFUSED} of them (one per kind of mutation): exit 2, the same line, no stack`, async () => {
+    const refusedSample = OPERATORS.map((op) => cases.find((c) => c.operator === op && outcomes.get(c.id)!.outcome === 'refused'))
+      .filter((c): c is FuzzCase => c !== undefined)
+      .slice(0, CLI_REFUSED);
     expect(refusedSample.length).toBe(CLI_REFUSED);
+    const failures: string[] = [];
+    await inPairs(refusedSample, async (c) => {
+      const run = await ringtrain(['train', c.file, ...flags(c)]);
+      const lines = run.stderr.split('\n').filter((l) => l !== '');
+      const o = outcomes.get(c.id)!;
+      const expected = [`ringtrain: ${o.message}`, ...(o.hint ? [`hint: ${o.hint}`] : [])];
+      if (run.code !== 2 || run.stdout !== '' || run.stderr.includes('    at ') || JSON.stringify(lines) !== JSON.stringify(expected)) {
+        failures.push(`CLI #${c.id} ${c.operator}: exit ${run.code} in ${Math.round(run.ms)} ms, stderr ${JSON.stringify(run.stderr.slice(0, 2000))}`);
+      }
+    });
+    expect(failures).toEqual([]);
+  }, (CLI_REFUSED / 2) * CLI_DEADLINE_MS);
+
+  it(`up to ${CLI_ACCEPTED} accepted configs train a few steps through the CLI: exit 0, or 2 with one line, never a stack`, async () => {
+    const runnable = cases.filter((c) => {
+      const o = outcomes.get(c.id)!;
+      // Offline data only, and small models: a valid 42-million-weight model trains, slowly (40 s for 2 steps here).
+      return o.outcome === 'accepted' && !o.topology && (o.params ?? Infinity) <= SHORT_RUN_MAX_PARAMS && ['xor', 'linear', 'embedded-mnist'].includes(o.source ?? '');
+    });
+    const acceptedSample = runnable.filter((_, i) => i % Math.max(1, Math.floor(runnable.length / CLI_ACCEPTED)) === 0).slice(0, CLI_ACCEPTED);
     expect(acceptedSample.length).toBeGreaterThan(0);
-  }, 240_000);
+    const failures: string[] = [];
+    const cli = { ran: 0, ranRefused: 0 };
+    await inPairs(acceptedSample, async (c) => {
+      const run = await ringtrain(['train', shortRunVariant(c), ...flags(c), '--workers', '1']);
+      const errorLines = run.stderr.split('\n').filter((l) => l.startsWith('ringtrain:'));
+      const ok = run.code === 0 && errorLines.length === 0;
+      const userError = run.code === 2 && errorLines.length === 1 && !run.stderr.includes('    at ');
+      if (process.env.RINGTRAIN_FUZZ_VERBOSE) console.log(`CLI run #${c.id}: exit ${run.code} in ${Math.round(run.ms)} ms: ${run.stderr.slice(-500)}`);
+      if (ok) cli.ran++;
+      else if (userError) cli.ranRefused++;
+      else failures.push(`CLI run #${c.id} ${c.operator}: exit ${run.code} in ${Math.round(run.ms)} ms, stderr ${JSON.stringify(run.stderr.slice(-2000))}`);
+    });
+
+    console.log(`config fuzz (seed ${SEED}): short runs of accepted configs: ${cli.ran} trained, ${cli.ranRefused} refused with a UserError, of ${acceptedSample.length}`);
+    expect(failures).toEqual([]);
+  }, (CLI_ACCEPTED / 2) * CLI_DEADLINE_MS);
 });

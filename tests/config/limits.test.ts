@@ -1,15 +1,17 @@
 /**
- * Layer argument rules (src/config/layer-rules.ts) and size bounds (src/config/limits.ts):
+ * Layer argument rules (src/config/layer-rules.ts), size bounds (src/config/limits.ts) and the
+ * symbolic model build with its memory estimate (src/model/inspect-layers.ts):
  * refused when the config is validated, with the field's path, before anything is allocated.
  */
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { LAYER_RULES } from '../../src/config/layer-rules.js';
 import { checkLayerArgs, isLayerType } from '../../src/config/layers.js';
-import { checkDocumentLimits, formatBytes, inspectLayers, paramMemoryProblem } from '../../src/config/limits.js';
+import { TEST_CORES_ENV, TEST_TOTALMEM_ENV, checkDocumentLimits, maxWorkers, workersBoundReason } from '../../src/config/limits.js';
+import { inspectLayers, paramMemoryProblem } from '../../src/model/inspect-layers.js';
 import { loadRunConfig, parseRunConfig, resolveWorkers } from '../../src/config/load.js';
 import { buildModel } from '../../src/model/build-model.js';
 
@@ -43,7 +45,38 @@ function refusal(config: unknown): ConfigError {
   throw new Error('expected a ConfigError, but the config was accepted');
 }
 
-const MAX_WORKERS = Math.min(256, 4 * os.availableParallelism());
+/**
+ * The checks see a fixed machine (limits.ts' test-only variables): 3 cores, so at most 12
+ * workers, and 16 GB, so a limit of 8.0 GB, whatever machine runs the tests.
+ */
+const MAX_WORKERS = 12;
+const saved = { cores: process.env[TEST_CORES_ENV], memory: process.env[TEST_TOTALMEM_ENV] };
+beforeAll(() => {
+  process.env[TEST_CORES_ENV] = '3';
+  process.env[TEST_TOTALMEM_ENV] = String(16e9);
+});
+afterAll(() => {
+  for (const [name, value] of [[TEST_CORES_ENV, saved.cores], [TEST_TOTALMEM_ENV, saved.memory]] as const) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+});
+
+describe('the bound on workers', () => {
+  it('is 4 per core, at most 256, at least 1; the reason names the cores', () => {
+    expect(maxWorkers()).toBe(MAX_WORKERS);
+    expect([maxWorkers(1), maxWorkers(16), maxWorkers(64), maxWorkers(1000), maxWorkers(0)]).toEqual([4, 64, 256, 256, 1]);
+    expect(workersBoundReason()).toBe(
+      'at most 4 replicas per core and this machine has 3: more only share the cores, each is a thread with its own TensorFlow.js and model copy (about 28 MB), and every step waits for the slowest',
+    );
+  });
+
+  it('is checked in a config read from a file, not in one read from a checkpoint (machineChecks: false)', () => {
+    const config = { ...minimal(), parallel: { workers: 64 } };
+    expect(refusal(config).message).toBe(`parallel.workers: expected an integer from 1 to ${MAX_WORKERS} or "auto", found 64 (${workersBoundReason()})`);
+    expect(parseRunConfig(config, { defaultName: 'test', machineChecks: false }).parallel.workers).toBe(64);
+  });
+});
 
 describe('the layer rules table', () => {
   it('names real layer types, and only arguments their tfjs factory reads', () => {
@@ -161,7 +194,7 @@ describe('sizes are bounded', () => {
     [
       'workers past 4 per core',
       (c) => (c.parallel.workers = MAX_WORKERS + 1),
-      `parallel.workers: expected an integer from 1 to ${MAX_WORKERS} or "auto", found ${MAX_WORKERS + 1} (at most 4 replicas per core and this machine has ${os.availableParallelism()}: more only share the cores, each is a thread with its own TensorFlow.js and model copy (about 28 MB), and every step waits for the slowest)`,
+      `parallel.workers: expected an integer from 1 to ${MAX_WORKERS} or "auto", found ${MAX_WORKERS + 1} (at most 4 replicas per core and this machine has 3: more only share the cores, each is a thread with its own TensorFlow.js and model copy (about 28 MB), and every step waits for the slowest)`,
     ],
   ];
 
@@ -218,7 +251,7 @@ describe('the model must fit in memory, checked before any weight is allocated',
   it('refuses a model whose weights would not fit, naming its largest layer', () => {
     const config = minimal();
     config.model.layers[4].units = 10_000_000; // 1352 x 10,000,000 weights, and 10,000,000 outputs per sample
-    const limit = formatBytes(os.totalmem() / 2);
+    const limit = '8.0 GB';
     expect(refusal(config).message).toBe(
       `model.layers[4]: the model would have 13,530,000,080 parameters (this dense layer 13,530,000,000), about 327 GB with gradients and adam state for 1 replica; the limit is ${limit}, half of this machine's memory`,
     );
@@ -230,7 +263,7 @@ describe('the model must fit in memory, checked before any weight is allocated',
     config.model.layers[1].poolSize = 28;
     config.training.batchSize = 60_000;
     expect(refusal(config).message).toMatch(
-      /^training\.batchSize: a batch of 60,000 samples would need about 1\.5 TB for the model's activations and parameters \(model\.layers\[0\] alone outputs 3,211,264 values per sample\); the limit is [\d.]+ GB, half of this machine's memory: use a smaller batch or model$/,
+      /^training\.batchSize: a batch of 60,000 samples would need about 1\.5 TB for the model's activations and parameters \(model\.layers\[0\] alone outputs 3,211,264 values per sample\); the limit is 8\.0 GB, half of this machine's memory: use a smaller batch or model$/,
     );
   });
 
@@ -238,7 +271,7 @@ describe('the model must fit in memory, checked before any weight is allocated',
     expect(paramMemoryProblem(100_000, 2, 'adam')).toBeUndefined();
     // 4 bytes x 1e10 x (1 + 2 + 3 x 2) + 2 x 28 MB
     expect(paramMemoryProblem(1e10, 2, 'adam')).toBe(
-      `the model has 10,000,000,000 parameters, about 360 GB with gradients and adam state for 2 replicas; the limit is ${formatBytes(os.totalmem() / 2)}, half of this machine's memory`,
+      `the model has 10,000,000,000 parameters, about 360 GB with gradients and adam state for 2 replicas; the limit is 8.0 GB, half of this machine's memory`,
     );
   });
 });

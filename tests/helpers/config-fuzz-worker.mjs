@@ -9,7 +9,7 @@ import { parentPort } from 'node:worker_threads';
 
 const { loadRunConfig, applyOverrides } = await import(new URL('../../dist/config/load.js', import.meta.url).href);
 const { UserError } = await import(new URL('../../dist/errors.js', import.meta.url).href);
-const { inspectLayers } = await import(new URL('../../dist/config/limits.js', import.meta.url).href);
+const { inspectLayers } = await import(new URL('../../dist/model/inspect-layers.js', import.meta.url).href);
 
 parentPort.on('message', async ({ id, file, overrides }) => {
   const started = performance.now();

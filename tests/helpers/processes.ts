@@ -117,3 +117,43 @@ export function torchrunEnv(rank: number, size: number, port: number, extra: Nod
     ...extra,
   };
 }
+
+export interface CliRun {
+  /** The exit code, or null when the process was killed (at the deadline). */
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+/**
+ * Runs the built CLI (dist/cli/main.js) to its end, collecting its output; killed with SIGKILL
+ * if it runs past `deadlineMs` (then code is null). Tracked, so killAll ends it too.
+ */
+export function runCli(args: string[], options: { deadlineMs: number; cwd?: string; env?: NodeJS.ProcessEnv }): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, [mainJs, ...args], { cwd: options.cwd ?? root, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    track(child);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    const killer = setTimeout(() => child.kill('SIGKILL'), options.deadlineMs);
+    child.on('error', (error) => {
+      clearTimeout(killer);
+      reject(error);
+    });
+    child.on('close', (code) => {
+      clearTimeout(killer);
+      resolve({ code, stdout, stderr, ms: performance.now() - started });
+    });
+  });
+}
+
+/** Runs `work` on the items two at a time (the test machine has two cores, shared), keeping their order. */
+export async function inPairs<T, R>(items: readonly T[], work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  for (let i = 0; i < items.length; i += 2) results.push(...(await Promise.all(items.slice(i, i + 2).map(work))));
+  return results;
+}

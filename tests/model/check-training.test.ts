@@ -97,44 +97,47 @@ describe('checkModelTrains', () => {
   });
 });
 
-describe('before the replicas start', () => {
+/**
+ * The config check builds a model given as model.layers symbolically and refuses a reshape of
+ * the wrong size itself (model/inspect-layers.ts), before prepareRun: a model.json topology is built
+ * only by prepareRun, so the pre-check is the first to see its reshape.
+ */
+describe('before the replicas start (a model.topology file)', () => {
+  let dir: string;
+  /** A model.json (topology only, no weights) whose reshape of 4 values to [3] tfjs builds without complaint. */
+  let modelJson: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ringtrain-check-training-'));
+    const model = await buildModel({ inputShape: [1], layers: [{ type: 'dense', units: 4 }, { type: 'reshape', targetShape: [3] }, { type: 'dense', units: 1 }] }, 1);
+    modelJson = join(dir, 'model.json');
+    writeFileSync(modelJson, JSON.stringify({ format: 'layers-model', modelTopology: model.toJSON(null, false) }));
+    model.dispose();
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const raw = () => ({
+    name: 'bad-reshape',
+    model: { topology: modelJson },
+    data: { source: 'linear', samples: 20 },
+    loss: 'meanSquaredError',
+    optimizer: 'sgd',
+    training: { epochs: 1, batchSize: 10 },
+  });
+  // A topology has no model.layers to point into: the layer is named by its name.
+  const REFUSAL = 'layer reshape_2 (a Reshape layer): fails on a batch of 2 training samples of input shape [2, 4]: Total size of new array must be unchanged.';
+
   it('prepareRun refuses the model (no thread is started)', async () => {
-    const config = parseRunConfig({
-      name: 'bad-reshape',
-      model: { inputShape: [3], layers: [{ type: 'dense', units: 4 }, { type: 'reshape', targetShape: [5] }, { type: 'dense', units: 1 }] },
-      data: 'linear',
-      loss: 'mse',
-      optimizer: 'sgd',
-      training: { epochs: 1, batchSize: 4 },
-      parallel: { workers: 1 },
-      backend: 'cpu',
-      output: { metricsLog: false },
-    });
-    await expect(prepareRun(config, { data: { train: dataset([3], [1]) } })).rejects.toThrow(
-      'model.layers[1] (reshape_2, a Reshape layer): fails on a batch of 2 training samples of input shape [2, 4]: Total size of new array must be unchanged.',
-    );
+    // The config check passes: it does not open the topology file.
+    const config = parseRunConfig({ ...raw(), parallel: { workers: 1 }, backend: 'cpu', output: { dir: join(dir, 'out'), metricsLog: false } });
+    await expect(prepareRun(config, { data: { train: dataset([1], [1]) } })).rejects.toThrow(new UserError(REFUSAL));
   });
 
   it('the CLI exits with code 2 and one line, no stack', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ringtrain-check-training-'));
-    try {
-      const config = join(dir, 'bad.json');
-      writeFileSync(
-        config,
-        JSON.stringify({
-          model: { inputShape: [1], layers: [{ type: 'dense', units: 4 }, { type: 'reshape', targetShape: [3] }, { type: 'dense', units: 1 }] },
-          data: { source: 'linear', samples: 20 },
-          loss: 'meanSquaredError',
-          optimizer: 'sgd',
-          training: { epochs: 1, batchSize: 10 },
-        }),
-      );
-      const run = startRingtrain(['train', config, '--workers', '1', '--no-checkpoints', '--out', join(dir, 'out'), '--json']);
-      expect(await run.exited(60_000), run.stderr()).toBe(2);
-      expect(run.stderr()).toBe('ringtrain: model.layers[1] (reshape_2, a Reshape layer): fails on a batch of 2 training samples of input shape [2, 4]: Total size of new array must be unchanged.\n');
-      expect(run.stdout()).toBe('');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const config = join(dir, 'bad.json');
+    writeFileSync(config, JSON.stringify(raw()));
+    const run = startRingtrain(['train', config, '--workers', '1', '--no-checkpoints', '--out', join(dir, 'cli-out'), '--json']);
+    expect(await run.exited(60_000), run.stderr()).toBe(2);
+    expect(run.stderr()).toBe(`ringtrain: ${REFUSAL}\n`);
+    expect(run.stdout()).toBe('');
   });
 });
