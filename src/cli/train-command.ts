@@ -123,7 +123,8 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
   let config: RunConfig | undefined;
   try {
     await begin('config');
-    config = applyOverrides(await untilStopped(loadRunConfig(configFile), stop.signal, 'config'), overrides);
+    // The file's own checks first; those against this machine once the flags are applied (--workers 2 runs a config written for a bigger machine).
+    config = applyOverrides(await untilStopped(loadRunConfig(configFile, { machineChecks: false }), stop.signal, 'config'), overrides, configFile);
     if (checkpointEvery !== undefined) config = { ...config, checkpoint: { ...config.checkpoint, everySteps: checkpointEvery } };
     // The folders to write in are checked once the config names them, before the checkpoint
     // and the data are read and anything is started.

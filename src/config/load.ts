@@ -63,7 +63,7 @@ function errorCode(error: unknown): string | undefined {
  * Every error message starts with the file name (`configs/x.json: training.epochs: ...`);
  * malformed JSON is reported as `configs/x.json:3:5: malformed JSON: expected ..., found ...`.
  */
-export async function loadRunConfig(file: string): Promise<RunConfig> {
+export async function loadRunConfig(file: string, options: Pick<RunConfigContext, 'machineChecks'> = {}): Promise<RunConfig> {
   let text: string;
   try {
     // A regular file of at most READ_LIMITS.config bytes: never /dev/zero, a FIFO or /proc.
@@ -95,7 +95,7 @@ export async function loadRunConfig(file: string): Promise<RunConfig> {
   checkSizes(json, file);
   const defaultName = path.basename(file, path.extname(file));
   const baseDir = path.dirname(path.resolve(file));
-  const result = runConfigSchema({ baseDir, defaultName }).safeParse(json, PARSE_OPTIONS);
+  const result = runConfigSchema({ baseDir, defaultName, machineChecks: options.machineChecks }).safeParse(json, PARSE_OPTIONS);
   if (!result.success) throw toConfigError(result.error.issues, json, { file });
   return result.data;
 }
@@ -180,9 +180,12 @@ const OVERRIDES: Record<keyof ConfigOverrides, OverrideRule> = {
 /**
  * Returns `config` with the given command-line overrides applied, re-validated; `config` itself
  * is not modified. Undefined values are ignored, and so are keys that are not overrides (a CLI
- * may pass its whole flag object). Errors name the flag: `--batch-size: expected an integer >= 1, found 0`.
+ * may pass its whole flag object). Errors name the flag: `--batch-size: expected an integer >= 1, found 0`;
+ * a problem of the config itself is prefixed with `file` when given. The result is checked
+ * against this machine (loadRunConfig with machineChecks false leaves that to this call, so
+ * that `--workers 2` can run a config written for a bigger machine).
  */
-export function applyOverrides(config: RunConfig, overrides: ConfigOverrides): RunConfig {
+export function applyOverrides(config: RunConfig, overrides: ConfigOverrides, file?: string): RunConfig {
   let next = config;
   const flagOf = new Map<string, string>();
   for (const key of Object.keys(OVERRIDES) as (keyof ConfigOverrides)[]) {
@@ -197,7 +200,12 @@ export function applyOverrides(config: RunConfig, overrides: ConfigOverrides): R
   }
   // The whole config again, for checks across fields; a problem in an overridden field names its flag.
   const result = runConfigSchema().safeParse(next, PARSE_OPTIONS);
-  if (!result.success) throw toConfigError(result.error.issues, next, { rename: (p) => flagOf.get(p) });
+  if (!result.success) {
+    const error = toConfigError(result.error.issues, next, { rename: (p) => flagOf.get(p) });
+    // A problem in the file itself (not in a flag) names the file, as loadRunConfig does.
+    if (file !== undefined && !error.path.startsWith('--')) error.message = `${file}: ${error.message}`;
+    throw error;
+  }
   return result.data;
 }
 

@@ -5,10 +5,17 @@
  * on loopback, a free port and a fresh token, forwards SIGINT and SIGTERM to them, and exits
  * with the first failure's code. When one fails the others see it and stop by themselves;
  * any still running after a grace period are killed, so the launcher never hangs.
+ *
+ * Each process runs in a process group of its own, so a terminal's Ctrl-C (sent to the whole
+ * foreground group) reaches the launcher alone, which forwards it once: a process that got it
+ * twice would take the second as "exit at once", without its checkpoint. Each holds an IPC
+ * channel to the launcher; when the launcher dies (kill -9), the channel closes and the
+ * process stops as on SIGTERM (early-signals.ts), so none is left training on its own.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
+import { LAUNCHER_CHANNEL_VAR } from '../cli/early-signals.js';
 
 /** How long the others may take to stop by themselves after one failed. */
 const GRACE_MS = 30_000;
@@ -48,7 +55,7 @@ export async function launchLocal(launch: LocalLaunch): Promise<number> {
   const children: ChildProcess[] = [];
   for (let rank = 0; rank < processes; rank++) {
     const env = { ...shared, RANK: String(rank), LOCAL_RANK: String(rank) };
-    children.push(spawn(process.execPath, argv, { env, stdio: 'inherit' }));
+    children.push(spawn(process.execPath, argv, { env: { ...env, [LAUNCHER_CHANNEL_VAR]: '1' }, stdio: ['inherit', 'inherit', 'inherit', 'ipc'], detached: true }));
   }
   const forward = (signal: NodeJS.Signals) => {
     for (const child of children) if (child.exitCode === null) child.kill(signal);

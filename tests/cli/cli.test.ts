@@ -75,6 +75,24 @@ describe('ringtrain CLI', () => {
     expect(refused.stderr).toMatch(new RegExp(`^ringtrain: ${damaged.replace(/[.]/g, '\\.')}: checksum mismatch: payload CRC32C expected 0x[0-9a-f]{8}, found 0x[0-9a-f]{8} \\(the file is damaged\\)\n$`));
   });
 
+  it('a config written for a bigger machine (more workers than this one allows) trains here with --workers 1, and is refused without it, naming the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ringtrain-big-machine-'));
+    const config = JSON.parse(readFileSync(join(root, 'configs/xor.json'), 'utf8'));
+    config.parallel = { ...config.parallel, workers: 64 };
+    const file = join(dir, 'xor-64.json');
+    writeFileSync(file, JSON.stringify(config));
+    // The checks count 2 cores (a bound of 8 workers), whatever this machine has.
+    const env = { ...process.env, RINGTRAIN_TEST_CORES: '2' };
+    const common = ['train', file, '--epochs', '2', '--no-checkpoints', '--json', '--out', join(dir, 'out')];
+    const run = spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), ...common, '--workers', '1'], { cwd: root, encoding: 'utf8', env, timeout: 120_000 });
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout.trim().split('\n').at(-1)!).workers).toBe(1);
+    const refused = spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), ...common], { cwd: root, encoding: 'utf8', env, timeout: 120_000 });
+    expect(refused.status).toBe(2);
+    const expected = `ringtrain: ${file}: parallel.workers: expected an integer from 1 to 8 or "auto", found 64 (`;
+    expect(refused.stderr.trim().split('\n')[0]!.slice(0, expected.length)).toBe(expected);
+  });
+
   it('--version prints the package version', () => {
     const { code, stdout } = ringtrain('--version');
     expect(code).toBe(0);

@@ -148,6 +148,42 @@ describe('launching several processes', () => {
     // The summary counts the epochs this run trained: the 3 after the checkpoint's.
     expect(summaryOf(resumed.stdout()).epochs).toBe(3);
   });
+
+  it("Ctrl-C at a terminal (SIGINT to the launcher's whole process group) stops each process once, gracefully: rank 0 writes its checkpoint", async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ringtrain-ctrlc-'));
+    const args = ['train', 'configs/linear.json', '--epochs', '100000', '--batch-size', '10', '--workers', '1', '--json', '--out', out, '--nproc-per-node', '2'];
+    // The launcher leads a process group of its own, as a shell's foreground job does.
+    const run = start(process.execPath, [mainJs, ...args], {}, { detached: true });
+    await run.line(/"event":"epoch".*"epoch":20,/, 60_000);
+    const children = childrenOf(run.child.pid!);
+    expect(children).toHaveLength(2);
+    try {
+      process.kill(-run.child.pid!, 'SIGINT');
+      expect(await run.exited(30_000), run.stderr()).toBe(130);
+      expect(await gone(children, 5_000)).toEqual([]);
+    } finally {
+      for (const pid of alive(children)) process.kill(pid, 'SIGKILL');
+    }
+    // One signal each (the launcher's), not two: a second one would mean "exit at once", no checkpoint.
+    expect(run.stderr()).toMatch(/SIGINT: stopping after the current step and writing a checkpoint/);
+    expect(run.stderr()).toMatch(/stopped at epoch \d+, step \d+; checkpoint /);
+    const latest = await readCheckpointFile(new CheckpointStore(join(out, 'checkpoints')).resolve('latest'));
+    expect(latest.position.epoch).toBeGreaterThanOrEqual(20);
+  });
+
+  it('the launcher killed with SIGKILL: its processes notice and stop by themselves (none is left training)', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'ringtrain-orphans-'));
+    const run = startRingtrain(['train', 'configs/linear.json', '--epochs', '100000', '--batch-size', '10', '--workers', '1', '--json', '--out', out, '--nproc-per-node', '2']);
+    await run.line(/"event":"epoch".*"epoch":20,/, 60_000);
+    const children = childrenOf(run.child.pid!);
+    expect(children).toHaveLength(2);
+    try {
+      run.child.kill('SIGKILL');
+      expect(await gone(children, 30_000)).toEqual([]);
+    } finally {
+      for (const pid of alive(children)) process.kill(pid, 'SIGKILL');
+    }
+  });
 });
 
 const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' });

@@ -41,8 +41,8 @@ export function killAll(): void {
   running.clear();
 }
 
-export function start(command: string, args: string[], env: NodeJS.ProcessEnv = {}): Started {
-  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function start(command: string, args: string[], env: NodeJS.ProcessEnv = {}, options: { detached?: boolean } = {}): Started {
+  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
   track(child);
   let out = '';
   let err = '';
