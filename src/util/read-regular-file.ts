@@ -159,23 +159,13 @@ export async function readRegularFile(file: string, options: ReadOptions): Promi
   try {
     const stats = await handle.stat();
     check(file, stats, options);
-    // The size may change while reading: read to the end, but never past the limit.
-    const chunks: Buffer[] = [];
-    let total = 0;
+    const read = new BoundedRead(file, stats.size, options);
     for (;;) {
-      const want = Math.min(Math.max(stats.size - total, CHUNK), options.maxBytes + 1 - total, GiB);
-      if (want <= 0) throw tooLarge(file, undefined, options);
-      const chunk = Buffer.allocUnsafe(want);
-      const { bytesRead } = await handle.read(chunk, 0, want, null);
-      if (bytesRead === 0) break;
-      chunks.push(bytesRead === want ? chunk : chunk.subarray(0, bytesRead));
-      total += bytesRead;
-      if (total > options.maxBytes) throw tooLarge(file, undefined, options);
+      const chunk = read.nextChunk();
+      if (!read.keep(chunk, (await handle.read(chunk, 0, chunk.length, null)).bytesRead)) return read.bytes();
     }
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
   } catch (error) {
-    if (error instanceof FileRefusedError) throw error;
-    throw new FileRefusedError(file, `cannot read it (${errnoCode(error) ?? (error as Error).message})`, { cause: error });
+    throw readFailure(file, error);
   } finally {
     await handle.close();
   }
@@ -192,25 +182,56 @@ export function readRegularFileSync(file: string, options: ReadOptions): Buffer 
   try {
     const stats = fstatSync(fd);
     check(file, stats, options);
-    const chunks: Buffer[] = [];
-    let total = 0;
+    const read = new BoundedRead(file, stats.size, options);
     for (;;) {
-      const want = Math.min(Math.max(stats.size - total, CHUNK), options.maxBytes + 1 - total, GiB);
-      if (want <= 0) throw tooLarge(file, undefined, options);
-      const chunk = Buffer.allocUnsafe(want);
-      const bytesRead = readSync(fd, chunk, 0, want, null);
-      if (bytesRead === 0) break;
-      chunks.push(bytesRead === want ? chunk : chunk.subarray(0, bytesRead));
-      total += bytesRead;
-      if (total > options.maxBytes) throw tooLarge(file, undefined, options);
+      const chunk = read.nextChunk();
+      if (!read.keep(chunk, readSync(fd, chunk, 0, chunk.length, null))) return read.bytes();
     }
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
   } catch (error) {
-    if (error instanceof FileRefusedError) throw error;
-    throw new FileRefusedError(file, `cannot read it (${errnoCode(error) ?? (error as Error).message})`, { cause: error });
+    throw readFailure(file, error);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * The chunks of one bounded read. The size may change while reading: it reads to the end, but
+ * never more than the limit + 1 byte (which proves the file too large).
+ */
+class BoundedRead {
+  private readonly chunks: Buffer[] = [];
+  private total = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly statSize: number,
+    private readonly options: ReadOptions,
+  ) {}
+
+  /** A buffer for the next read. */
+  nextChunk(): Buffer {
+    const want = Math.min(Math.max(this.statSize - this.total, CHUNK), this.options.maxBytes + 1 - this.total, GiB);
+    if (want <= 0) throw tooLarge(this.file, undefined, this.options);
+    return Buffer.allocUnsafe(want);
+  }
+
+  /** Keeps what a read put in `chunk`; false at the end of the file. */
+  keep(chunk: Buffer, bytesRead: number): boolean {
+    if (bytesRead === 0) return false;
+    this.chunks.push(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
+    this.total += bytesRead;
+    if (this.total > this.options.maxBytes) throw tooLarge(this.file, undefined, this.options);
+    return true;
+  }
+
+  bytes(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.total);
+  }
+}
+
+function readFailure(file: string, error: unknown): FileRefusedError {
+  if (error instanceof FileRefusedError) return error;
+  return new FileRefusedError(file, `cannot read it (${errnoCode(error) ?? (error as Error).message})`, { cause: error });
 }
 
 /**
