@@ -123,8 +123,11 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
   let config: RunConfig | undefined;
   try {
     await begin('config');
-    // The file's own checks first; those against this machine once the flags are applied (--workers 2 runs a config written for a bigger machine).
-    config = applyOverrides(await untilStopped(loadRunConfig(configFile, { machineChecks: false }), stop.signal, 'config'), overrides, configFile);
+    // With --workers or --batch-size, the checks against this machine (worker bound, memory)
+    // wait until the flags are applied (--workers 2 runs a config written for a bigger machine);
+    // without, the file is checked whole at once (its messages give this machine's bounds).
+    const machineFlags = overrides.workers !== undefined || overrides.batchSize !== undefined;
+    config = applyOverrides(await untilStopped(loadRunConfig(configFile, { machineChecks: !machineFlags }), stop.signal, 'config'), overrides, configFile);
     if (checkpointEvery !== undefined) config = { ...config, checkpoint: { ...config.checkpoint, everySteps: checkpointEvery } };
     // The folders to write in are checked once the config names them, before the checkpoint
     // and the data are read and anything is started.
