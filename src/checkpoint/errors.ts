@@ -1,3 +1,4 @@
+import { oneLine } from '../util/one-line.js';
 import { UserError } from '../errors.js';
 
 /** What is wrong with a checkpoint file, for callers that react to some problems differently. */
@@ -34,17 +35,6 @@ export type CheckpointProblem =
   | 'io';
 
 /**
- * Control characters shown escaped: a crafted file's names and texts (and JSON.parse's quotes
- * of them) end up in messages, which must stay one line.
- */
-function oneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, (c) =>
-    c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
-}
-
-/**
  * A checkpoint that cannot be read, found or written. The message always starts with the
  * path of the file concerned, then says what is wrong: `<file>: <problem>: <details>`.
  */
@@ -53,6 +43,7 @@ export class CheckpointError extends UserError {
   readonly problem: CheckpointProblem;
 
   constructor(file: string, problem: CheckpointProblem, detail: string, options?: { hint?: string; cause?: unknown }) {
+    // A crafted file's names and texts (and JSON.parse's quotes of them) end up in the detail.
     super(`${file}: ${oneLine(detail)}`, options);
     this.file = file;
     this.problem = problem;

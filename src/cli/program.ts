@@ -1,6 +1,7 @@
 /** The `ringtrain` command (started by main.ts). User errors print one line (and a hint) and exit with code 2. */
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { DivergedError, EXIT_DIVERGED, TrainingAbortedError, UserError } from '../errors.js';
+import { oneLine } from '../util/one-line.js';
 import { VERSION } from '../version.js';
 import { exportCommand, inspectCommand } from './checkpoint-commands.js';
 import { trainCommand } from './train-command.js';
@@ -88,18 +89,18 @@ export async function main(argv: string[]): Promise<number> {
     }
     // The run diverged (non-finite loss or gradient): one line with where, and the last good checkpoint.
     if (error instanceof DivergedError) {
-      process.stderr.write(`ringtrain: ${error.message}\n`);
+      process.stderr.write(`ringtrain: ${oneLine(error.message)}\n`);
       return EXIT_DIVERGED;
     }
     // Training stopped by a failure (a replica, or another process of the world, named with its
     // rank, host and step): one line, no stack, exit 1. torchrun's error file gets the stack.
     if (error instanceof TrainingAbortedError) {
-      process.stderr.write(`ringtrain: ${error.message}\n`);
+      process.stderr.write(`ringtrain: ${oneLine(error.message)}\n`);
       return 1;
     }
     if (error instanceof UserError) {
-      process.stderr.write(`ringtrain: ${error.message}\n`);
-      if (error.hint) process.stderr.write(`hint: ${error.hint}\n`);
+      process.stderr.write(`ringtrain: ${oneLine(error.message)}\n`);
+      if (error.hint) process.stderr.write(`hint: ${oneLine(error.hint)}\n`);
       return 2;
     }
     process.stderr.write(`ringtrain: internal error: ${(error as Error)?.stack ?? String(error)}\n`);

@@ -93,6 +93,14 @@ describe('ringtrain CLI', () => {
     expect(refused.stderr.trim().split('\n')[0]!.slice(0, expected.length)).toBe(expected);
   });
 
+  it('an error quoting a name with a line break is still one line (the break shown as \\n)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ringtrain-one-line-'));
+    const file = join(dir, 'first\nsecond.json');
+    const run = ringtrain('train', file);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toBe(`ringtrain: ${dir}/first\\nsecond.json: config file not found\n`);
+  });
+
   it('--version prints the package version', () => {
     const { code, stdout } = ringtrain('--version');
     expect(code).toBe(0);
