@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { FileRefusedError, READ_LIMITS, readRegularFile } from '../util/read-regular-file.js';
+import { errorCode } from '../util/fs-errors.js';
 import { configError, describeExpected, formatPath, formatValue, toConfigError } from './format.js';
 import { findJsonSyntaxError } from './json.js';
 import { checkDocumentLimits, maxWorkers, workersBoundReason } from './limits.js';
@@ -51,10 +52,6 @@ function checkSizes(json: unknown, file?: string): void {
   if (problem === undefined) return;
   const found = typeof problem.found === 'string' ? problem.found : formatValue(problem.found.value);
   throw configError({ path: formatPath(problem.path), message: `expected ${problem.expected}, found ${found}` }, file === undefined ? {} : { file });
-}
-
-function errorCode(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null && 'code' in error ? String(error.code) : undefined;
 }
 
 /**

@@ -14,6 +14,7 @@ import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, stat
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../errors.js';
+import { errorCode } from './fs-errors.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -105,12 +106,8 @@ export function pseudoFileSystem(target: string): string | undefined {
   return undefined;
 }
 
-function errnoCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
-}
-
 function openFailure(file: string, error: unknown, what: string): FileRefusedError {
-  const code = errnoCode(error);
+  const code = errorCode(error);
   const reason = code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? `is a directory, not ${what}` : `cannot open it (${code ?? (error as Error).message})`;
   return new FileRefusedError(file, reason, { cause: error });
 }
@@ -231,7 +228,7 @@ class BoundedRead {
 
 function readFailure(file: string, error: unknown): FileRefusedError {
   if (error instanceof FileRefusedError) return error;
-  return new FileRefusedError(file, `cannot read it (${errnoCode(error) ?? (error as Error).message})`, { cause: error });
+  return new FileRefusedError(file, `cannot read it (${errorCode(error) ?? (error as Error).message})`, { cause: error });
 }
 
 /**
