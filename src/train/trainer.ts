@@ -228,7 +228,7 @@ export class Trainer {
    * piscina pool would keep the process from exiting.
    */
   private async startReplicas(fill: (views: TrainingViews) => void, first?: { signal?: AbortSignal; started?: () => Promise<void> }): Promise<void> {
-    const group = ReplicaGroup.start(this.workers, this.layout.length, this.optimizer.stateNames.length, this.config.parallel.stepTimeoutMs, this.world !== undefined);
+    const group = ReplicaGroup.start(this.workers, this.layout.length, this.optimizer.stateNames.length, this.config.parallel.stepTimeoutMs, this.world !== undefined, this.config.metrics.length);
     this.group = group;
     try {
       fill(group.views);
@@ -342,8 +342,8 @@ export class Trainer {
     const steps = this.stepsPerEpoch;
     const epoch = state.position.epoch;
     state.epochProgress ??= state.freshEpochProgress();
-    this.live.views.resetEpochCounters();
-    let stopReporting = this.reportProgress(epoch, state.position.stepInEpoch, steps, state.epochProgress);
+    this.live.views.resetSegmentCounters();
+    let stopReporting = this.reportProgress(epoch, steps);
     try {
       while (state.position.stepInEpoch < steps) {
         // A failed checkpoint write stops the run here, at the first step boundary after it.
@@ -359,8 +359,8 @@ export class Trainer {
           stopReporting();
           await this.recover(error as Error, epoch, fromStep, toStep);
           state.epochProgress ??= state.freshEpochProgress();
-          this.live.views.resetEpochCounters();
-          stopReporting = this.reportProgress(epoch, state.position.stepInEpoch, steps, state.epochProgress);
+          this.live.views.resetSegmentCounters();
+          stopReporting = this.reportProgress(epoch, steps);
           continue;
         }
         // Every replica counts the same skipped steps.
@@ -374,6 +374,8 @@ export class Trainer {
         state.updates += toStep - fromStep;
         state.samplesSeen += sums.samples;
         state.position.stepInEpoch = toStep;
+        // In the same turn as the sums above: progress reads the epoch's sums plus the rows'.
+        this.live.views.resetSegmentCounters();
         if (toStep < steps && (this.stopping || this.checkpoints.due(state.updates))) await this.checkpoint(undefined, this.stopping);
         if (this.stopping && toStep < steps) return;
         this.keepRecoveryPoint();
@@ -382,6 +384,9 @@ export class Trainer {
       stopReporting();
     }
     const progress = state.epochProgress;
+    const { loss, metrics } = this.runningMeans(progress);
+    // The bar's last word on the epoch: the values the epoch event carries.
+    this.emit({ type: 'progress', epoch: epoch + 1, step: steps, steps, samples: progress.samples, loss, metrics, samplesPerSec: progress.samples / progress.seconds });
     const validation = this.datasets.validation ? await this.evaluate('validation') : undefined;
     const event: EpochEvent = {
       type: 'epoch',
@@ -391,8 +396,8 @@ export class Trainer {
       samples: progress.samples,
       seconds: progress.seconds,
       samplesPerSec: progress.samples / progress.seconds,
-      loss: progress.lossSum / progress.samples,
-      metrics: this.metricValues(progress.metricSums, progress.samples),
+      loss,
+      metrics,
       validation: validation && { loss: validation.loss, metrics: validation.metrics },
       phaseTimes: sumTimes(progress.times),
       skippedSteps: progress.skippedSteps,
@@ -543,25 +548,37 @@ export class Trainer {
     this.options.onEvent?.(event);
   }
 
-  /** Polls the replicas' step counters for progress events while an epoch runs. */
-  private reportProgress(epoch: number, firstStep: number, steps: number, before: EpochProgress): () => void {
+  /** The epoch's loss and metrics so far: its sums divided by its samples. */
+  private runningMeans(sums: Pick<EpochProgress, 'samples' | 'lossSum' | 'metricSums'>): { loss: number; metrics: MetricValues } {
+    return { loss: sums.lossSum / sums.samples, metrics: this.metricValues(sums.metricSums, sums.samples) };
+  }
+
+  /**
+   * Polls the replicas' step counters for progress events while an epoch runs: the epoch's
+   * running loss and metrics are its sums so far (the finished segments', state.epochProgress)
+   * plus the replicas' rows (the segment running; see StatsColumn). With other processes, the
+   * running segment counts this process's samples alone until it ends.
+   */
+  private reportProgress(epoch: number, steps: number): () => void {
     const started = performance.now();
+    const samplesAtStart = this.state.epochProgress?.samples ?? 0;
     const timer = setInterval(() => {
       const group = this.group;
-      if (!group) return; // between a failure and its recovery
-      let samples = 0;
-      let lossSum = 0;
+      const progress = this.state.epochProgress;
+      if (!group || !progress) return; // between a failure and its recovery
+      const sums = { samples: progress.samples, lossSum: progress.lossSum, metricSums: [...progress.metricSums] };
       let done = Infinity;
       for (let r = 0; r < this.workers; r++) {
         const row = group.views.statsRow(r);
         done = Math.min(done, row[StatsColumn.STEPS]!);
-        samples += row[StatsColumn.SAMPLES]!;
-        lossSum += row[StatsColumn.LOSS_SUM]!;
+        sums.samples += row[StatsColumn.SAMPLES]!;
+        sums.lossSum += row[StatsColumn.LOSS_SUM]!;
+        sums.metricSums.forEach((_, i) => (sums.metricSums[i]! += row[StatsColumn.METRIC_SUMS + i]!));
       }
-      if (samples > 0) {
+      if (sums.samples > samplesAtStart) {
         const seconds = (performance.now() - started) / 1000;
-        const loss = (before.lossSum + lossSum) / (before.samples + samples);
-        this.emit({ type: 'progress', epoch: epoch + 1, step: firstStep + done, steps, samples: before.samples + samples, loss, samplesPerSec: samples / seconds });
+        const step = this.state.position.stepInEpoch + done;
+        this.emit({ type: 'progress', epoch: epoch + 1, step, steps, samples: sums.samples, ...this.runningMeans(sums), samplesPerSec: (sums.samples - samplesAtStart) / seconds });
       }
     }, this.options.progressIntervalMs ?? 200);
     return () => clearInterval(timer);
