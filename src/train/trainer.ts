@@ -92,6 +92,8 @@ export class Trainer {
   private stopRequested = false;
   /** The loop stops at the next boundary: with other processes, only once all agreed on it. */
   private stopping = false;
+  /** A fit() returned for the stop: the next fit() starts without it (as Keras's stop_training). */
+  private stopHonoured = false;
   /** Removes the listener on options.signal (at close: a caller's signal may outlive the trainer). */
   private forgetSignal: (() => void) | undefined;
 
@@ -297,9 +299,18 @@ export class Trainer {
    * Trains until config.training.epochs epochs are done (or `epochs` more), evaluating after
    * each, writing checkpoints as configured. Returns the epochs it finished. After `stop()`
    * it returns at the next step boundary, with a checkpoint there when checkpoints are on and
-   * this call trained a step (a stop before its first step writes none).
+   * this call trained a step (a stop before its first step writes none). A later fit()
+   * continues from that step: the stop it returned for is forgotten when it starts, while a
+   * stop() called since (or before the first fit) ends it at once, and an aborted
+   * options.signal ends every fit at once.
    */
   async fit(epochs?: number): Promise<EpochEvent[]> {
+    if (this.stopHonoured) {
+      this.stopHonoured = false;
+      this.stopRequested = false;
+      this.stopping = false;
+    }
+    if (this.options.signal?.aborted) this.stop();
     const end = epochs === undefined ? this.config.training.epochs : this.state.position.epoch + epochs;
     this.emit({
       type: 'start',
@@ -318,6 +329,7 @@ export class Trainer {
     const updatesAtEntry = this.state.updates;
     this.keepRecoveryPoint();
     while (this.state.position.epoch < end && !this.stopping) await this.runEpoch(end);
+    if (this.stopping) this.stopHonoured = true;
     // A stop before this call's first step trained nothing: no checkpoint of the state it began
     // from (it would replace `latest`; see startup.ts). Otherwise the last step is checkpointed.
     const stoppedBeforeAnyStep = this.stopping && this.state.updates === updatesAtEntry;
@@ -326,13 +338,18 @@ export class Trainer {
     return this.state.history.slice(first);
   }
 
-  /** Asks fit() to return at the next step boundary (after a checkpoint, when they are on). */
+  /**
+   * Asks fit() to return at the next step boundary (after a checkpoint, when they are on): the
+   * fit running, or else the next one (which then trains nothing). A fit() after that continues.
+   */
   stop(): void {
+    this.stopHonoured = false;
     this.stopRequested = true;
     // Alone, the loop sees it at the next boundary; with other processes, after they agree.
     if (!this.world) this.stopping = true;
   }
 
+  /** The last fit() returned for a stop (or one waits for the next fit). */
   get stopped(): boolean {
     return this.stopping;
   }
