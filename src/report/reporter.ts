@@ -47,12 +47,13 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
           if (mode !== 'tty') break;
           if (!bar) {
             bar = new cliProgress.SingleBar(
-              { format: `Epoch ${event.epoch} {value}/{total} [{bar}] {loss} - {rate} - ETA {eta}s`, barsize: 30, hideCursor: true, clearOnComplete: true, stream: out as NodeJS.WriteStream },
+              { format: `Epoch ${event.epoch} {value}/{total} [{bar}] {metrics} - {rate} - ETA {eta}s`, barsize: 30, hideCursor: true, clearOnComplete: true, stream: out as NodeJS.WriteStream },
               cliProgress.Presets.legacy,
             );
-            bar.start(event.steps, 0, { loss: '', rate: '' });
+            bar.start(event.steps, 0, { metrics: '', rate: '' });
           }
-          bar.update(event.step, { loss: `loss: ${formatNumber(event.loss)}`, rate: formatRate(event.samplesPerSec) });
+          // As Keras shows them: "loss: 0.5712 - accuracy: 0.8123", the epoch's running means.
+          bar.update(event.step, { metrics: formatMetrics(event.loss, event.metrics), rate: formatRate(event.samplesPerSec) });
           break;
         case 'recovery':
           stopBar();

@@ -19,6 +19,11 @@ export interface StartEvent {
   parameters: number;
 }
 
+/**
+ * While an epoch runs: its running loss and metrics (means over the epoch's samples so far,
+ * computed as the epoch event's are). The last one of an epoch (step === steps) carries the
+ * epoch event's values.
+ */
 export interface ProgressEvent {
   type: 'progress';
   epoch: number;
@@ -26,6 +31,7 @@ export interface ProgressEvent {
   steps: number;
   samples: number;
   loss: number;
+  metrics: MetricValues;
   samplesPerSec: number;
 }
 

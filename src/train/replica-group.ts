@@ -30,8 +30,8 @@ export class ReplicaGroup {
   ) {}
 
   /** Allocates the shared memory and starts one thread per replica (not yet initialised). */
-  static start(workers: number, paramCount: number, stateArrays: number, timeoutMs: number, otherProcesses = false): ReplicaGroup {
-    const buffers = allocateTrainingBuffers(paramCount, workers, stateArrays, otherProcesses);
+  static start(workers: number, paramCount: number, stateArrays: number, timeoutMs: number, otherProcesses = false, metrics = 0): ReplicaGroup {
+    const buffers = allocateTrainingBuffers(paramCount, workers, stateArrays, otherProcesses, metrics);
     const pool = new Piscina({
       filename: compiledModuleUrl(import.meta.url, './replica.js').href,
       minThreads: workers,

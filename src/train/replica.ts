@@ -191,9 +191,11 @@ export class Replica implements ReplicaApi {
       times.barrier += now() - t;
       row[StatsColumn.IN_COLLECTIVE] = 0;
 
-      row[StatsColumn.STEPS] = row[StatsColumn.STEPS]! + 1;
-      row[StatsColumn.SAMPLES] = row[StatsColumn.SAMPLES]! + local;
+      // This segment's sums so far, as the result will carry them (skipped steps left out).
+      row[StatsColumn.SAMPLES] = result.samples;
       row[StatsColumn.LOSS_SUM] = result.lossSum;
+      result.metricSums.forEach((v, i) => (row[StatsColumn.METRIC_SUMS + i] = v));
+      row[StatsColumn.STEPS] = row[StatsColumn.STEPS]! + 1;
       this.beat();
     }
     row[StatsColumn.GLOBAL_STEP] = 0;

@@ -13,24 +13,32 @@ export interface SharedTrainingBuffers {
   optimizerState: SharedArrayBuffer[];
   control: SharedArrayBuffer;
   ring: ShmRingBuffers;
-  /** Float64 rows of STATS_WIDTH, one per replica: see StatsColumn. */
+  /** Float64 rows of statsWidth(metrics), one per replica: see StatsColumn. */
   stats: SharedArrayBuffer;
   /** With other processes: the process bridge's buffer (params + 1 floats; process-bridge.ts). */
   bridge?: SharedArrayBuffer;
 }
 
 /**
- * Columns of a replica's statistics row. STEPS, SAMPLES and LOSS_SUM count the current epoch
- * (for progress); HEARTBEAT grows with every unit of work of any call, so the coordinator can
- * tell a slow replica from a stuck one; IN_COLLECTIVE is 1 while the replica waits for others,
- * so that when all stop beating the one stuck in its own work can be named. GLOBAL_STEP is the
- * update the replica is working on plus one (0 outside runSteps), so that a failure can be
- * placed: the same error at the same step after a recovery is deterministic.
+ * Columns of a replica's statistics row. STEPS, SAMPLES, LOSS_SUM and the metric sums from
+ * METRIC_SUMS on (one column per metric) count the current segment (runSteps call) for
+ * progress: the coordinator adds a finished segment's sums to the epoch's and zeroes them in
+ * the same turn of its event loop, so that the epoch's sums plus these are the epoch's so far.
+ * SAMPLES and the sums leave out skipped steps, as the epoch's do. HEARTBEAT grows with every
+ * unit of work of any call, so the coordinator can tell a slow replica from a stuck one;
+ * IN_COLLECTIVE is 1 while the replica waits for others, so that when all stop beating the one
+ * stuck in its own work can be named. GLOBAL_STEP is the update the replica is working on plus
+ * one (0 outside runSteps), so that a failure can be placed: the same error at the same step
+ * after a recovery is deterministic.
  */
-export const StatsColumn = { STEPS: 0, SAMPLES: 1, LOSS_SUM: 2, HEARTBEAT: 3, IN_COLLECTIVE: 4, GLOBAL_STEP: 5 } as const;
-export const STATS_WIDTH = 6;
+export const StatsColumn = { STEPS: 0, SAMPLES: 1, LOSS_SUM: 2, HEARTBEAT: 3, IN_COLLECTIVE: 4, GLOBAL_STEP: 5, METRIC_SUMS: 6 } as const;
 
-export function allocateTrainingBuffers(paramCount: number, replicas: number, stateArrays: number, otherProcesses: boolean): SharedTrainingBuffers {
+/** Columns of a statistics row with `metrics` metric sums. */
+export function statsWidth(metrics: number): number {
+  return StatsColumn.METRIC_SUMS + metrics;
+}
+
+export function allocateTrainingBuffers(paramCount: number, replicas: number, stateArrays: number, otherProcesses: boolean, metrics = 0): SharedTrainingBuffers {
   const floats = () => new SharedArrayBuffer(Math.max(1, paramCount) * 4);
   return {
     params: floats(),
@@ -38,7 +46,7 @@ export function allocateTrainingBuffers(paramCount: number, replicas: number, st
     optimizerState: Array.from({ length: stateArrays }, floats),
     control: ControlBlock.allocate(replicas),
     ring: allocateShmRing(replicas, maxChunkLength(paramCount, replicas)),
-    stats: new SharedArrayBuffer(replicas * STATS_WIDTH * 8),
+    stats: new SharedArrayBuffer(replicas * statsWidth(metrics) * 8),
     bridge: otherProcesses ? new SharedArrayBuffer((paramCount + 1) * 4) : undefined,
   };
 }
@@ -49,6 +57,8 @@ export class TrainingViews {
   readonly gradSlots: Float32Array[];
   readonly optimizerState: Float32Array[];
   readonly stats: Float64Array;
+  /** Columns of a statistics row (the buffer holds one row per gradient slot). */
+  readonly statsWidth: number;
 
   constructor(buffers: SharedTrainingBuffers, paramCount: number) {
     const view = (b: SharedArrayBuffer) => new Float32Array(b, 0, paramCount);
@@ -56,14 +66,18 @@ export class TrainingViews {
     this.gradSlots = buffers.gradSlots.map(view);
     this.optimizerState = buffers.optimizerState.map(view);
     this.stats = new Float64Array(buffers.stats);
+    this.statsWidth = this.stats.length / buffers.gradSlots.length;
   }
 
   statsRow(rank: number): Float64Array {
-    return this.stats.subarray(rank * STATS_WIDTH, (rank + 1) * STATS_WIDTH);
+    return this.stats.subarray(rank * this.statsWidth, (rank + 1) * this.statsWidth);
   }
 
-  /** Zeroes the per-epoch counters of every replica (not the heartbeats). */
-  resetEpochCounters(): void {
-    for (let i = 0; i < this.stats.length; i += STATS_WIDTH) this.stats.fill(0, i, i + StatsColumn.HEARTBEAT);
+  /** Zeroes the per-segment counters and sums of every replica (not the heartbeats). */
+  resetSegmentCounters(): void {
+    for (let i = 0; i < this.stats.length; i += this.statsWidth) {
+      this.stats.fill(0, i, i + StatsColumn.HEARTBEAT);
+      this.stats.fill(0, i + StatsColumn.METRIC_SUMS, i + this.statsWidth);
+    }
   }
 }

@@ -92,6 +92,8 @@ export class Trainer {
   private stopRequested = false;
   /** The loop stops at the next boundary: with other processes, only once all agreed on it. */
   private stopping = false;
+  /** A fit() returned for the stop: the next fit() starts without it (as Keras's stop_training). */
+  private stopHonoured = false;
   /** Removes the listener on options.signal (at close: a caller's signal may outlive the trainer). */
   private forgetSignal: (() => void) | undefined;
 
@@ -228,7 +230,7 @@ export class Trainer {
    * piscina pool would keep the process from exiting.
    */
   private async startReplicas(fill: (views: TrainingViews) => void, first?: { signal?: AbortSignal; started?: () => Promise<void> }): Promise<void> {
-    const group = ReplicaGroup.start(this.workers, this.layout.length, this.optimizer.stateNames.length, this.config.parallel.stepTimeoutMs, this.world !== undefined);
+    const group = ReplicaGroup.start(this.workers, this.layout.length, this.optimizer.stateNames.length, this.config.parallel.stepTimeoutMs, this.world !== undefined, this.config.metrics.length);
     this.group = group;
     try {
       fill(group.views);
@@ -297,9 +299,18 @@ export class Trainer {
    * Trains until config.training.epochs epochs are done (or `epochs` more), evaluating after
    * each, writing checkpoints as configured. Returns the epochs it finished. After `stop()`
    * it returns at the next step boundary, with a checkpoint there when checkpoints are on and
-   * this call trained a step (a stop before its first step writes none).
+   * this call trained a step (a stop before its first step writes none). A later fit()
+   * continues from that step: the stop it returned for is forgotten when it starts, while a
+   * stop() called since (or before the first fit) ends it at once, and an aborted
+   * options.signal ends every fit at once.
    */
   async fit(epochs?: number): Promise<EpochEvent[]> {
+    if (this.stopHonoured) {
+      this.stopHonoured = false;
+      this.stopRequested = false;
+      this.stopping = false;
+    }
+    if (this.options.signal?.aborted) this.stop();
     const end = epochs === undefined ? this.config.training.epochs : this.state.position.epoch + epochs;
     this.emit({
       type: 'start',
@@ -318,6 +329,7 @@ export class Trainer {
     const updatesAtEntry = this.state.updates;
     this.keepRecoveryPoint();
     while (this.state.position.epoch < end && !this.stopping) await this.runEpoch(end);
+    if (this.stopping) this.stopHonoured = true;
     // A stop before this call's first step trained nothing: no checkpoint of the state it began
     // from (it would replace `latest`; see startup.ts). Otherwise the last step is checkpointed.
     const stoppedBeforeAnyStep = this.stopping && this.state.updates === updatesAtEntry;
@@ -326,13 +338,18 @@ export class Trainer {
     return this.state.history.slice(first);
   }
 
-  /** Asks fit() to return at the next step boundary (after a checkpoint, when they are on). */
+  /**
+   * Asks fit() to return at the next step boundary (after a checkpoint, when they are on): the
+   * fit running, or else the next one (which then trains nothing). A fit() after that continues.
+   */
   stop(): void {
+    this.stopHonoured = false;
     this.stopRequested = true;
     // Alone, the loop sees it at the next boundary; with other processes, after they agree.
     if (!this.world) this.stopping = true;
   }
 
+  /** The last fit() returned for a stop (or one waits for the next fit). */
   get stopped(): boolean {
     return this.stopping;
   }
@@ -342,8 +359,8 @@ export class Trainer {
     const steps = this.stepsPerEpoch;
     const epoch = state.position.epoch;
     state.epochProgress ??= state.freshEpochProgress();
-    this.live.views.resetEpochCounters();
-    let stopReporting = this.reportProgress(epoch, state.position.stepInEpoch, steps, state.epochProgress);
+    this.live.views.resetSegmentCounters();
+    let stopReporting = this.reportProgress(epoch, steps);
     try {
       while (state.position.stepInEpoch < steps) {
         // A failed checkpoint write stops the run here, at the first step boundary after it.
@@ -359,8 +376,8 @@ export class Trainer {
           stopReporting();
           await this.recover(error as Error, epoch, fromStep, toStep);
           state.epochProgress ??= state.freshEpochProgress();
-          this.live.views.resetEpochCounters();
-          stopReporting = this.reportProgress(epoch, state.position.stepInEpoch, steps, state.epochProgress);
+          this.live.views.resetSegmentCounters();
+          stopReporting = this.reportProgress(epoch, steps);
           continue;
         }
         // Every replica counts the same skipped steps.
@@ -374,6 +391,8 @@ export class Trainer {
         state.updates += toStep - fromStep;
         state.samplesSeen += sums.samples;
         state.position.stepInEpoch = toStep;
+        // In the same turn as the sums above: progress reads the epoch's sums plus the rows'.
+        this.live.views.resetSegmentCounters();
         if (toStep < steps && (this.stopping || this.checkpoints.due(state.updates))) await this.checkpoint(undefined, this.stopping);
         if (this.stopping && toStep < steps) return;
         this.keepRecoveryPoint();
@@ -382,6 +401,9 @@ export class Trainer {
       stopReporting();
     }
     const progress = state.epochProgress;
+    const { loss, metrics } = this.runningMeans(progress);
+    // The bar's last word on the epoch: the values the epoch event carries.
+    this.emit({ type: 'progress', epoch: epoch + 1, step: steps, steps, samples: progress.samples, loss, metrics, samplesPerSec: progress.samples / progress.seconds });
     const validation = this.datasets.validation ? await this.evaluate('validation') : undefined;
     const event: EpochEvent = {
       type: 'epoch',
@@ -391,8 +413,8 @@ export class Trainer {
       samples: progress.samples,
       seconds: progress.seconds,
       samplesPerSec: progress.samples / progress.seconds,
-      loss: progress.lossSum / progress.samples,
-      metrics: this.metricValues(progress.metricSums, progress.samples),
+      loss,
+      metrics,
       validation: validation && { loss: validation.loss, metrics: validation.metrics },
       phaseTimes: sumTimes(progress.times),
       skippedSteps: progress.skippedSteps,
@@ -543,25 +565,37 @@ export class Trainer {
     this.options.onEvent?.(event);
   }
 
-  /** Polls the replicas' step counters for progress events while an epoch runs. */
-  private reportProgress(epoch: number, firstStep: number, steps: number, before: EpochProgress): () => void {
+  /** The epoch's loss and metrics so far: its sums divided by its samples. */
+  private runningMeans(sums: Pick<EpochProgress, 'samples' | 'lossSum' | 'metricSums'>): { loss: number; metrics: MetricValues } {
+    return { loss: sums.lossSum / sums.samples, metrics: this.metricValues(sums.metricSums, sums.samples) };
+  }
+
+  /**
+   * Polls the replicas' step counters for progress events while an epoch runs: the epoch's
+   * running loss and metrics are its sums so far (the finished segments', state.epochProgress)
+   * plus the replicas' rows (the segment running; see StatsColumn). With other processes, the
+   * running segment counts this process's samples alone until it ends.
+   */
+  private reportProgress(epoch: number, steps: number): () => void {
     const started = performance.now();
+    const samplesAtStart = this.state.epochProgress?.samples ?? 0;
     const timer = setInterval(() => {
       const group = this.group;
-      if (!group) return; // between a failure and its recovery
-      let samples = 0;
-      let lossSum = 0;
+      const progress = this.state.epochProgress;
+      if (!group || !progress) return; // between a failure and its recovery
+      const sums = { samples: progress.samples, lossSum: progress.lossSum, metricSums: [...progress.metricSums] };
       let done = Infinity;
       for (let r = 0; r < this.workers; r++) {
         const row = group.views.statsRow(r);
         done = Math.min(done, row[StatsColumn.STEPS]!);
-        samples += row[StatsColumn.SAMPLES]!;
-        lossSum += row[StatsColumn.LOSS_SUM]!;
+        sums.samples += row[StatsColumn.SAMPLES]!;
+        sums.lossSum += row[StatsColumn.LOSS_SUM]!;
+        sums.metricSums.forEach((_, i) => (sums.metricSums[i]! += row[StatsColumn.METRIC_SUMS + i]!));
       }
-      if (samples > 0) {
+      if (sums.samples > samplesAtStart) {
         const seconds = (performance.now() - started) / 1000;
-        const loss = (before.lossSum + lossSum) / (before.samples + samples);
-        this.emit({ type: 'progress', epoch: epoch + 1, step: firstStep + done, steps, samples: before.samples + samples, loss, samplesPerSec: samples / seconds });
+        const step = this.state.position.stepInEpoch + done;
+        this.emit({ type: 'progress', epoch: epoch + 1, step, steps, samples: sums.samples, ...this.runningMeans(sums), samplesPerSec: (sums.samples - samplesAtStart) / seconds });
       }
     }, this.options.progressIntervalMs ?? 200);
     return () => clearInterval(timer);
