@@ -19,8 +19,8 @@ import { applyOverrides, parseRunConfig } from '../../src/config/load.js';
 import { TEST_CORES_ENV, TEST_TOTALMEM_ENV, maxWorkers } from '../../src/config/limits.js';
 import type { RunConfig } from '../../src/config/schema.js';
 import { createSharedDataset } from '../../src/data/dataset.js';
-import { ConfigError } from '../../src/errors.js';
 import { Trainer } from '../../src/train/trainer.js';
+import { configErrorOf } from '../helpers/config-error.js';
 import { makeState } from './fixtures.js';
 
 let dir: string;
@@ -34,16 +34,6 @@ afterEach(() => {
   delete process.env[TEST_CORES_ENV];
   delete process.env[TEST_TOTALMEM_ENV];
 });
-
-function configErrorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error('expected a ConfigError, but nothing was thrown');
-}
 
 /** The fixture with a config of its own (makeState shares one) and 64 workers. */
 function stateWith64Workers(): CheckpointState {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { configErrorOf } from '../helpers/config-error.js';
 import { ConfigError, UserError } from '../../src/errors.js';
 import { findJsonSyntaxError } from '../../src/config/json.js';
 import { LAYER_TYPES, isLayerType } from '../../src/config/layers.js';
@@ -28,15 +29,6 @@ function minimal(): Record<string, any> {
   };
 }
 
-function errorOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as ConfigError;
-  }
-  throw new Error('expected a ConfigError, but nothing was thrown');
-}
 
 async function asyncErrorOf(promise: Promise<unknown>): Promise<ConfigError> {
   try {
@@ -270,18 +262,18 @@ describe('bad configs', () => {
   it.each(BAD_CONFIGS)('%s', (_what, breakIt, expectedPath, expectedMessage) => {
     const config = minimal();
     breakIt(config);
-    const error = errorOf(() => parseRunConfig(config, { defaultName: 'test' }));
+    const error = configErrorOf(() => parseRunConfig(config, { defaultName: 'test' }));
     expect(error.message).toBe(expectedMessage);
     expect(error.path).toBe(expectedPath);
     expect(error).toBeInstanceOf(UserError);
   });
 
   it('rejects a document that is not an object', () => {
-    expect(errorOf(() => parseRunConfig([1, 2], { defaultName: 'x' })).message).toBe('expected an object (the run config), found [1,2]');
+    expect(configErrorOf(() => parseRunConfig([1, 2], { defaultName: 'x' })).message).toBe('expected an object (the run config), found [1,2]');
   });
 
   it('needs a name when there is no file to take it from', () => {
-    expect(errorOf(() => parseRunConfig(minimal())).message).toBe(
+    expect(configErrorOf(() => parseRunConfig(minimal())).message).toBe(
       'name: missing required field (a config that is not loaded from a file has no default name)',
     );
   });
@@ -291,7 +283,7 @@ describe('bad configs', () => {
     config.training.batchSize = 0;
     config.training.epochs = 0;
     config.backend = 'gpu';
-    const error = errorOf(() => parseRunConfig(config, { defaultName: 'x' }));
+    const error = configErrorOf(() => parseRunConfig(config, { defaultName: 'x' }));
     expect(error.message).toBe('training.epochs: expected an integer >= 1, found 0');
     expect(error.hint).toBe(
       '2 more problems: training.batchSize: expected an integer >= 1, found 0; backend: expected one of auto, wasm, cpu, tensorflow, found "gpu" (did you mean "cpu"?)',
@@ -302,7 +294,7 @@ describe('bad configs', () => {
     const config = minimal();
     delete config.training.epochs;
     config.training.epoch = 5;
-    const error = errorOf(() => parseRunConfig(config, { defaultName: 'x' }));
+    const error = configErrorOf(() => parseRunConfig(config, { defaultName: 'x' }));
     expect(error.message).toBe('training.epoch: unknown field (did you mean "epochs"?)');
     expect(error.hint).toBe('1 more problem: training.epochs: missing required field (expected an integer >= 1)');
   });
@@ -422,7 +414,7 @@ describe('applyOverrides', () => {
   ];
 
   it.each(BAD_FLAGS)('names the flag: %o', (overrides, expected) => {
-    const error = errorOf(() => applyOverrides(base(), overrides as never));
+    const error = configErrorOf(() => applyOverrides(base(), overrides as never));
     expect(error.message).toBe(expected);
   });
 });
@@ -431,7 +423,7 @@ describe('resolveWorkers', () => {
   it("resolves 'auto' to the available parallelism and keeps numbers", () => {
     expect(resolveWorkers('auto')).toBe(os.availableParallelism());
     expect(resolveWorkers(3)).toBe(3);
-    expect(errorOf(() => resolveWorkers(0)).message).toBe(`parallel.workers: expected an integer from 1 to ${MAX_WORKERS} or "auto", found 0`);
+    expect(configErrorOf(() => resolveWorkers(0)).message).toBe(`parallel.workers: expected an integer from 1 to ${MAX_WORKERS} or "auto", found 0`);
   });
 
   it("'auto' shares the cores among the processes a launcher started on this machine, one thread at least", () => {
