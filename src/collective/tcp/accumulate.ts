@@ -83,7 +83,7 @@ export class RangeWriter {
  * dst[at + i] = dst[at + i] + src[i]: the float32 sum of ring.ts, element by element (each
  * element is one addition, so unrolling changes no result; it is ~20 % faster in V8).
  */
-function addInto(dst: Float32Array, at: number, src: Float32Array, count: number): void {
+export function addInto(dst: Float32Array, at: number, src: Float32Array, count: number): void {
   let i = 0;
   for (; i + 4 <= count; i += 4) {
     const j = at + i;
