@@ -6,7 +6,7 @@
 export const SIGNAL_EXIT_CODES = { SIGINT: 130, SIGTERM: 143 } as const;
 
 function exitAtOnce(signal: NodeJS.Signals): void {
-  process.exit(signal === 'SIGTERM' ? SIGNAL_EXIT_CODES.SIGTERM : SIGNAL_EXIT_CODES.SIGINT);
+  process.exit(SIGNAL_EXIT_CODES[signal === 'SIGTERM' ? 'SIGTERM' : 'SIGINT']);
 }
 
 export function exitAtOnceOnSignals(): void {

@@ -102,7 +102,7 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
   let training = false;
   let checkpoints = false;
   const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
-    if (stopSignal) process.exit(EXIT_CODES[signal]);
+    if (stopSignal) process.exit(SIGNAL_EXIT_CODES[signal]);
     stopSignal = signal;
     say(
       training
@@ -187,7 +187,7 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
               : `${at} (no checkpoint: --no-checkpoints)`,
         );
       }
-      const code = EXIT_CODES[stopSignal ?? 'SIGINT'];
+      const code = SIGNAL_EXIT_CODES[stopSignal ?? 'SIGINT'];
       process.exitCode = code;
       exitSoon(code);
     }
@@ -196,7 +196,7 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     if (error instanceof StartupStoppedError && stopSignal) {
       // Everything started so far was closed on the way out (see Trainer.create).
       say(`stopped while starting (${error.phase}), before training began: no checkpoint written`);
-      const code = EXIT_CODES[stopSignal];
+      const code = SIGNAL_EXIT_CODES[stopSignal];
       process.exitCode = code;
       exitSoon(code);
       return undefined;
@@ -273,4 +273,3 @@ function injectedFaults(env: NodeJS.ProcessEnv): TrainerOptions['faults'] {
 
 const silentReporter = { event() {}, summary() {}, stop() {} };
 
-const EXIT_CODES = SIGNAL_EXIT_CODES;
