@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors.js';
+import { layerName } from './layer-name.js';
 import { mulberry32 } from '../util/random.js';
 import { READ_LIMITS, readRegularFile } from '../util/read-regular-file.js';
 
@@ -37,8 +38,7 @@ function buildSequential(spec: { inputShape: number[]; layers: LayerSpec[] }): t
     if (typeof factory !== 'function') {
       throw new ConfigError(`model.layers[${index}].type`, `unknown layer type "${type}"`);
     }
-    // Stable names ("dense_1/kernel") make parameter names the same in every thread.
-    const layerArgs: Record<string, unknown> = { name: `${snakeCase(type)}_${index + 1}`, ...args };
+    const layerArgs: Record<string, unknown> = { name: layerName(type, index), ...args };
     if (index === 0 && layerArgs.inputShape === undefined && layerArgs.batchInputShape === undefined) {
       layerArgs.inputShape = spec.inputShape;
     }
@@ -96,6 +96,3 @@ export function withSeededRandomSync<T>(seed: number, work: () => T): T {
   }
 }
 
-function snakeCase(name: string): string {
-  return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
-}

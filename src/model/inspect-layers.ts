@@ -5,6 +5,7 @@
  * Used by the config schema (model.layers) and by setup.ts (a model.topology, once built).
  */
 import * as tfl from '@tensorflow/tfjs-layers';
+import { layerName } from './layer-name.js';
 import { MEMORY_SHARE, formatBytes, formatCount, machineMemory } from '../config/limits.js';
 
 export interface LayerSize {
@@ -25,10 +26,6 @@ type Factory = (args: Record<string, unknown>) => tfl.layers.Layer;
 
 function product(values: readonly (number | null)[]): number {
   return values.reduce<number>((p, d) => p * (d ?? 1), 1);
-}
-
-function snakeCase(name: string): string {
-  return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 }
 
 /**
@@ -91,7 +88,7 @@ export function inspectLayers(inputShape: readonly number[], layers: readonly { 
       if (typeof factory !== 'function') return { ok: false, index, message: `unknown layer type "${type}"` };
       const before = counted;
       const input: (number | null)[] = index === 0 ? [...inputShape] : sizes[index - 1]!.outputShape;
-      const name = typeof args.name === 'string' ? args.name : `${snakeCase(type)}_${index + 1}`;
+      const name = typeof args.name === 'string' ? args.name : layerName(type, index);
       const taken = names.get(name);
       if (taken !== undefined) {
         return { ok: false, index, arg: 'name', message: `cannot build ${type} layer: the name "${name}" is already ${taken} (layer names must be unique)` };
@@ -101,7 +98,7 @@ export function inspectLayers(inputShape: readonly number[], layers: readonly { 
       if (index === 0) names.set(`${name}_input`, "the model input's");
       try {
         // A copy: tfjs may write into its arguments (reshape replaces -1 in targetShape by null).
-        const layerArgs: Record<string, unknown> = { name: `${snakeCase(type)}_${index + 1}`, ...structuredClone(args) };
+        const layerArgs: Record<string, unknown> = { name: layerName(type, index), ...structuredClone(args) };
         if (index === 0) layerArgs.inputShape = [...inputShape];
         model.add(factory(layerArgs));
       } catch (error) {
