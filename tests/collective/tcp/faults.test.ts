@@ -17,10 +17,12 @@ describe('a peer process failing mid-all-reduce', () => {
     const size = 4;
     const victim = 2;
     const ranks = await startWorld(size, { scenario: 'loop', length: LENGTH, victim, victimStep: 3, stepTimeoutMs: 20_000 });
-    await ranks[victim]!.wait((m) => m.type === 'victim-ready', 20_000);
+    const survivors = ranks.filter((r) => r.rank !== victim);
+    // Every rank inside step 3's call, so step 2 is complete everywhere: a survivor still reading
+    // step 2's last bytes when the victim dies would name step 2.
+    await Promise.all([ranks[victim]!.wait((m) => m.type === 'victim-ready', 20_000), ...survivors.map((r) => r.wait((m) => m.type === 'survivor-at-step', 20_000))]);
     const killedAt = Date.now();
     ranks[victim]!.child.kill('SIGKILL');
-    const survivors = ranks.filter((r) => r.rank !== victim);
     const outcomes = await Promise.all(survivors.map((r) => r.outcome(10_000)));
     for (const outcome of outcomes) {
       expect(outcome.type).toBe('error');
