@@ -65,12 +65,20 @@ const scenarios = {
     return out;
   },
 
-  /** All-reduces until told to stop; the victim signals once it is inside the call of step `victimStep`. */
+  /**
+   * All-reduces until told to stop. At step `victimStep` the victim signals and never makes that
+   * call (its heartbeats go on), so the others wait inside step `victimStep` until the test kills
+   * or stops it: had the victim made the call, it could finish it before the signal and the
+   * others would name the next step.
+   */
   async loop(group) {
     const buf = new Float32Array(job.length);
     for (let step = 0; step < 100000; step++) {
+      if (rank === job.victim && step === job.victimStep) {
+        await send({ type: 'victim-ready' });
+        await new Promise(() => setInterval(() => {}, 60_000));
+      }
       const call = group.allReduce(buf, step);
-      if (rank === job.victim && step === job.victimStep) await send({ type: 'victim-ready' });
       if (rank !== job.victim && step === job.victimStep) await send({ type: 'survivor-at-step', step });
       await call;
     }

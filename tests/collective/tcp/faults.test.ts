@@ -1,5 +1,6 @@
 /**
- * Faults between processes in the middle of an all-reduce: a peer killed with SIGKILL fails
+ * Faults between processes in the middle of an all-reduce (the victim holds back its call of
+ * the step, the others wait inside theirs): a peer killed with SIGKILL fails
  * every survivor's pending call at once (well under the step timeout), naming it; a peer
  * stopped with SIGSTOP fails them after about the step timeout (no heartbeat), naming it; a
  * peer's abort() reaches every survivor with its reason. Nothing hangs; every process ends.
@@ -18,8 +19,8 @@ describe('a peer process failing mid-all-reduce', () => {
     const victim = 2;
     const ranks = await startWorld(size, { scenario: 'loop', length: LENGTH, victim, victimStep: 3, stepTimeoutMs: 20_000 });
     const survivors = ranks.filter((r) => r.rank !== victim);
-    // Every rank inside step 3's call, so step 2 is complete everywhere: a survivor still reading
-    // step 2's last bytes when the victim dies would name step 2.
+    // The victim holds back step 3's call (tcp-rank.mjs); every survivor is inside it, so step 2
+    // is complete everywhere: a survivor still reading step 2's last bytes would name step 2.
     await Promise.all([ranks[victim]!.wait((m) => m.type === 'victim-ready', 20_000), ...survivors.map((r) => r.wait((m) => m.type === 'survivor-at-step', 20_000))]);
     const killedAt = Date.now();
     ranks[victim]!.child.kill('SIGKILL');
