@@ -40,7 +40,7 @@ describe('regularizer arguments', () => {
     const config = layer.config.layers[0]!.config;
     expect(config.kernel_regularizer ?? config.kernelRegularizer).toEqual({ class_name: 'L1L2', config: { l1: 0.25, l2: 0 } });
     expect(config.bias_regularizer ?? config.biasRegularizer).toEqual({ class_name: 'L1L2', config: { l1: 0.01, l2: 0.01 } });
-    const again = await tf.models.modelFromJSON({ modelTopology: model.toJSON(null, false) } as unknown as tf.io.ModelArtifacts & { modelTopology: object });
+    const again = await tf.models.modelFromJSON({ modelTopology: model.toJSON(null, false) } as unknown as Parameters<typeof tf.models.modelFromJSON>[0]);
     again.setWeights(model.getWeights());
     model.predict(tf.zeros([1, 2]));
     again.predict(tf.zeros([1, 2]));
