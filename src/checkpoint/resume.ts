@@ -33,6 +33,11 @@ export function resumeMismatches(state: CheckpointState, config: RunConfig, layo
       problems.push(`training.${key} differs: the checkpoint has ${String(training[key])}, the config ${String(config.training[key])}`);
     }
   }
+  // The optimizer's step counts updates: another accumulation would renumber them (older checkpoints had none).
+  const savedAccumulation = training.accumulateSteps ?? 1;
+  if (savedAccumulation !== config.training.accumulateSteps) {
+    problems.push(`training.accumulateSteps differs: the checkpoint has ${savedAccumulation}, the config ${config.training.accumulateSteps}`);
+  }
   if (state.config.loss.name !== config.loss.name || state.config.loss.fromLogits !== config.loss.fromLogits) {
     problems.push(`the loss differs: the checkpoint has ${state.config.loss.name}, the config ${config.loss.name}`);
   }

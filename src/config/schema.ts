@@ -8,6 +8,8 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
+import { classWeightSchema } from '../model/sample-weights.js';
+import { accumulateStepsSchema } from '../train/accumulation.js';
 import { checkpointWriteFields, type OnWriteError } from '../checkpoint/config.js';
 import type { DataConfig } from '../data/load-data.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
@@ -429,6 +431,8 @@ export const trainingSchema = z.strictObject(
     validationSplit: unitFraction().default(0),
     validateOnTest: boolean().default(false),
     nonFinite: z.enum(NON_FINITE_POLICIES, { error: `one of ${NON_FINITE_POLICIES.join(', ')}` }).default('stop'),
+    accumulateSteps: accumulateStepsSchema.default(1),
+    classWeight: classWeightSchema.optional(),
   },
   { error: 'an object such as {"epochs": 5, "batchSize": 32}' },
 );
@@ -602,6 +606,10 @@ export interface RunConfig {
     validateOnTest: boolean;
     /** A step with a non-finite loss or gradient stops the run (default) or is skipped. */
     nonFinite: 'stop' | 'skip';
+    /** Global batches per optimizer update (gradient accumulation; 1: none). */
+    accumulateSteps: number;
+    /** Keras's class_weight: class index ("0", "1", ...) to the weight of its samples' losses. */
+    classWeight?: Record<string, number>;
   };
   evaluation: { on: 'test' | 'train' };
   parallel: {

@@ -19,6 +19,11 @@ export interface SharedDataset {
   readonly featureScale: number;
   readonly features: SharedArrayBuffer;
   readonly labels: SharedArrayBuffer;
+  /**
+   * Optional per-sample weights (float32, one per sample), as Keras's sample_weight: each
+   * sample's loss is multiplied by its weight (training and evaluation; see model/sample-weights.ts).
+   */
+  readonly weights?: SharedArrayBuffer;
   /** First sample of this view and the number of samples in it (views share buffers). */
   readonly start: number;
   readonly size: number;
@@ -35,6 +40,8 @@ export interface DatasetInit {
   features: Uint8Array | Float32Array;
   labels: ArrayLike<number>;
   featureScale?: number;
+  /** One finite weight >= 0 per sample (Keras's sample_weight); omitted: every sample weighs 1. */
+  weights?: ArrayLike<number>;
 }
 
 /** Copies features and labels into fresh SharedArrayBuffers. */
@@ -55,6 +62,7 @@ export function createSharedDataset(init: DatasetInit): SharedDataset {
   (featureType === 'uint8' ? new Uint8Array(features) : new Float32Array(features)).set(init.features);
   const labels = new SharedArrayBuffer(init.labels.length * 4);
   new Float32Array(labels).set(init.labels);
+  const weights = init.weights === undefined ? undefined : sharedWeights(init.name, init.weights, size);
   return {
     name: init.name,
     featureShape: [...init.featureShape],
@@ -63,9 +71,21 @@ export function createSharedDataset(init: DatasetInit): SharedDataset {
     featureScale: init.featureScale ?? 1,
     features,
     labels,
+    ...(weights ? { weights } : {}),
     start: 0,
     size,
   };
+}
+
+function sharedWeights(name: string, values: ArrayLike<number>, size: number): SharedArrayBuffer {
+  if (values.length !== size) throw new DataError(`${name}: expected ${size} sample weights for ${size} samples, found ${values.length}`);
+  for (let i = 0; i < values.length; i++) {
+    const w = values[i]!;
+    if (!(Number.isFinite(w) && w >= 0)) throw new DataError(`${name}: sample weight ${i} must be a finite number >= 0, found ${w}`);
+  }
+  const buffer = new SharedArrayBuffer(size * 4);
+  new Float32Array(buffer).set(values);
+  return buffer;
 }
 
 /** A view of samples [from, to) of a dataset, sharing its buffers. */
@@ -104,6 +124,7 @@ export class DatasetReader {
   private readonly bytes: Uint8Array | undefined;
   private readonly floats: Float32Array | undefined;
   private readonly labelValues: Float32Array;
+  private readonly weightValues: Float32Array | undefined;
 
   constructor(readonly ds: SharedDataset) {
     this.perSample = product(ds.featureShape);
@@ -111,6 +132,19 @@ export class DatasetReader {
     if (ds.featureType === 'uint8') this.bytes = new Uint8Array(ds.features);
     else this.floats = new Float32Array(ds.features);
     this.labelValues = new Float32Array(ds.labels);
+    if (ds.weights) this.weightValues = new Float32Array(ds.weights);
+  }
+
+  get hasWeights(): boolean {
+    return this.weightValues !== undefined;
+  }
+
+  /** The sample weights of `indices[from..to)` (all 1 when the dataset has none). */
+  gatherWeights(indices: ArrayLike<number>, from: number, to: number): Float32Array {
+    const out = new Float32Array(to - from).fill(1);
+    const values = this.weightValues;
+    if (values) for (let i = from; i < to; i++) out[i - from] = values[this.ds.start + indices[i]!]!;
+    return out;
   }
 
   /** Gathers samples `indices[from..to)` (indices relative to the view) into x and y. */

@@ -39,8 +39,13 @@ export class Objective {
     this.sampleMetrics = metrics.map((m) => metricFunction(m, loss));
   }
 
-  lossSum(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Scalar {
-    return tf.sum(this.perSampleLoss(yTrue, yPred));
+  /** Sum over the batch of each sample's loss, times its weight when `weights` (one per sample) is given. */
+  lossSum(yTrue: tf.Tensor, yPred: tf.Tensor, weights?: Float32Array): tf.Scalar {
+    const perSample = this.perSampleLoss(yTrue, yPred);
+    if (!weights) return tf.sum(perSample);
+    // One weight per sample, broadcast over any further axes of the loss (a sequence's positions).
+    const shape = [weights.length, ...perSample.shape.slice(1).map(() => 1)];
+    return tf.sum(tf.mul(perSample, tf.tensor(weights, shape)));
   }
 
   /**

@@ -6,6 +6,7 @@ import type { BackendName } from '../backend/select-backend.js';
 import type { SharedDataset } from '../data/dataset.js';
 import type { ModelSpec } from '../model/build-model.js';
 import type { LossSpec, MetricName } from '../model/objective.js';
+import type { ClassWeight } from '../model/sample-weights.js';
 import type { ParamEntry } from '../model/param-layout.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
 import type { SharedTrainingBuffers } from './shared-state.js';
@@ -32,6 +33,10 @@ export interface ReplicaInit {
   metrics: MetricName[];
   optimizer: OptimizerSpec;
   batchSize: number;
+  /** Global batches per optimizer update (training.accumulateSteps). */
+  accumulateSteps: number;
+  /** Keras's class_weight (training.classWeight), class index to weight. */
+  classWeight?: ClassWeight;
   shuffle: boolean;
   /** The coordinator's layout; the replica checks that its model matches it. */
   layout: ParamEntry[];
@@ -79,7 +84,7 @@ export interface StepsResult {
   samples: number;
   lossSum: number;
   metricSums: number[];
-  /** Steps whose update was skipped for a non-finite loss or gradient. */
+  /** Updates skipped for a non-finite loss or gradient (with accumulation, each covers its batches). */
   skippedSteps: number;
   times: PhaseTimes;
 }

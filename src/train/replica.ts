@@ -16,10 +16,12 @@ import { HierarchicalCollective } from '../collective/hierarchical.js';
 import { BridgeClient } from '../collective/process-bridge.js';
 import { ShmCollective } from '../collective/shm-collective.js';
 import { DatasetReader, type SharedDataset } from '../data/dataset.js';
-import { epochPermutation, globalBatchRange, replicaSlice } from '../data/sampler.js';
+import { epochPermutation, globalBatchRange, replicaSlice, stepsPerEpoch } from '../data/sampler.js';
 import { buildModel, withSeededRandomSync } from '../model/build-model.js';
 import { mixSeed } from '../util/random.js';
+import { layerLossShare } from '../model/layer-losses.js';
 import { Objective } from '../model/objective.js';
+import { SampleWeighting } from '../model/sample-weights.js';
 import { ParamLayout } from '../model/param-layout.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
@@ -34,6 +36,7 @@ import type {
   StepsJob,
   StepsResult,
 } from './replica-protocol.js';
+import { endsUpdate, optimizerStep, startsUpdate } from './accumulation.js';
 import { StatsColumn, TrainingViews } from './shared-state.js';
 import { NON_FINITE_ERROR, zeroPhaseTimes } from './replica-protocol.js';
 
@@ -60,6 +63,7 @@ export class Replica implements ReplicaApi {
   private variables!: tf.Variable[];
   private layout!: ParamLayout;
   private objective!: Objective;
+  private weighting!: SampleWeighting;
   private optimizer!: ShardOptimizer;
   private control!: ControlBlock;
   private collective!: Collective;
@@ -80,6 +84,7 @@ export class Replica implements ReplicaApi {
       this.layout.assertSameShapes(new ParamLayout(init.layout), `replica ${init.rank}`);
       this.variables = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
       this.objective = new Objective(init.loss, init.metrics);
+      this.weighting = new SampleWeighting(init.classWeight, init.loss.name === 'sparseCategoricalCrossentropy');
       this.optimizer = createOptimizer(init.optimizer);
       this.views = new TrainingViews(init.buffers, this.layout.length);
       this.collective = createCollective(init, this.control, this.views);
@@ -113,6 +118,10 @@ export class Replica implements ReplicaApi {
     const times = zeroPhaseTimes();
     const result: StepsResult = { samples: 0, lossSum: 0, metricSums: this.objective.metricNames.map(() => 0), skippedSteps: 0, times };
 
+    const k = this.setup.accumulateSteps;
+    const epochSteps = stepsPerEpoch(train.size, batchSize);
+    // The update being accumulated: its batches' global sample count, loss and metric sums.
+    let pending = { globalCount: 0, samples: 0, lossSum: 0, metricSums: [] as number[] };
     for (let step = job.fromStep; step < job.toStep; step++) {
       const globalStep = job.updatesBefore + step - job.fromStep;
       row[StatsColumn.GLOBAL_STEP] = globalStep + 1;
@@ -121,6 +130,8 @@ export class Replica implements ReplicaApi {
       if (this.setup.faults?.throwAtGlobalStep === globalStep) throw new Error(`injected fault in replica ${rank} at global step ${globalStep}`);
       if (this.setup.faults?.hangAtStep === step) for (;;);
       if (this.setup.faults?.exitAtStep === step) process.exit(1);
+      const firstOfUpdate = step === job.fromStep || startsUpdate(step, k);
+      const lastOfUpdate = step + 1 === job.toStep || endsUpdate(step, epochSteps, k);
       let t = now();
       const [batchFrom, batchTo] = globalBatchRange(train.size, batchSize, step);
       const globalCount = batchTo - batchFrom;
@@ -129,26 +140,37 @@ export class Replica implements ReplicaApi {
       const x = new Float32Array(local * reader.perSample);
       const y = new Float32Array(local * reader.perLabel);
       reader.gather(order, batchFrom + sliceFrom, batchFrom + sliceTo, x, y);
+      const weights = this.weighting.weights(reader, order, batchFrom + sliceFrom, y);
       times.gather += now() - t;
 
-      t = now();
-      this.copyParamsIn();
-      times.copyIn += now() - t;
+      if (firstOfUpdate) {
+        t = now();
+        // Parameters change only at updates: the batches accumulated into one share them.
+        this.copyParamsIn();
+        times.copyIn += now() - t;
+        pending = { globalCount: 0, samples: 0, lossSum: 0, metricSums: this.objective.metricNames.map(() => 0) };
+      }
 
       t = now();
-      let localLoss = 0;
-      let localMetrics: number[] = [];
       if (local > 0) {
-        const { lossSum, metricSums } = this.gradient(x, y, local, train, ownGrads, times, job.epoch, step);
-        localLoss = lossSum;
-        localMetrics = metricSums;
+        const { lossSum, metricSums } = this.gradient(x, y, weights, local, train, ownGrads, times, job.epoch, step, !firstOfUpdate);
+        pending.lossSum += lossSum;
+        metricSums.forEach((v, i) => (pending.metricSums[i]! += v));
         if (this.setup.faults?.nanAtStep === step) ownGrads[0] = Number.NaN;
       } else {
         // A batch smaller than the replica count leaves this replica without samples.
-        ownGrads.fill(0);
+        if (firstOfUpdate) ownGrads.fill(0);
         times.compute += now() - t;
       }
+      pending.globalCount += globalCount;
+      pending.samples += local;
       this.beat();
+      if (!lastOfUpdate) {
+        // Accumulating (as DDP's no_sync): no reduction until the update's last batch.
+        row[StatsColumn.STEPS] = row[StatsColumn.STEPS]! + 1;
+        continue;
+      }
+      const localLoss = pending.lossSum;
       row[StatsColumn.IN_COLLECTIVE] = 1;
 
       t = now();
@@ -157,7 +179,7 @@ export class Replica implements ReplicaApi {
 
       t = now();
       // Sum-reduced losses: dividing by the global count makes N replicas equal one.
-      const scale = 1 / globalCount;
+      const scale = 1 / pending.globalCount;
       let finite = Number.isFinite(localLoss);
       for (let i = chunkFrom; i < chunkTo; i++) {
         const g = ownGrads[i]! * scale;
@@ -179,10 +201,10 @@ export class Replica implements ReplicaApi {
       }
       if (skip) result.skippedSteps++;
       else {
-        this.optimizer.update(params, ownGrads, this.views.optimizerState, chunkFrom, chunkTo, globalStep + 1);
-        result.samples += local;
+        this.optimizer.update(params, ownGrads, this.views.optimizerState, chunkFrom, chunkTo, optimizerStep(globalStep, job.epoch, step, epochSteps, k));
+        result.samples += pending.samples;
         result.lossSum += localLoss;
-        localMetrics.forEach((v, i) => (result.metricSums[i]! += v));
+        pending.metricSums.forEach((v, i) => (result.metricSums[i]! += v));
       }
       times.update += now() - t;
 
@@ -202,8 +224,8 @@ export class Replica implements ReplicaApi {
     return result;
   }
 
-  /** Forward and backward pass of the local slice; writes the gradient into `into`. */
-  private gradient(x: Float32Array, y: Float32Array, local: number, ds: SharedDataset, into: Float32Array, times: PhaseTimes, epoch: number, step: number) {
+  /** Forward and backward pass of the local slice; writes the gradient into `into` (adds it, when accumulating). */
+  private gradient(x: Float32Array, y: Float32Array, weights: Float32Array | undefined, local: number, ds: SharedDataset, into: Float32Array, times: PhaseTimes, epoch: number, step: number, accumulate: boolean) {
     const started = now();
     // Only scalars leave the tidy: it would walk a returned typed array element by element.
     return tf.tidy(() => {
@@ -216,7 +238,7 @@ export class Replica implements ReplicaApi {
         tf.variableGrads(() => {
           const out = this.model.apply(xs, { training: true }) as tf.Tensor;
           predictions = tf.keep(out);
-          return this.objective.lossSum(ys, out);
+          return this.lossSum(ys, out, weights, local);
         }, this.variables),
       );
       const metricSums = this.objective.metricSums(y, predictions!.dataSync() as Float32Array, local);
@@ -224,10 +246,17 @@ export class Replica implements ReplicaApi {
       const lossSum = value.dataSync()[0]!;
       const computed = now();
       times.compute += computed - started;
-      this.layout.entries.forEach((entry, i) => into.set(grads[this.variables[i]!.name]!.dataSync() as Float32Array, entry.offset));
+      this.layout.entries.forEach((entry, i) => writeGradient(grads[this.variables[i]!.name]!.dataSync() as Float32Array, into, entry.offset, accumulate));
       times.copyOut += now() - computed;
       return { lossSum, metricSums };
     });
+  }
+
+  /** The loss the gradient is taken of: the samples' (weighted) losses plus this replica's share of the model's own losses. */
+  private lossSum(ys: tf.Tensor, out: tf.Tensor, weights: Float32Array | undefined, samples: number): tf.Scalar {
+    const samplesLoss = this.objective.lossSum(ys, out, weights);
+    const layerLosses = layerLossShare(this.model, samples);
+    return layerLosses ? tf.add(samplesLoss, layerLosses) : samplesLoss;
   }
 
   private copyParamsIn(): void {
@@ -253,10 +282,12 @@ export class Replica implements ReplicaApi {
       const x = new Float32Array(n * reader.perSample);
       const y = new Float32Array(n * reader.perLabel);
       reader.gatherRange(start, end, x, y);
+      // Per-sample weights of the data count (as Keras's validation sample weights); class weights do not.
+      const weights = reader.hasWeights ? reader.gatherWeights(rangeIndices(start, end), 0, n) : undefined;
       tf.tidy(() => {
         const ys = tf.tensor(y, [n, ...ds.labelShape]);
         const out = this.model.apply(tf.tensor(x, [n, ...ds.featureShape]), { training: false }) as tf.Tensor;
-        sums.lossSum += this.objective.lossSum(ys, out).dataSync()[0]!;
+        sums.lossSum += this.lossSum(ys, out, weights, n).dataSync()[0]!;
         this.objective.metricSums(y, out.dataSync() as Float32Array, n).forEach((v, i) => (sums.metricSums[i]! += v));
       });
       sums.samples += n;
@@ -321,6 +352,19 @@ export class Replica implements ReplicaApi {
   }
 }
 
+
+/** Copies a variable's gradient into the flat gradient at `offset`, or adds it (accumulation). */
+function writeGradient(grad: Float32Array, into: Float32Array, offset: number, accumulate: boolean): void {
+  if (!accumulate) {
+    into.set(grad, offset);
+    return;
+  }
+  for (let i = 0; i < grad.length; i++) into[offset + i] = into[offset + i]! + grad[i]!;
+}
+
+function rangeIndices(from: number, to: number): Int32Array {
+  return Int32Array.from({ length: to - from }, (_, i) => from + i);
+}
 
 /** This replica's place among all replicas of the world (process by process). */
 function worldPlace(init: ReplicaInit): { rank: number; replicas: number } {

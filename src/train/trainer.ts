@@ -17,6 +17,7 @@ import { assertPositionFits, assertResumable, assertWarmStartable } from '../che
 import type { CheckpointState } from '../checkpoint/state.js';
 import { CheckpointStore } from '../checkpoint/store.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
+import { alignSegmentEnd } from './accumulation.js';
 import { CheckpointSchedule, type CheckpointWriteStats } from './checkpointing.js';
 import type { EpochEvent, MetricValues, TrainingEvent } from './events.js';
 import { callAll } from './fan-out.js';
@@ -269,6 +270,8 @@ export class Trainer {
       metrics: config.metrics,
       optimizer: config.optimizer,
       batchSize: config.training.batchSize,
+      accumulateSteps: config.training.accumulateSteps,
+      ...(config.training.classWeight ? { classWeight: config.training.classWeight } : {}),
       shuffle: config.training.shuffle,
       layout: [...this.layout.entries],
       buffers: this.live.buffers,
@@ -367,7 +370,8 @@ export class Trainer {
         this.checkpoints.throwIfFailed();
         const progress = state.epochProgress;
         const fromStep = state.position.stepInEpoch;
-        const toStep = this.checkpoints.limitSegment(fromStep, Math.min(steps, fromStep + SEGMENT_STEPS), state.updates);
+        // Segments end on update boundaries: a stop or checkpoint never splits an accumulated update.
+        const toStep = alignSegmentEnd(fromStep, this.checkpoints.limitSegment(fromStep, Math.min(steps, fromStep + SEGMENT_STEPS), state.updates), steps, this.config.training.accumulateSteps);
         const started = performance.now();
         let results: StepsResult[];
         try {

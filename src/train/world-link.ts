@@ -177,6 +177,9 @@ export function runFingerprint(config: RunConfig, run: PreparedRun, spec: WorldS
     seed: config.training.seed,
     shuffle: String(config.training.shuffle),
     nonFinite: config.training.nonFinite,
+    // Another k would reduce at other batches (a hang or desynchronised ring), other class weights train another model.
+    accumulateSteps: config.training.accumulateSteps,
+    classWeight: JSON.stringify(config.training.classWeight ?? {}),
     checkpointEverySteps: config.checkpoint.everySteps,
     datasetSizes: `train ${datasets.train?.size ?? 0}, validation ${datasets.validation?.size ?? 0}, test ${datasets.test?.size ?? 0}`,
     worldSize: spec.worldSize,

@@ -132,7 +132,7 @@ describe('normalization', () => {
       loss: { name: 'sparseCategoricalCrossentropy', fromLogits: false },
       metrics: [],
       optimizer: { name: 'adam' },
-      training: { epochs: 5, batchSize: 32, shuffle: true, seed: 42, validationSplit: 0, validateOnTest: false, nonFinite: 'stop' },
+      training: { epochs: 5, batchSize: 32, shuffle: true, seed: 42, validationSplit: 0, validateOnTest: false, nonFinite: 'stop', accumulateSteps: 1 },
       evaluation: { on: 'test' },
       parallel: { workers: 'auto', stepTimeoutMs: 60000, rendezvousTimeoutMs: 120000, maxRecoveries: 3 },
       backend: 'auto',
