@@ -166,7 +166,7 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
           if (resumeFrom) say(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})`);
         }
         report.event(event);
-        if (event.type === 'epoch') log?.write({ event: 'epoch', ...event, type: undefined });
+        log?.event(event);
       },
       // Notes go to stderr so that --json keeps stdout machine-readable; other ranks keep
       // theirs to themselves and say only warnings (and errors, raised to main).

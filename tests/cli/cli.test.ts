@@ -30,9 +30,11 @@ describe('ringtrain CLI', () => {
     const params = summary.params as { name: string; values: number[] }[];
     expect(params.map((p) => p.name)).toEqual(['dense_1/kernel', 'dense_1/bias']);
     const log = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; epoch?: number });
-    expect(log).toHaveLength(301);
-    expect(log[299]).toMatchObject({ event: 'epoch', epoch: 300 });
-    expect(log[300]).toEqual(summary);
+    // The start record, one per epoch (one step each: no progress records), the summary.
+    expect(log).toHaveLength(302);
+    expect(log[0]).toMatchObject({ event: 'start', name: 'linear', stepsPerEpoch: 1, epochs: 300 });
+    expect(log[300]).toMatchObject({ event: 'epoch', epoch: 300 });
+    expect(log[301]).toEqual(summary);
   });
 
   it('prints one plain line per epoch when stdout is not a terminal', () => {
