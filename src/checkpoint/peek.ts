@@ -31,7 +31,8 @@ export async function peekCheckpoint(file: string): Promise<CheckpointPeek> {
   const handle = await open(file, 'r');
   try {
     const size = (await handle.stat()).size;
-    const header = await readAt(handle, 0, CHECKPOINT_HEADER_BYTES);
+    if (size < CHECKPOINT_HEADER_BYTES) throw new Error(`${file}: not a ringtrain checkpoint (${size} bytes, shorter than the header)`);
+    const header = await readAt(handle, 0, CHECKPOINT_HEADER_BYTES, file);
     if (Buffer.from(header.subarray(0, 8)).toString('latin1') !== CHECKPOINT_MAGIC) throw new Error(`${file}: not a ringtrain checkpoint (no magic)`);
     const payloadLength = Number(new DataView(header.buffer, header.byteOffset).getBigUint64(16, true));
     const end = CHECKPOINT_HEADER_BYTES + payloadLength;
@@ -41,7 +42,7 @@ export async function peekCheckpoint(file: string): Promise<CheckpointPeek> {
     let at = CHECKPOINT_HEADER_BYTES;
     for (let fields = 0; at < end && fields < MAX_FIELDS; fields++) {
       // A tag and a length are two varints of at most 10 bytes each.
-      const head = await readAt(handle, at, Math.min(20, end - at));
+      const head = await readAt(handle, at, Math.min(20, end - at), file);
       const reader = protobuf.Reader.create(head);
       const tag = reader.uint32();
       const wireType = tag & 7;
@@ -57,7 +58,7 @@ export async function peekCheckpoint(file: string): Promise<CheckpointPeek> {
       const start = at + reader.pos;
       at = start + length;
       if (length > MAX_FIELD_BYTES || !Object.values(FIELD).includes(field as never)) continue;
-      const bytes = await readAt(handle, start, length);
+      const bytes = await readAt(handle, start, length, file);
       const text = () => Buffer.from(bytes).toString('utf8');
       if (field === FIELD.ringtrainVersion) peek.ringtrainVersion = text();
       else if (field === FIELD.createdAt) peek.createdAt = text();
@@ -88,12 +89,12 @@ function decodePosition(bytes: Uint8Array): CheckpointPeek['position'] {
   return position;
 }
 
-async function readAt(handle: FileHandle, at: number, length: number): Promise<Uint8Array> {
+async function readAt(handle: FileHandle, at: number, length: number, file: string): Promise<Uint8Array> {
   const bytes = new Uint8Array(length);
   let got = 0;
   while (got < length) {
     const { bytesRead } = await handle.read(bytes, got, length - got, at + got);
-    if (bytesRead === 0) throw new Error(`the file ends at byte ${at + got}, inside a field that should run to byte ${at + length}`);
+    if (bytesRead === 0) throw new Error(`${file}: the file ends at byte ${at + got}, inside a field that should run to byte ${at + length}`);
     got += bytesRead;
   }
   return bytes;
