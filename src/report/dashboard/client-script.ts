@@ -305,7 +305,7 @@ export const CLIENT_SCRIPT = String.raw`(function () {
       detail.appendChild(el('div', 'section checkpoints-box'));
       detail.appendChild(el('ul', 'notes'));
     }
-    detail.querySelector('.run-title').textContent = run.name + (run.id !== '.' ? ' (' + run.id + ')' : '');
+    detail.querySelector('.run-title').textContent = run.name + (run.id !== '.' && run.id !== run.name ? ' (' + run.id + ')' : '');
     var badge = detail.querySelector('.title .badge');
     badge.textContent = run.status;
     badge.className = 'badge ' + run.status;

@@ -77,7 +77,7 @@ export async function startDashboard(root: string, options: { port?: number; pol
         const runs = [];
         for (const { id, dir, stats } of reader.listRuns()) {
           const run = await reader.read(dir, id, { checkpoints: false });
-          runs.push({ id, name: run.name, status: run.status, updatedAt: run.updatedAt, version: `${stats.size}-${stats.mtimeMs}-${reader.checkpointsChangedAt(dir)}` });
+          runs.push({ id, name: run.name, status: run.status, updatedAt: run.updatedAt, version: `${stats.size}-${stats.mtimeMs}-${reader.checkpointsChangedAt(dir)}-${run.status}` });
         }
         return json(runs);
       }
