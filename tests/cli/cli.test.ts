@@ -35,6 +35,11 @@ describe('ringtrain CLI', () => {
     expect(log[0]).toMatchObject({ event: 'start', name: 'linear', stepsPerEpoch: 1, epochs: 300 });
     expect(log[300]).toMatchObject({ event: 'epoch', epoch: 300 });
     expect(log[301]).toEqual(summary);
+    // report.html carries the same epochs (the dashboard's page, for offline reading).
+    const report = /<script type="application\/json" id="rt-boot">([^<]*)<\/script>/.exec(readFileSync(join(out, 'report.html'), 'utf8'));
+    const reported = JSON.parse(report![1]!) as { runs: { name: string; status: string; epochs: { values: { loss: number } }[] }[] };
+    expect(reported.runs.map((r) => [r.name, r.status, r.epochs.length])).toEqual([['linear', 'finished', 300]]);
+    expect(reported.runs[0]!.epochs[299]!.values.loss).toBe((log[300] as unknown as { loss: number }).loss);
   });
 
   it('prints one plain line per epoch when stdout is not a terminal', () => {
