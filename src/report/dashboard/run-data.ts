@@ -118,6 +118,8 @@ class LogState {
   size = 0;
   mtimeMs = 0;
   rest = '';
+  /** The log's first bytes (its start record names the time it began): another log begins otherwise. */
+  head: Buffer = Buffer.alloc(0);
   records: LogRecord[] = [];
   damaged = 0;
   truncated = false;
@@ -178,8 +180,8 @@ export class RunReader {
     let state = this.logs.get(dir) ?? new LogState();
     const stats = regularFileStats(file);
     if (!stats) return new LogState();
-    // A new run started the log afresh (it is shorter, or was rewritten): read it from the start.
-    if (stats.size < state.size || (stats.size === state.size && stats.mtimeMs !== state.mtimeMs)) state = new LogState();
+    // A new run started the log afresh (it is shorter, was rewritten, or begins otherwise): read it from the start.
+    if (stats.size < state.size || (stats.size === state.size && stats.mtimeMs !== state.mtimeMs) || (state.offset > 0 && !(await startsWith(file, state.head)))) state = new LogState();
     if (stats.size > state.offset && !state.truncated) {
       const end = Math.min(stats.size, MAX_LOG_BYTES);
       if (end > state.offset) {
@@ -207,12 +209,30 @@ export class RunReader {
         }
       }
       state.truncated = stats.size > MAX_LOG_BYTES;
+      if (state.head.length < HEAD_BYTES) state.head = await readHead(file, Math.min(state.offset, HEAD_BYTES));
     }
     state.size = stats.size;
     state.mtimeMs = stats.mtimeMs;
     this.logs.set(dir, state);
     return state;
   }
+}
+
+const HEAD_BYTES = 256;
+
+async function readHead(file: string, length: number): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const bytes = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(bytes, 0, length, 0);
+    return bytes.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function startsWith(file: string, head: Buffer): Promise<boolean> {
+  return (await readHead(file, head.length)).equals(head);
 }
 
 /** lstat of a regular file (not a link, device or FIFO), or undefined. */

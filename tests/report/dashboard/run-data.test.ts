@@ -90,6 +90,11 @@ describe('RunReader', () => {
     expect(fresh.name).toBe('second');
     expect(fresh.epochs.map((e) => e.values.loss)).toEqual([0.3]);
     expect(fresh.notes).toEqual([]);
+    // A newer run's log that grew past the old one before it was read again begins otherwise: read afresh.
+    writeFileSync(log, start('second').replace('03:04:05', '09:09:09') + epoch(1, 0.2) + epoch(2, 0.1) + epoch(3, 0.05));
+    const third = await reader.read(dir, 'g');
+    expect(third.startedAt).toBe('2026-01-02T09:09:09.000Z');
+    expect(third.epochs.map((e) => e.values.loss)).toEqual([0.2, 0.1, 0.05]);
   });
 
   it('lists checkpoints with their position, time, the metrics they hold and the best one', async () => {
