@@ -113,6 +113,11 @@ describe('dashboard in chromium', () => {
       expect(await page.$$eval('table.breakdown tbody tr td:first-child', (cells) => cells.map((c) => c.textContent))).toEqual(['replica 0', 'replica 1']);
       expect(await page.$$eval('table.checkpoints tbody tr', (rows) => rows.length)).toBeGreaterThan(0);
 
+      // Against epochs: the same points at step / 20.
+      const bySteps = (await chartsOf(page)).loss!.data[0]!;
+      await page.click('button.xaxis[data-x="epoch"]');
+      expect((await chartsOf(page)).loss!.data[0]).toEqual(bySteps.map((step) => step! / 20));
+
       const report = await context.newPage();
       report.on('pageerror', (e) => pageErrors.push(e.message));
       await report.goto(pathToFileURL(path.join(out, 'report.html')).href);
