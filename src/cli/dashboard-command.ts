@@ -25,8 +25,13 @@ export async function dashboardCommand(dir: string, flags: { port?: number }): P
     }
     process.stdout.write(`ringtrain dashboard of ${dir}: ${server.url}\n(Ctrl-C to stop)\n`);
     const signal = await new Promise<NodeJS.Signals>((resolve) => {
-      process.once('SIGINT', () => resolve('SIGINT'));
-      process.once('SIGTERM', () => resolve('SIGTERM'));
+      const onSignal = (name: NodeJS.Signals) => {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        resolve(name);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
     });
     await server.close();
     process.stderr.write(`${signal}: dashboard stopped\n`);
