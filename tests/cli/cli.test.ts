@@ -35,6 +35,13 @@ describe('ringtrain CLI', () => {
     expect(log[0]).toMatchObject({ event: 'start', name: 'linear', stepsPerEpoch: 1, epochs: 300 });
     expect(log[300]).toMatchObject({ event: 'epoch', epoch: 300 });
     expect(log[301]).toEqual(summary);
+    // Each epoch's phase times per replica; their mean is the epoch's (averaged over replicas) phase times.
+    for (const record of log.slice(1, 301) as unknown as { phaseTimes: Record<string, number>; replicaPhaseTimes: Record<string, number>[] }[]) {
+      expect(record.replicaPhaseTimes).toHaveLength(2);
+      for (const [phase, seconds] of Object.entries(record.phaseTimes)) {
+        expect((record.replicaPhaseTimes[0]![phase]! + record.replicaPhaseTimes[1]![phase]!) / 2).toBeCloseTo(seconds, 9);
+      }
+    }
     // report.html carries the same epochs (the dashboard's page, for offline reading).
     const report = /<script type="application\/json" id="rt-boot">([^<]*)<\/script>/.exec(readFileSync(join(out, 'report.html'), 'utf8'));
     const reported = JSON.parse(report![1]!) as { runs: { name: string; status: string; epochs: { values: { loss: number } }[] }[] };
