@@ -95,6 +95,11 @@ describe('dashboard server', () => {
     expect(answer.body).not.toContain('"name"');
   });
 
+  it('refuses a URL longer than 2048 characters with 414', async () => {
+    const answer = await get(server, `/api/run?id=${'a'.repeat(3000)}`);
+    expect([answer.status, answer.body]).toEqual([414, 'URL too long\n']);
+  });
+
   it('refuses other Host headers (DNS rebinding) and methods other than GET and HEAD', async () => {
     for (const host of ['evil.example:80', `evil.example:${server.port}`, '127.0.0.1', `127.0.0.1:${server.port + 1}`, `0.0.0.0:${server.port}`]) {
       const answer = await get(server, '/api/runs', { host });
