@@ -4,6 +4,7 @@ import { DivergedError, EXIT_DIVERGED, TrainingAbortedError, UserError } from '.
 import { oneLine } from '../util/one-line.js';
 import { VERSION } from '../version.js';
 import { exportCommand, inspectCommand } from './checkpoint-commands.js';
+import { dashboardCommand } from './dashboard-command.js';
 import { trainCommand } from './train-command.js';
 
 function positiveInteger(flag: string) {
@@ -73,6 +74,14 @@ export function buildProgram(): Command {
     .requiredOption('--format <format>', 'tfjs', 'tfjs')
     .action(async (checkpoint: string, dir: string, flags: { format: string }) => {
       await exportCommand(checkpoint, dir, flags);
+    });
+  program
+    .command('dashboard')
+    .description('serve a live web page of the runs under a folder, on 127.0.0.1')
+    .argument('[dir]', 'folder of runs (searched 3 levels deep for metrics.jsonl)', 'runs')
+    .option('--port <port>', 'port to listen on (default: a free one, printed)', nonNegativeInteger('--port'))
+    .action(async (dir: string, flags: { port?: number }) => {
+      await dashboardCommand(dir, flags);
     });
   return program;
 }

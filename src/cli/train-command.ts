@@ -11,6 +11,7 @@ import { writeTorchElasticError } from '../launch/error-file.js';
 import { launchLocal } from '../launch/local-launcher.js';
 import { worldToken } from '../launch/token.js';
 import { resolveWorld, type WorldFlags, type WorldSpec } from '../launch/world.js';
+import { writeRunReport } from '../report/dashboard/report-file.js';
 import { MetricsLog } from '../report/metrics-log.js';
 import { chooseReportMode, createReporter } from '../report/reporter.js';
 import { CheckpointWriteError } from '../train/checkpointing.js';
@@ -166,7 +167,7 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
           if (resumeFrom) say(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})`);
         }
         report.event(event);
-        if (event.type === 'epoch') log?.write({ event: 'epoch', ...event, type: undefined });
+        log?.event(event);
       },
       // Notes go to stderr so that --json keeps stdout machine-readable; other ranks keep
       // theirs to themselves and say only warnings (and errors, raised to main).
@@ -175,6 +176,8 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     });
     report.summary(summary);
     log?.write(summary);
+    // The run's page with its data inside, readable offline (a failure to write it costs the run nothing).
+    if (log) await writeRunReport(config.output.dir).catch((error: unknown) => say(`warning: ${(error as Error).message}`));
     if (summary.stopped) {
       const { epoch, stepInEpoch, checkpoint } = summary.stopped;
       if (leader) {

@@ -48,6 +48,8 @@ export interface EpochEvent {
   validation?: { loss: number; metrics: MetricValues };
   /** Seconds per phase, summed over steps, averaged over replicas. */
   phaseTimes: PhaseTimes;
+  /** Seconds per phase for each of this process's replicas, summed over the steps this fit() ran of the epoch (the dashboard's breakdown of a step). */
+  replicaPhaseTimes: PhaseTimes[];
   /** Steps skipped for a non-finite loss or gradient (training.nonFinite "skip"). */
   skippedSteps: number;
 }

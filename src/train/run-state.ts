@@ -116,6 +116,12 @@ export function sumTimes(times: readonly PhaseTimes[], divisor = 1): PhaseTimes 
   return total;
 }
 
+/** Each replica's phase times summed over segments (`segments[k][r]`: replica r in segment k; a recovery may change the count). */
+export function sumTimesPerReplica(segments: readonly (readonly PhaseTimes[])[]): PhaseTimes[] {
+  const replicas = Math.max(0, ...segments.map((s) => s.length));
+  return Array.from({ length: replicas }, (_, r) => sumTimes(segments.flatMap((s) => (s[r] ? [s[r]] : []))));
+}
+
 export function averageTimes(times: readonly PhaseTimes[]): PhaseTimes {
   return sumTimes(times, times.length);
 }

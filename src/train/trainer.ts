@@ -22,9 +22,9 @@ import { CheckpointSchedule, type CheckpointWriteStats } from './checkpointing.j
 import type { EpochEvent, MetricValues, TrainingEvent } from './events.js';
 import { callAll } from './fan-out.js';
 import { Recovery } from './recovery.js';
-import type { DatasetRole, EvaluationSums, ReduceScatterKind, ReplicaApi, ReplicaInit, StepsResult } from './replica-protocol.js';
+import type { DatasetRole, EvaluationSums, PhaseTimes, ReduceScatterKind, ReplicaApi, ReplicaInit, StepsResult } from './replica-protocol.js';
 import { ReplicaGroup } from './replica-group.js';
-import { averageTimes, RunState, sumResults, sumTimes, type EpochProgress } from './run-state.js';
+import { averageTimes, RunState, sumResults, sumTimes, sumTimesPerReplica, type EpochProgress } from './run-state.js';
 import { prepareRun, type RunDatasets } from './setup.js';
 import { throwIfStopped, untilStopped, type StartupPhase } from './startup.js';
 import { StatsColumn, type TrainingViews } from './shared-state.js';
@@ -364,6 +364,7 @@ export class Trainer {
     state.epochProgress ??= state.freshEpochProgress();
     this.live.views.resetSegmentCounters();
     let stopReporting = this.reportProgress(epoch, steps);
+    const replicaTimes: PhaseTimes[][] = [];
     try {
       while (state.position.stepInEpoch < steps) {
         // A failed checkpoint write stops the run here, at the first step boundary after it.
@@ -392,6 +393,7 @@ export class Trainer {
         progress.lossSum += sums.lossSum;
         sums.metricSums.forEach((v, i) => (progress.metricSums[i]! += v));
         progress.times.push(averageTimes(results.map((r) => r.times)));
+        replicaTimes.push(results.map((r) => r.times));
         state.updates += toStep - fromStep;
         state.samplesSeen += sums.samples;
         state.position.stepInEpoch = toStep;
@@ -421,6 +423,7 @@ export class Trainer {
       metrics,
       validation: validation && { loss: validation.loss, metrics: validation.metrics },
       phaseTimes: sumTimes(progress.times),
+      replicaPhaseTimes: sumTimesPerReplica(replicaTimes),
       skippedSteps: progress.skippedSteps,
     };
     state.history.push(event);

@@ -30,9 +30,23 @@ describe('ringtrain CLI', () => {
     const params = summary.params as { name: string; values: number[] }[];
     expect(params.map((p) => p.name)).toEqual(['dense_1/kernel', 'dense_1/bias']);
     const log = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; epoch?: number });
-    expect(log).toHaveLength(301);
-    expect(log[299]).toMatchObject({ event: 'epoch', epoch: 300 });
-    expect(log[300]).toEqual(summary);
+    // The start record, one per epoch (one step each: no progress records), the summary.
+    expect(log).toHaveLength(302);
+    expect(log[0]).toMatchObject({ event: 'start', name: 'linear', stepsPerEpoch: 1, epochs: 300 });
+    expect(log[300]).toMatchObject({ event: 'epoch', epoch: 300 });
+    expect(log[301]).toEqual(summary);
+    // Each epoch's phase times per replica; their mean is the epoch's (averaged over replicas) phase times.
+    for (const record of log.slice(1, 301) as unknown as { phaseTimes: Record<string, number>; replicaPhaseTimes: Record<string, number>[] }[]) {
+      expect(record.replicaPhaseTimes).toHaveLength(2);
+      for (const [phase, seconds] of Object.entries(record.phaseTimes)) {
+        expect((record.replicaPhaseTimes[0]![phase]! + record.replicaPhaseTimes[1]![phase]!) / 2).toBeCloseTo(seconds, 9);
+      }
+    }
+    // report.html carries the same epochs (the dashboard's page, for offline reading).
+    const report = /<script type="application\/json" id="rt-boot">([^<]*)<\/script>/.exec(readFileSync(join(out, 'report.html'), 'utf8'));
+    const reported = JSON.parse(report![1]!) as { runs: { name: string; status: string; epochs: { values: { loss: number } }[] }[] };
+    expect(reported.runs.map((r) => [r.name, r.status, r.epochs.length])).toEqual([['linear', 'finished', 300]]);
+    expect(reported.runs[0]!.epochs[299]!.values.loss).toBe((log[300] as unknown as { loss: number }).loss);
   });
 
   it('prints one plain line per epoch when stdout is not a terminal', () => {
