@@ -2,6 +2,7 @@
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeFolder, writingFile } from '../util/fs-errors.js';
+import type { ReportSinkType } from './sink.js';
 
 export class MetricsLog {
   readonly file: string;
@@ -18,3 +19,17 @@ export class MetricsLog {
     writingFile(this.file, 'append to the metrics log', () => appendFileSync(this.file, `${JSON.stringify(record)}\n`));
   }
 }
+
+/** `<output.dir>/metrics.jsonl` of rank 0, unless output.metricsLog is false: each epoch, then the summary. */
+export const metricsLogSink: ReportSinkType = {
+  open({ config, rank, resumed }) {
+    if (rank !== 0 || !config.output.metricsLog) return undefined;
+    const log = new MetricsLog(config.output.dir, { append: resumed });
+    return {
+      event(event) {
+        if (event.type === 'epoch') log.write({ event: 'epoch', ...event, type: undefined });
+      },
+      summary: (summary) => log.write(summary),
+    };
+  },
+};
