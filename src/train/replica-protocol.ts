@@ -9,6 +9,7 @@ import type { LossSpec, MetricName } from '../model/objective.js';
 import type { ParamEntry } from '../model/param-layout.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
 import type { SharedTrainingBuffers } from './shared-state.js';
+import type { RecordedSpans } from './span-recorder.js';
 
 export type { ReduceScatterKind } from '../collective/shm-collective.js';
 import type { ReduceScatterKind } from '../collective/shm-collective.js';
@@ -46,6 +47,8 @@ export interface ReplicaInit {
   faults?: { throwAtStep?: number; throwAtGlobalStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; failInit?: boolean };
   /** What a step with a non-finite loss or gradient does. */
   nonFinite: 'stop' | 'skip';
+  /** Record the spans of every step for a trace (span-recorder.ts). */
+  trace?: boolean;
 }
 
 export type DatasetRole = 'train' | 'validation' | 'test';
@@ -82,6 +85,8 @@ export interface StepsResult {
   /** Steps whose update was skipped for a non-finite loss or gradient. */
   skippedSteps: number;
   times: PhaseTimes;
+  /** While tracing: the spans of these steps. */
+  spans?: RecordedSpans;
 }
 
 export interface EvaluationJob {
