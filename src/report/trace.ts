@@ -55,7 +55,8 @@ export const traceSink: ReportSinkType = {
           else if (event.lane) writer.nameTrack(tid, event.lane);
           writer.spans(tid, event.replica !== undefined ? 'replica' : 'coordinator', event.spans);
         } else if (event.type === 'recovery') {
-          const end = Date.now();
+          // The clock of the trainer's spans (Date.now() may be slewed apart from it).
+          const end = performance.timeOrigin + performance.now();
           writer.spans(COORDINATOR_TID, 'coordinator', [{ name: 'recovery', start: end - event.seconds * 1000, end, args: { attempt: event.attempt, error: event.error } }]);
         }
       },

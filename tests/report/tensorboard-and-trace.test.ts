@@ -184,7 +184,9 @@ beforeAll(() => {
   };
   const configFile = join(dir, 'config.json');
   writeFileSync(configFile, JSON.stringify(config));
-  const run = spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), 'train', configFile, '--workers', '2', '--out', out, '--trace', traceFile], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  // Replica 1 fails at the third step of the first epoch: the trace shows the recovery.
+  const env = { ...process.env, RINGTRAIN_INJECT_FAULT: JSON.stringify({ rank: 1, throwAtStep: 2 }) };
+  const run = spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), 'train', configFile, '--workers', '2', '--out', out, '--trace', traceFile], { cwd: root, env, encoding: 'utf8', timeout: 120_000 });
   expect(run.stderr).toContain(`trace written to ${traceFile}`);
   expect(run.status).toBe(0);
   epochs = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
@@ -305,7 +307,15 @@ describe('the trace (--trace FILE)', () => {
     expect(Object.fromEntries(tracks)).toEqual({ 0: 'coordinator', 1: 'checkpoint writes', 2: 'replica 0', 3: 'replica 1' });
     expect(new Set(spans.map((s) => s.pid))).toEqual(new Set([0]));
     const names = (tid: number) => new Set(spans.filter((s) => s.tid === tid).map((s) => s.name.replace(/\d+/g, 'N')));
-    expect(names(0)).toEqual(new Set(['steps N-N of epoch N', 'checkpoint capture', 'evaluate on validation data', 'evaluate on test data']));
+    expect(names(0)).toEqual(new Set(['steps N-N of epoch N', 'checkpoint capture', 'evaluate on validation data', 'evaluate on test data', 'recovery']));
+    const recovery = spans.filter((s) => s.name === 'recovery');
+    expect(recovery).toHaveLength(1);
+    expect(recovery[0]!.args).toMatchObject({ attempt: 1, error: expect.stringContaining('injected fault in replica 1 at step 2') });
+    // It follows the segment that failed, and the segment that replays its steps follows it.
+    const segments = spans.filter((s) => s.tid === 0 && s.name.startsWith('steps ')).sort((a, b) => a.ts - b.ts);
+    const replay = segments.findIndex((s) => s.ts > recovery[0]!.ts);
+    expect(segments[replay - 1]!.name).toBe('steps 1-4 of epoch 1');
+    expect(segments[replay]!.name).toBe('steps 1-4 of epoch 1');
     expect(names(1)).toEqual(new Set(['checkpoint write (step N)']));
     for (const tid of [2, 3]) {
       for (const name of ['step N', ...Object.values(PHASE_SPANS), 'reduce-scatter in process']) expect(names(tid).has(name)).toBe(true);
