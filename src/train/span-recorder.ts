@@ -81,8 +81,10 @@ export class SpanRecorder {
   /** Records a wait of the control block (performance.now() milliseconds). */
   readonly recordWait = (startMs: number, endMs: number): void => this.record(SpanKind.WAIT, startMs / 1000, endMs / 1000);
 
-  /** Phase times that record a span for each amount added (see the header). */
+  /** Phase times that record a span for each amount added (see the header); starts a segment's spans afresh. */
   phaseTimes(): PhaseTimes {
+    this.length = 0;
+    this.stepStart = undefined;
     const sums = zeroPhaseTimes();
     const recording = {} as PhaseTimes;
     for (const key of Object.keys(sums) as (keyof PhaseTimes)[]) {
