@@ -95,6 +95,7 @@ interface Value {
   histo?: { min: number; max: number; num: number; sum: number; sumSquares: number; limits: number[]; counts: number[] };
   text?: string;
   plugin?: string;
+  dataClass?: number;
 }
 
 interface DecodedEvent {
@@ -125,7 +126,11 @@ function decodeEvent(bytes: Uint8Array): DecodedEvent {
           out.text = text(one(t, 8));
         }
         const metadata = one(v, 9);
-        if (metadata) out.plugin = text(one(fields(one(fields(metadata as Uint8Array), 1) as Uint8Array), 1));
+        if (metadata) {
+          const m = fields(metadata as Uint8Array);
+          out.plugin = text(one(fields(one(m, 1) as Uint8Array), 1));
+          out.dataClass = Number(one(m, 4));
+        }
         return out;
       })
     : [];
@@ -209,6 +214,7 @@ describe('TensorBoard event files', () => {
 
     const configValue = events.flatMap((e) => e.values).find((v) => v.tag === 'config')!;
     expect(configValue.plugin).toBe('text');
+    expect(configValue.dataClass).toBe(2); // DATA_CLASS_TENSOR
     expect(JSON.parse(configValue.text!.replace(/^ {4}/gm, ''))).toMatchObject({ name: 'tb-linear', report: { tensorboard: { everySteps: EVERY_STEPS, histograms: true } } });
 
     const series = scalarSeries(events);

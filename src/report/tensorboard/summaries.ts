@@ -16,6 +16,7 @@ export const EVENT_PROTO_FILE = fileURLToPath(new URL('../../../proto/tensorboar
 export const FILE_VERSION = 'brain.Event:2';
 
 const DT_STRING = 7;
+const DATA_CLASS_TENSOR = 2;
 /** Equal-width buckets of a histogram, as tf.summary.histogram's default. */
 export const HISTOGRAM_BUCKETS = 30;
 
@@ -47,7 +48,7 @@ export function scalarValue(tag: string, value: number): SummaryValue {
 export function textValue(tag: string, markdown: string): SummaryValue {
   return {
     tag,
-    metadata: { pluginData: { pluginName: 'text' } },
+    metadata: { pluginData: { pluginName: 'text' }, dataClass: DATA_CLASS_TENSOR },
     tensor: { dtype: DT_STRING, tensorShape: {}, stringVal: [new TextEncoder().encode(markdown)] },
   };
 }
