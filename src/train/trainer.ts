@@ -123,6 +123,7 @@ export class Trainer {
     this.state = new RunState(config.metrics.length);
     const store = options.checkpoints ? new CheckpointStore(config.checkpoint.dir, { keepLast: config.checkpoint.keepLast }) : undefined;
     if (store && options.reportEvents?.trace) this.traceWrites(store);
+    if (world && options.reportEvents?.trace) world.onNetworkRound = (step, start, end) => this.emitSpan({ name: `network all-reduce (step ${step + 1})`, start, end });
     this.checkpoints = new CheckpointSchedule(config, store, options.warn ?? options.log);
     this.recovery = new Recovery(world ? 0 : config.parallel.maxRecoveries);
   }

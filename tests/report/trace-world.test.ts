@@ -1,7 +1,8 @@
 /**
  * --trace in a world of two processes (--nproc-per-node 2, one replica each): each process writes
  * its own file (rank 1's with `.rank1` before the extension), its replica's steps hold the
- * all-reduce across processes inside the reduce-scatter, the timestamps of both files are on one
+ * all-reduce across processes inside the reduce-scatter, its coordinator the network all-reduce
+ * of each step inside the segment of steps, the timestamps of both files are on one
  * clock, and only rank 0 writes TensorBoard files.
  */
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
@@ -52,5 +53,10 @@ it('each process writes its own trace; rank 0 alone writes TensorBoard files', a
       expect(a.ts + a.dur).toBeLessThanOrEqual(parent.ts + parent.dur + 1e-3);
     });
     expect(spans.filter((s) => s.tid === 0 && s.name === 'sums across processes').length).toBeGreaterThanOrEqual(3);
+    // The coordinator's side of each step's all-reduce: over the network, inside its segment.
+    const segments = spans.filter((s) => s.tid === 0 && s.name.startsWith('steps '));
+    const network = spans.filter((s) => s.tid === 0 && s.name.startsWith('network all-reduce'));
+    expect(network.map((s) => s.name)).toEqual(Array.from({ length: 12 }, (_, i) => `network all-reduce (step ${i + 1})`));
+    for (const n of network) expect(segments.some((s) => n.ts >= s.ts && n.ts + n.dur <= s.ts + s.dur + 1e-3), n.name).toBe(true);
   }
 }, 130_000);
