@@ -49,6 +49,7 @@ export function buildProgram(): Command {
     .option('--warm-start <checkpoint>', 'start a new run from the weights of a checkpoint')
     .option('--checkpoint-every <steps>', 'also write a checkpoint every N global steps', nonNegativeInteger('--checkpoint-every'))
     .option('--no-checkpoints', 'write no checkpoints')
+    .option('--trace <file>', 'write the run\'s timeline (Chrome trace: open it in ui.perfetto.dev); ranks other than 0 put .rank<k> before its extension')
     .option('--nproc-per-node <n>', 'start N processes on this machine (as torchrun --standalone) and train with all of them', positiveInteger('--nproc-per-node'))
     .option('--rank <n>', 'this process\'s rank in a world of several (else from torchrun, mpirun or Slurm variables)', nonNegativeInteger('--rank'))
     .option('--world-size <n>', 'processes in the world', positiveInteger('--world-size'))

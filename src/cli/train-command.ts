@@ -11,9 +11,8 @@ import { writeTorchElasticError } from '../launch/error-file.js';
 import { launchLocal } from '../launch/local-launcher.js';
 import { worldToken } from '../launch/token.js';
 import { resolveWorld, type WorldFlags, type WorldSpec } from '../launch/world.js';
-import { writeRunReport } from '../report/dashboard/report-file.js';
-import { MetricsLog } from '../report/metrics-log.js';
-import { chooseReportMode, createReporter } from '../report/reporter.js';
+import { openReportSinks, type ReportSinks } from '../report/sink.js';
+import { REPORT_SINKS } from '../report/sinks.js';
 import { CheckpointWriteError } from '../train/checkpointing.js';
 import { train, type TrainSummary } from '../train/run.js';
 import { checkRegularFile, checkWritableFolder, READ_LIMITS } from '../util/read-regular-file.js';
@@ -31,6 +30,8 @@ export interface TrainFlags extends ConfigOverrides, WorldFlags {
   /** commander's --no-checkpoints */
   checkpoints?: boolean;
   checkpointEvery?: number;
+  /** Write the run's timeline (Chrome trace) to this file. */
+  trace?: string;
 }
 
 async function readCheckpoint(config: RunConfig, ref: string) {
@@ -56,7 +57,7 @@ export async function launchTrainProcesses(processes: number): Promise<number> {
 }
 
 export async function trainCommand(configFile: string, flags: TrainFlags): Promise<TrainSummary | undefined> {
-  const { json = false, resume, warmStart, checkpoints = true, checkpointEvery, nprocPerNode, rank, worldSize, masterAddr, masterPort, ...overrides } = flags;
+  const { json = false, resume, warmStart, checkpoints = true, checkpointEvery, trace, nprocPerNode, rank, worldSize, masterAddr, masterPort, ...overrides } = flags;
   const world = resolveWorld({ rank, worldSize, masterAddr, masterPort }, process.env);
   if (nprocPerNode !== undefined) {
     if (world.contract !== 'none') throw new UserError(`--nproc-per-node starts a world of its own, but this process already has one from ${world.describe}`);
@@ -71,7 +72,7 @@ export async function trainCommand(configFile: string, flags: TrainFlags): Promi
     return undefined;
   }
   try {
-    return await trainInWorld(configFile, world, { json, resume, warmStart, checkpoints, checkpointEvery, overrides });
+    return await trainInWorld(configFile, world, { json, resume, warmStart, checkpoints, checkpointEvery, trace, overrides });
   } catch (error) {
     if (world.errorFile) writeTorchElasticError(world.errorFile, error as Error);
     // Only rank 0 speaks; the others' warnings and errors say whose they are.
@@ -86,6 +87,7 @@ interface TrainChoices {
   warmStart: string | undefined;
   checkpoints: boolean;
   checkpointEvery: number | undefined;
+  trace: string | undefined;
   overrides: ConfigOverrides;
 }
 
@@ -120,7 +122,7 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     await phase(name);
     throwIfStopped(stop.signal, name);
   };
-  let reporter: Pick<typeof silentReporter, 'stop'> | undefined;
+  let sinks: ReportSinks | undefined;
   let config: RunConfig | undefined;
   try {
     await begin('config');
@@ -148,9 +150,9 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     const read = (ref: string) => untilStopped(readCheckpoint(config!, ref), stop.signal, 'checkpoint');
     const resumeFrom = resume === undefined || !leader ? undefined : await read(resume);
     const warmStartFrom = warmStart === undefined || !leader ? undefined : await read(warmStart);
-    const report = leader ? createReporter(chooseReportMode(json, process.stdout)) : silentReporter;
-    reporter = report;
-    const log = config.output.metricsLog && leader ? new MetricsLog(config.output.dir, { append: resumeFrom !== undefined }) : undefined;
+    // The console, the metrics log, TensorBoard, the trace (src/report/sinks.ts): rank 0's, except the trace.
+    const report = openReportSinks(REPORT_SINKS, { config, rank: world.rank, resumed: resumeFrom !== undefined, flags: { json, trace: choices.trace }, stdout: process.stdout, say });
+    sinks = report;
     if (world.contract !== 'none' && leader) say(`world: ${world.describe}`);
     const summary = await train(config, {
       resume: resumeFrom,
@@ -160,6 +162,7 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
       onStartupPhase: phase,
       world: world.worldSize > 1 ? { spec: world, token: worldToken(world, process.env) } : undefined,
       faults: injectedFaults(process.env),
+      reportEvents: report.events,
       onEvent(event) {
         if (event.type === 'start') {
           training = true;
@@ -167,17 +170,14 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
           if (resumeFrom) say(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})`);
         }
         report.event(event);
-        log?.event(event);
       },
       // Notes go to stderr so that --json keeps stdout machine-readable; other ranks keep
       // theirs to themselves and say only warnings (and errors, raised to main).
       log: leader ? say : undefined,
       warn: say,
     });
-    report.summary(summary);
-    log?.write(summary);
-    // The run's page with its data inside, readable offline (a failure to write it costs the run nothing).
-    if (log) await writeRunReport(config.output.dir).catch((error: unknown) => say(`warning: ${(error as Error).message}`));
+    await report.summary(summary);
+    report.close();
     if (summary.stopped) {
       const { epoch, stepInEpoch, checkpoint } = summary.stopped;
       if (leader) {
@@ -224,7 +224,11 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     giveBackSignals();
-    reporter?.stop();
+    try {
+      sinks?.close();
+    } catch {
+      // closing after an error: that error is the one to report
+    }
   }
 }
 
@@ -273,6 +277,4 @@ function injectedFaults(env: NodeJS.ProcessEnv): TrainerOptions['faults'] {
     throw new UserError(`RINGTRAIN_INJECT_FAULT: expected JSON such as {"rank":0,"throwAtStep":5}, found ${JSON.stringify(text)}`);
   }
 }
-
-const silentReporter = { event() {}, summary() {}, stop() {} };
 

@@ -81,10 +81,20 @@ export class ControlBlock {
     }
   }
 
+  /** Told of every wait that blocked (performance.now() milliseconds), e.g. for a trace. */
+  waitObserver: ((startMs: number, endMs: number) => void) | undefined;
+
   /** Blocks while words[index] === value; throws on abort or when the deadline passes. */
   waitWhileEqual(index: number, value: number, what: string): void {
+    if (Atomics.load(this.words, index) !== value) return;
+    if (!this.waitObserver) return this.block(index, value, what);
+    const start = performance.now();
+    this.block(index, value, what);
+    this.waitObserver(start, performance.now());
+  }
+
+  private block(index: number, value: number, what: string): void {
     const words = this.words;
-    if (Atomics.load(words, index) !== value) return;
     if (this.spinMicros > 0) {
       const spinUntil = performance.now() + this.spinMicros / 1000;
       do {

@@ -33,6 +33,7 @@ import {
 } from './limits.js';
 import { OPTIMIZER_STATE_ARRAYS, estimateMemory, inspectLayers } from '../model/inspect-layers.js';
 import { closestMatch } from './suggest.js';
+import { REPORT_FIELDS, reportSchema, type ReportConfig } from '../report/config.js';
 
 // ---------------------------------------------------------------------------------------------
 // Vocabulary
@@ -526,6 +527,7 @@ function sectionShapesFor(machine: boolean) {
     backend: backendSchema.default('auto'),
     output: outputSchema.prefault({}),
     checkpoint: checkpointSchema.prefault({}),
+    report: reportSchema.prefault({}),
   };
 }
 
@@ -548,6 +550,7 @@ const KNOWN_FIELDS: Readonly<Record<string, readonly string[]>> = {
   parallel: Object.keys(parallelSchema.shape),
   output: Object.keys(outputSchema.shape),
   checkpoint: Object.keys(checkpointSchema.shape),
+  ...REPORT_FIELDS,
 };
 
 /** Field names people carry over from elsewhere (Keras), mapped to ours. */
@@ -637,6 +640,8 @@ export interface RunConfig {
     /** A failed write stops the run at the next step boundary ("stop", default) or is a warning ("warn"). */
     onWriteError: OnWriteError;
   };
+  /** Options of the report sinks (src/report/config.ts). */
+  report: ReportConfig;
 }
 
 export interface RunConfigContext {
@@ -708,6 +713,7 @@ export function runConfigSchema(context: RunConfigContext = {}) {
         backend: config.backend,
         output: { dir: outputDir, metricsLog: config.output.metricsLog },
         checkpoint: { ...config.checkpoint, dir: config.checkpoint.dir ?? path.join(outputDir, 'checkpoints') },
+        report: config.report,
       };
     });
 }
@@ -785,5 +791,6 @@ const schemaMatchesRunConfig: Equals<z.output<typeof sectionShapes.model>, RunCo
   Equals<z.output<typeof sectionShapes.evaluation>, RunConfig['evaluation']> &
   Equals<z.output<typeof sectionShapes.parallel>, RunConfig['parallel']> &
   Equals<z.output<typeof sectionShapes.backend>, RunConfig['backend']> &
+  Equals<z.output<typeof sectionShapes.report>, RunConfig['report']> &
   Equals<Omit<z.output<typeof sectionShapes.checkpoint>, 'dir'>, Omit<RunConfig['checkpoint'], 'dir'>> = true;
 void schemaMatchesRunConfig;

@@ -8,6 +8,7 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TrainingEvent } from '../train/events.js';
 import { makeFolder, writingFile } from '../util/fs-errors.js';
+import type { ReportSinkType } from './sink.js';
 
 /** A progress record a second at most: live curves within an epoch, a few kB a minute. */
 export const DEFAULT_PROGRESS_EVERY_MS = 1000;
@@ -52,3 +53,15 @@ export class MetricsLog {
     writingFile(this.file, 'append to the metrics log', () => appendFileSync(this.file, `${JSON.stringify(record)}\n`));
   }
 }
+
+/** `<output.dir>/metrics.jsonl` of rank 0, unless output.metricsLog is false: the records above, then the summary. */
+export const metricsLogSink: ReportSinkType = {
+  open({ config, rank, resumed }) {
+    if (rank !== 0 || !config.output.metricsLog) return undefined;
+    const log = new MetricsLog(config.output.dir, { append: resumed });
+    return {
+      event: (event) => log.event(event),
+      summary: (summary) => log.write(summary),
+    };
+  },
+};

@@ -6,6 +6,7 @@ import cliProgress from 'cli-progress';
 import type { TrainingEvent } from '../train/events.js';
 import type { TrainSummary } from '../train/run.js';
 import { formatMetrics, formatNumber, formatRate } from './format.js';
+import type { ReportSinkType } from './sink.js';
 
 export type ReportMode = 'tty' | 'plain' | 'json';
 
@@ -79,6 +80,15 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
     stop: stopBar,
   };
 }
+
+/** The console of rank 0 (the other ranks keep quiet). */
+export const consoleSink: ReportSinkType = {
+  open({ rank, flags, stdout }) {
+    if (rank !== 0) return undefined;
+    const reporter = createReporter(chooseReportMode(flags.json, stdout), stdout);
+    return { event: reporter.event, summary: reporter.summary, close: reporter.stop };
+  },
+};
 
 function withoutType<T extends { type: string }>(event: T): Omit<T, 'type'> {
   const { type: _type, ...rest } = event;

@@ -69,4 +69,61 @@ export interface RecoveryEvent {
   seconds: number;
 }
 
-export type TrainingEvent = StartEvent | ProgressEvent | EpochEvent | RecoveryEvent;
+/**
+ * Every `ReportEventOptions.stepsEvery` global steps (when asked): the epoch's running loss and
+ * metrics exactly at that step (segments of steps end there), for step-level curves.
+ */
+export interface StepsEvent {
+  type: 'steps';
+  epoch: number;
+  /** Steps of the epoch done, of `steps`. */
+  step: number;
+  steps: number;
+  /** Optimizer updates of the whole run so far. */
+  globalStep: number;
+  samples: number;
+  seconds: number;
+  samplesPerSec: number;
+  loss: number;
+  metrics: MetricValues;
+  /** The epoch's phase times so far (as EpochEvent's). */
+  phaseTimes: PhaseTimes;
+}
+
+/** After each epoch event (when asked): the parameters, weight by weight. */
+export interface WeightsEvent {
+  type: 'weights';
+  epoch: number;
+  globalStep: number;
+  weights: { name: string; shape: number[]; values: Float32Array }[];
+}
+
+/** A span of the run's timeline: Unix time in milliseconds. */
+export interface TraceSpan {
+  name: string;
+  start: number;
+  end: number;
+  args?: Record<string, string | number>;
+}
+
+/**
+ * Spans of the timeline (when asked): a replica's (its world rank) for each segment of steps,
+ * or this process's coordinator's (`replica` absent; `lane` "checkpoint writes" for the
+ * writes that run beside training).
+ */
+export interface TraceEvent {
+  type: 'trace';
+  replica?: number;
+  lane?: string;
+  spans: TraceSpan[];
+}
+
+/** The extra events a report sink may ask the trainer for (all off by default). */
+export interface ReportEventOptions {
+  /** Steps events every this many global steps (0: none). Every process of a world must ask the same. */
+  stepsEvery?: number;
+  weights?: boolean;
+  trace?: boolean;
+}
+
+export type TrainingEvent = StartEvent | ProgressEvent | EpochEvent | RecoveryEvent | StepsEvent | WeightsEvent | TraceEvent;

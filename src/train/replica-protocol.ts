@@ -10,6 +10,7 @@ import type { ClassWeight } from '../model/sample-weights.js';
 import type { ParamEntry } from '../model/param-layout.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
 import type { SharedTrainingBuffers } from './shared-state.js';
+import type { RecordedSpans } from './span-recorder.js';
 
 export type { ReduceScatterKind } from '../collective/shm-collective.js';
 import type { ReduceScatterKind } from '../collective/shm-collective.js';
@@ -51,6 +52,8 @@ export interface ReplicaInit {
   faults?: { throwAtStep?: number; throwAtGlobalStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; failInit?: boolean };
   /** What a step with a non-finite loss or gradient does. */
   nonFinite: 'stop' | 'skip';
+  /** Record the spans of every step for a trace (span-recorder.ts). */
+  trace?: boolean;
 }
 
 export type DatasetRole = 'train' | 'validation' | 'test';
@@ -87,6 +90,8 @@ export interface StepsResult {
   /** Updates skipped for a non-finite loss or gradient (with accumulation, each covers its batches). */
   skippedSteps: number;
   times: PhaseTimes;
+  /** While tracing: the spans of these steps. */
+  spans?: RecordedSpans;
 }
 
 export interface EvaluationJob {

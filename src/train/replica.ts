@@ -5,7 +5,6 @@
  * the parameter chunk it owns and meets the others at a barrier.
  */
 import type { MessagePort } from 'node:worker_threads';
-import { performance } from 'node:perf_hooks';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import * as tf from '@tensorflow/tfjs';
@@ -39,6 +38,7 @@ import type {
 import { endsUpdate, optimizerStep, startsUpdate } from './accumulation.js';
 import { StatsColumn, TrainingViews } from './shared-state.js';
 import { NON_FINITE_ERROR, zeroPhaseTimes } from './replica-protocol.js';
+import { now, SpanKind, SpanRecorder } from './span-recorder.js';
 
 export interface ReplicaTask {
   port: MessagePort;
@@ -55,8 +55,6 @@ export default function serveReplica({ port }: ReplicaTask): Promise<void> {
   });
 }
 
-const now = () => performance.now() / 1000;
-
 export class Replica implements ReplicaApi {
   private setup!: ReplicaInit;
   private model!: tf.LayersModel;
@@ -70,6 +68,8 @@ export class Replica implements ReplicaApi {
   private views!: TrainingViews;
   private readers = new Map<SharedDataset, DatasetReader>();
   private permutation: { epoch: number; order: Int32Array } | undefined;
+  /** Only while tracing. */
+  private spans: SpanRecorder | undefined;
 
   constructor(private readonly onClose: () => void) {}
 
@@ -87,7 +87,9 @@ export class Replica implements ReplicaApi {
       this.weighting = new SampleWeighting(init.classWeight, init.loss.name === 'sparseCategoricalCrossentropy');
       this.optimizer = createOptimizer(init.optimizer);
       this.views = new TrainingViews(init.buffers, this.layout.length);
-      this.collective = createCollective(init, this.control, this.views);
+      this.spans = init.trace ? new SpanRecorder() : undefined;
+      this.control.waitObserver = this.spans?.recordWait;
+      this.collective = createCollective(init, this.control, this.views, this.spans);
       this.beat();
       return { backend: tf.getBackend() };
     } catch (error) {
@@ -115,7 +117,7 @@ export class Replica implements ReplicaApi {
     const row = this.views.statsRow(rank);
     const params = this.views.params;
     const ownGrads = this.views.gradSlots[rank]!;
-    const times = zeroPhaseTimes();
+    const times = this.spans?.phaseTimes() ?? zeroPhaseTimes();
     const result: StepsResult = { samples: 0, lossSum: 0, metricSums: this.objective.metricNames.map(() => 0), skippedSteps: 0, times };
 
     const k = this.setup.accumulateSteps;
@@ -221,6 +223,7 @@ export class Replica implements ReplicaApi {
       this.beat();
     }
     row[StatsColumn.GLOBAL_STEP] = 0;
+    if (this.spans) Object.assign(result, { times: { ...times }, spans: this.spans.take() });
     return result;
   }
 
@@ -372,8 +375,14 @@ function worldPlace(init: ReplicaInit): { rank: number; replicas: number } {
 }
 
 /** Threads alone, or threads composed with the other processes through the bridge. */
-function createCollective(init: ReplicaInit, control: ControlBlock, views: TrainingViews): Collective {
+function createCollective(init: ReplicaInit, control: ControlBlock, views: TrainingViews, spans?: SpanRecorder): Collective {
   const local = new ShmCollective(init.rank, init.replicas, control, init.buffers.ring, init.reduceScatter, views.gradSlots);
-  if (!init.buffers.bridge) return local;
-  return new HierarchicalCollective(local, new BridgeClient(control, init.buffers.bridge));
+  const bridge = init.buffers.bridge && new BridgeClient(control, init.buffers.bridge);
+  const collective = bridge ? new HierarchicalCollective(local, bridge) : local;
+  if (spans) {
+    spans.traceMethod(local, 'reduceScatter', SpanKind.IN_PROCESS);
+    if (bridge) spans.traceMethod(bridge, 'allReduceRange', SpanKind.ACROSS_PROCESSES);
+    spans.traceMethod(collective, 'any', SpanKind.FLAG_AGREEMENT);
+  }
+  return collective;
 }

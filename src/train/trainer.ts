@@ -19,7 +19,7 @@ import { CheckpointStore } from '../checkpoint/store.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
 import { alignSegmentEnd } from './accumulation.js';
 import { CheckpointSchedule, type CheckpointWriteStats } from './checkpointing.js';
-import type { EpochEvent, MetricValues, TrainingEvent } from './events.js';
+import type { EpochEvent, MetricValues, ReportEventOptions, TraceSpan, TrainingEvent } from './events.js';
 import { callAll } from './fan-out.js';
 import { Recovery } from './recovery.js';
 import type { DatasetRole, EvaluationSums, PhaseTimes, ReduceScatterKind, ReplicaApi, ReplicaInit, StepsResult } from './replica-protocol.js';
@@ -28,6 +28,7 @@ import { averageTimes, RunState, sumResults, sumTimes, sumTimesPerReplica, type 
 import { prepareRun, type RunDatasets } from './setup.js';
 import { throwIfStopped, untilStopped, type StartupPhase } from './startup.js';
 import { StatsColumn, type TrainingViews } from './shared-state.js';
+import { decodeReplicaSpans } from './span-recorder.js';
 import type { WorldLink, WorldOptions } from './world-link.js';
 
 export interface TrainerOptions {
@@ -39,6 +40,8 @@ export interface TrainerOptions {
   initialParams?: Float32Array;
   reduceScatter?: ReduceScatterKind;
   onEvent?: (event: TrainingEvent) => void;
+  /** Extra events for report sinks: steps events, weights, timeline spans. */
+  reportEvents?: ReportEventOptions;
   /** Notes (data loading and the like). */
   log?: (line: string) => void;
   /** Warnings, e.g. a refused connection (default: log). */
@@ -81,6 +84,11 @@ export interface Evaluation {
 const EVALUATION_BATCH = 256;
 const INIT_TIMEOUT_MS = 120_000;
 
+const CHECKPOINT_LANE = 'checkpoint writes';
+
+/** Now, as Unix time in milliseconds (comparable across threads and processes). */
+const unixMs = () => performance.timeOrigin + performance.now();
+
 /** Global batches per runSteps call: keeps stop requests and checkpoints within reach. */
 const SEGMENT_STEPS = 64;
 
@@ -115,6 +123,8 @@ export class Trainer {
   ) {
     this.state = new RunState(config.metrics.length);
     const store = options.checkpoints ? new CheckpointStore(config.checkpoint.dir, { keepLast: config.checkpoint.keepLast }) : undefined;
+    if (store && options.reportEvents?.trace) this.traceWrites(store);
+    if (world && options.reportEvents?.trace) world.onNetworkRound = (step, start, end) => this.emitSpan({ name: `network all-reduce (step ${step + 1})`, start, end });
     this.checkpoints = new CheckpointSchedule(config, store, options.warn ?? options.log);
     this.recovery = new Recovery(world ? 0 : config.parallel.maxRecoveries);
   }
@@ -282,6 +292,7 @@ export class Trainer {
       timeoutMs: 2 * config.parallel.stepTimeoutMs,
       spinMicros: this.workers <= availableParallelism() ? 200 : 0,
       nonFinite: config.training.nonFinite,
+      trace: this.options.reportEvents?.trace,
       faults: this.injectedFaults(rank),
     };
   }
@@ -372,11 +383,14 @@ export class Trainer {
         const progress = state.epochProgress;
         const fromStep = state.position.stepInEpoch;
         // Segments end on update boundaries: a stop or checkpoint never splits an accumulated update.
-        const toStep = alignSegmentEnd(fromStep, this.checkpoints.limitSegment(fromStep, Math.min(steps, fromStep + SEGMENT_STEPS), state.updates), steps, this.config.training.accumulateSteps);
+        const limit = this.limitToStepsEvents(fromStep, this.checkpoints.limitSegment(fromStep, Math.min(steps, fromStep + SEGMENT_STEPS), state.updates));
+        const toStep = alignSegmentEnd(fromStep, limit, steps, this.config.training.accumulateSteps);
         const started = performance.now();
         let results: StepsResult[];
         try {
-          results = await this.callAll(`epoch ${epoch + 1}`, (api) => api.runSteps({ epoch, fromStep, toStep, updatesBefore: state.updates }));
+          results = await this.traced(`steps ${fromStep + 1}-${toStep} of epoch ${epoch + 1}`, () =>
+            this.callAll(`epoch ${epoch + 1}`, (api) => api.runSteps({ epoch, fromStep, toStep, updatesBefore: state.updates })),
+          );
         } catch (error) {
           stopReporting();
           await this.recover(error as Error, epoch, fromStep, toStep);
@@ -385,8 +399,9 @@ export class Trainer {
           stopReporting = this.reportProgress(epoch, steps);
           continue;
         }
+        this.emitReplicaSpans(results, { epoch, fromStep, firstGlobalStep: state.updates });
         // Every replica counts the same skipped steps.
-        const sums = await this.worldSums({ ...sumResults(results), skippedSteps: results[0]!.skippedSteps });
+        const sums = await this.traced('sums across processes', () => this.worldSums({ ...sumResults(results), skippedSteps: results[0]!.skippedSteps }), this.world !== undefined);
         progress.seconds += (performance.now() - started) / 1000;
         progress.samples += sums.samples;
         progress.skippedSteps += sums.skippedSteps;
@@ -399,6 +414,7 @@ export class Trainer {
         state.position.stepInEpoch = toStep;
         // In the same turn as the sums above: progress reads the epoch's sums plus the rows'.
         this.live.views.resetSegmentCounters();
+        this.emitStepsEvent(epoch, toStep, steps, progress);
         if (toStep < steps && (this.stopping || this.checkpoints.due(state.updates))) await this.checkpoint(undefined, this.stopping);
         if (this.stopping && toStep < steps) return;
         this.keepRecoveryPoint();
@@ -431,6 +447,7 @@ export class Trainer {
     state.position.epoch = epoch + 1;
     state.position.stepInEpoch = 0;
     this.emit(event);
+    if (this.options.reportEvents?.weights) this.emit({ type: 'weights', epoch: epoch + 1, globalStep: state.updates, weights: this.weights() });
     if (this.config.checkpoint.everyEpoch || this.checkpoints.due(state.updates)) await this.checkpoint(event);
     this.keepRecoveryPoint();
   }
@@ -485,7 +502,7 @@ export class Trainer {
 
   /** Queues a checkpoint of this step boundary; `keep`: one that a newer state must not replace (final, stop). */
   private async checkpoint(epoch?: EpochEvent, keep = epoch !== undefined): Promise<void> {
-    await this.checkpoints.write(() => this.captureState(), epoch, keep);
+    await this.checkpoints.write(() => this.tracedSync('checkpoint capture', () => this.captureState()), epoch, keep);
   }
 
   /** Waits for the checkpoints being written; throws the first write error. */
@@ -509,7 +526,7 @@ export class Trainer {
   /** Loss and metrics of the current parameters on one of the run's datasets, sharded. */
   async evaluate(role: DatasetRole): Promise<Evaluation> {
     if (!this.datasets[role]) throw new UserError(`this run has no ${role} data to evaluate on`);
-    const parts = await this.callAll(`evaluating on ${role} data`, (api) => api.evaluate({ dataset: role, batchSize: EVALUATION_BATCH }));
+    const parts = await this.traced(`evaluate on ${role} data`, () => this.callAll(`evaluating on ${role} data`, (api) => api.evaluate({ dataset: role, batchSize: EVALUATION_BATCH })));
     const sums = await this.worldSums({ ...sumResults(parts), skippedSteps: 0 });
     return { samples: sums.samples, loss: sums.lossSum / sums.samples, metrics: this.metricValues(sums.metricSums, sums.samples) };
   }
@@ -570,6 +587,65 @@ export class Trainer {
 
   private emit(event: TrainingEvent): void {
     this.options.onEvent?.(event);
+  }
+
+  // ---- Extra events for report sinks (options.reportEvents) ----
+
+  /** Segments end at every multiple of reportEvents.stepsEvery, where steps events are due. */
+  private limitToStepsEvents(fromStep: number, toStep: number): number {
+    const every = this.options.reportEvents?.stepsEvery ?? 0;
+    return every > 0 ? Math.min(toStep, fromStep + every - (this.state.updates % every)) : toStep;
+  }
+
+  private emitStepsEvent(epoch: number, step: number, steps: number, progress: EpochProgress): void {
+    const every = this.options.reportEvents?.stepsEvery ?? 0;
+    if (every <= 0 || this.state.updates % every !== 0) return;
+    const { samples, seconds } = progress;
+    const globalStep = this.state.updates;
+    this.emit({ type: 'steps', epoch: epoch + 1, step, steps, globalStep, samples, seconds, samplesPerSec: samples / seconds, ...this.runningMeans(progress), phaseTimes: sumTimes(progress.times) });
+  }
+
+  private weights(): { name: string; shape: number[]; values: Float32Array }[] {
+    const params = this.live.views.params.slice();
+    return this.layout.entries.map((e) => ({ name: e.name, shape: [...e.shape], values: params.subarray(e.offset, e.offset + e.size) }));
+  }
+
+  private emitReplicaSpans(results: StepsResult[], at: { epoch: number; fromStep: number; firstGlobalStep: number }): void {
+    const offset = this.world?.replicaOffset ?? 0;
+    results.forEach((result, rank) => {
+      if (result.spans) this.emit({ type: 'trace', replica: offset + rank, spans: decodeReplicaSpans(result.spans, at) });
+    });
+  }
+
+  /** A span of this process's timeline around `work`, while tracing. */
+  private async traced<T>(name: string, work: () => Promise<T>, when = true, lane?: string): Promise<T> {
+    if (!this.options.reportEvents?.trace || !when) return work();
+    const start = unixMs();
+    try {
+      return await work();
+    } finally {
+      this.emitSpan({ name, start, end: unixMs() }, lane);
+    }
+  }
+
+  private tracedSync<T>(name: string, work: () => T): T {
+    if (!this.options.reportEvents?.trace) return work();
+    const start = unixMs();
+    try {
+      return work();
+    } finally {
+      this.emitSpan({ name, start, end: unixMs() });
+    }
+  }
+
+  private emitSpan(span: TraceSpan, lane?: string): void {
+    this.emit({ type: 'trace', lane, spans: [span] });
+  }
+
+  /** Checkpoint writes run beside training: their spans go to a lane of their own. */
+  private traceWrites(store: CheckpointStore): void {
+    const write = store.write.bind(store);
+    store.write = (state, options) => this.traced(`checkpoint write (step ${state.position.globalStep})`, () => write(state, options), true, CHECKPOINT_LANE);
   }
 
   /** The epoch's loss and metrics so far: its sums divided by its samples. */

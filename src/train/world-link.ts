@@ -88,6 +88,9 @@ export class WorldLink {
     return states[0] as T;
   }
 
+  /** Told of each all-reduce of a bridge round over the network (Unix ms), e.g. for a trace. */
+  onNetworkRound: ((step: number, start: number, end: number) => void) | undefined;
+
   /**
    * Serves the replicas' bridge rounds while `call` runs. A failure of another process aborts
    * the local replicas and is raised as itself (naming that process); a local failure is told
@@ -97,7 +100,17 @@ export class WorldLink {
     const bridge = replicas.buffers.bridge;
     if (!bridge) throw new Error('the replica group has no process bridge');
     let running = true;
-    const server = new BridgeServer(replicas.control, bridge, replicas.replicas.length, this.group);
+    const observe = this.onNetworkRound;
+    const network = observe
+      ? {
+          allReduce: async (buf: Float32Array, round: number) => {
+            const start = performance.timeOrigin + performance.now();
+            await this.group.allReduce(buf, round);
+            observe(round, start, performance.timeOrigin + performance.now());
+          },
+        }
+      : this.group;
+    const server = new BridgeServer(replicas.control, bridge, replicas.replicas.length, network);
     const serving = server.serve(() => running);
     // The loser of the race below must not surface as an unhandled rejection.
     call.catch(() => undefined);

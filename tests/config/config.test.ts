@@ -138,6 +138,7 @@ describe('normalization', () => {
       backend: 'auto',
       output: { dir: 'runs/mlp', metricsLog: true },
       checkpoint: { dir: path.join('runs/mlp', 'checkpoints'), everySteps: 0, everyEpoch: true, keepLast: 3, onWriteError: 'stop' },
+      report: { tensorboard: { enabled: true, everySteps: 100, histograms: false } },
     });
   });
 
@@ -218,7 +219,9 @@ describe('layer types', () => {
 
 /** [what is broken, how, expected ConfigError.path, expected message] */
 const BAD_CONFIGS: [string, (c: Record<string, any>) => void, string, string][] = [
-  ['unknown top-level field', (c) => { c.epochs = 5; }, 'epochs', 'epochs: unknown field (known fields: name, model, data, loss, metrics, optimizer, training, evaluation, parallel, backend, output, checkpoint)'],
+  ['unknown top-level field', (c) => { c.epochs = 5; }, 'epochs', 'epochs: unknown field (known fields: name, model, data, loss, metrics, optimizer, training, evaluation, parallel, backend, output, checkpoint, report)'],
+  ['report.tensorboard.everySteps -1', (c) => { c.report = { tensorboard: { everySteps: -1 } }; }, 'report.tensorboard.everySteps', 'report.tensorboard.everySteps: expected an integer >= 0 (0: per epoch only), found -1'],
+  ['a typo in report.tensorboard', (c) => { c.report = { tensorboard: { histogram: true } }; }, 'report.tensorboard.histogram', 'report.tensorboard.histogram: unknown field (did you mean "histograms"?)'],
   ['unknown nested field with a typo', (c) => { delete c.training.batchSize; c.training.batchSzie = 32; }, 'training.batchSzie', 'training.batchSzie: unknown field (did you mean "batchSize"?)'],
   ['a Keras field name', (c) => { c.optimizer = { name: 'adam', lr: 0.01 }; }, 'optimizer.lr', 'optimizer.lr: unknown field (did you mean "learningRate"?)'],
   ['wrong type', (c) => { c.training.epochs = '5'; }, 'training.epochs', 'training.epochs: expected an integer >= 1, found "5"'],

@@ -6,6 +6,7 @@
 import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { writingFile } from '../../util/fs-errors.js';
+import type { ReportSinkType } from '../sink.js';
 import { renderPage } from './page.js';
 import { RunReader } from './run-data.js';
 
@@ -32,3 +33,20 @@ export async function writeRunReport(dir: string): Promise<string> {
   });
   return file;
 }
+
+/**
+ * report.html as a report sink: rank 0 writes it once the metrics log holds the summary (so it
+ * comes after metricsLogSink in sinks.ts). A failure to write it costs the run nothing: a warning.
+ */
+export const runReportSink: ReportSinkType = {
+  open({ config, rank, say }) {
+    if (rank !== 0 || !config.output.metricsLog) return undefined;
+    return {
+      event: () => {},
+      summary: () => writeRunReport(config.output.dir).then(
+        () => undefined,
+        (error: unknown) => say(`warning: ${(error as Error).message}`),
+      ),
+    };
+  },
+};
