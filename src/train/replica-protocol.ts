@@ -35,6 +35,8 @@ export interface ReplicaInit {
   shuffle: boolean;
   /** The coordinator's layout; the replica checks that its model matches it. */
   layout: ParamEntry[];
+  /** The coordinator's layout of the non-trainable weights (param-layout.ts). */
+  nonTrainableLayout: ParamEntry[];
   buffers: SharedTrainingBuffers;
   datasets: Partial<Record<DatasetRole, SharedDataset>>;
   reduceScatter: ReduceScatterKind;

@@ -58,6 +58,8 @@ export class Replica implements ReplicaApi {
   private setup!: ReplicaInit;
   private model!: tf.LayersModel;
   private variables!: tf.Variable[];
+  /** The model's non-trainable weights (BatchNormalization's moving statistics...), in layout order. */
+  private nonTrainableVariables!: tf.Variable[];
   private layout!: ParamLayout;
   private objective!: Objective;
   private optimizer!: ShardOptimizer;
@@ -77,11 +79,12 @@ export class Replica implements ReplicaApi {
       await activateBackend(init.backend);
       this.model = await buildModel(init.model, init.seed);
       this.layout = ParamLayout.fromModel(this.model);
-      this.layout.assertSameShapes(new ParamLayout(init.layout), `replica ${init.rank}`);
+      this.layout.assertSameShapes(new ParamLayout(init.layout, init.nonTrainableLayout), `replica ${init.rank}`);
       this.variables = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+      this.nonTrainableVariables = this.model.nonTrainableWeights.map((w) => w.read() as tf.Variable);
       this.objective = new Objective(init.loss, init.metrics);
       this.optimizer = createOptimizer(init.optimizer);
-      this.views = new TrainingViews(init.buffers, this.layout.length);
+      this.views = new TrainingViews(init.buffers, this.layout.length, this.layout.nonTrainableLength);
       this.collective = createCollective(init, this.control, this.views);
       this.beat();
       return { backend: tf.getBackend() };
@@ -142,6 +145,7 @@ export class Replica implements ReplicaApi {
         const { lossSum, metricSums } = this.gradient(x, y, local, train, ownGrads, times, job.epoch, step);
         localLoss = lossSum;
         localMetrics = metricSums;
+        this.nonTrainableChange(ownGrads, local);
         if (this.setup.faults?.nanAtStep === step) ownGrads[0] = Number.NaN;
       } else {
         // A batch smaller than the replica count leaves this replica without samples.
@@ -179,7 +183,9 @@ export class Replica implements ReplicaApi {
       }
       if (skip) result.skippedSteps++;
       else {
-        this.optimizer.update(params, ownGrads, this.views.optimizerState, chunkFrom, chunkTo, globalStep + 1);
+        const [paramFrom, paramTo] = [Math.min(chunkFrom, params.length), Math.min(chunkTo, params.length)];
+        this.optimizer.update(params, ownGrads.subarray(0, params.length), this.views.optimizerState, paramFrom, paramTo, globalStep + 1);
+        this.applyNonTrainableChange(ownGrads, chunkFrom, chunkTo);
         result.samples += local;
         result.lossSum += localLoss;
         localMetrics.forEach((v, i) => (result.metricSums[i]! += v));
@@ -237,7 +243,35 @@ export class Replica implements ReplicaApi {
         // slice(): a tensor must not alias shared memory that other threads rewrite.
         this.variables[i]!.assign(tf.tensor(params.slice(entry.offset, entry.offset + entry.size), entry.shape as number[]));
       });
+      const nonTrainable = this.views.nonTrainable;
+      this.layout.nonTrainable.forEach((entry, i) => {
+        this.nonTrainableVariables[i]!.assign(tf.tensor(nonTrainable.slice(entry.offset, entry.offset + entry.size), entry.shape as number[]));
+      });
     });
+  }
+
+  /**
+   * After a training forward pass (which moved BatchNormalization's statistics in this
+   * replica's variables, as TensorFlow.js does), leaves in the gradient slot's non-trainable
+   * region the change times the slice's sample count. The reduce-scatter sums these with the
+   * gradient and the global count divides them: the world's change is the average of the
+   * replicas' changes weighted by their samples (the plain average when the slices are equal),
+   * and a weight no step moves (a frozen layer's) stays bitwise as it was.
+   */
+  private nonTrainableChange(into: Float32Array, local: number): void {
+    const base = this.views.params.length;
+    const shared = this.views.nonTrainable;
+    this.layout.nonTrainable.forEach((entry, i) => {
+      const now = this.nonTrainableVariables[i]!.dataSync();
+      for (let k = 0; k < entry.size; k++) into[base + entry.offset + k] = (now[k]! - shared[entry.offset + k]!) * local;
+    });
+  }
+
+  /** The owner of chunk [from, to) adds the world's (already divided) change to the non-trainable weights in it. */
+  private applyNonTrainableChange(reduced: Float32Array, from: number, to: number): void {
+    const base = this.views.params.length;
+    const shared = this.views.nonTrainable;
+    for (let i = Math.max(from, base); i < to; i++) shared[i - base] = shared[i - base]! + reduced[i]!;
   }
 
   evaluate(job: EvaluationJob): EvaluationSums {
