@@ -26,37 +26,40 @@ const features = Float32Array.from({ length: SAMPLES * 6 }, (_, i) => 3 + (i % 6
 const labels = Float32Array.from({ length: SAMPLES }, (_, i) => i % 3);
 const dataset = (): SharedDataset => createSharedDataset({ name: 'g', featureShape: [6], labelShape: [], features, labels });
 
-function bnConfig(extra: { workers?: number; dir?: string } = {}): RunConfig {
+const BN_LAYERS = [
+  { type: 'dense', units: 8, activation: 'relu' },
+  { type: 'batchNormalization', momentum: 0.8 },
+  { type: 'dense', units: 3, activation: 'softmax' },
+];
+
+function bnConfig(extra: { workers?: number; dir?: string; batchSize?: number; layers?: object[]; checkpoint?: object } = {}): RunConfig {
   return parseRunConfig({
     name: 'batch-norm',
-    model: {
-      inputShape: [6],
-      layers: [
-        { type: 'dense', units: 8, activation: 'relu' },
-        { type: 'batchNormalization', momentum: 0.8 },
-        { type: 'dense', units: 3, activation: 'softmax' },
-      ],
-    },
+    model: { inputShape: [6], layers: extra.layers ?? BN_LAYERS },
     data: 'embedded-mnist',
     loss: 'sparseCategoricalCrossentropy',
     optimizer: { name: 'sgd', learningRate: 0.1 },
-    training: { epochs: 2, batchSize: 12, shuffle: false, seed: 3 },
+    training: { epochs: 2, batchSize: extra.batchSize ?? 12, shuffle: false, seed: 3 },
     backend: 'cpu',
     parallel: { workers: extra.workers ?? 1 },
     output: { dir: extra.dir ?? mkdtempSync(join(tmpdir(), 'ringtrain-bn-')), metricsLog: false },
+    ...(extra.checkpoint ? { checkpoint: extra.checkpoint } : {}),
   });
 }
 
-async function train(config: RunConfig, checkpoints = false) {
-  const trainer = await Trainer.create(config, { data: { train: dataset() }, checkpoints });
+async function train(config: RunConfig, checkpoints = false, resumeFile?: string) {
+  const resume = resumeFile ? { file: resumeFile, state: await readCheckpointFile(resumeFile) } : undefined;
+  const trainer = await Trainer.create(config, { data: { train: dataset() }, checkpoints, resume });
   try {
     await trainer.fit();
     const state = trainer.captureState();
-    return { state, predictions: await trainer.predict(features), checkpoint: trainer.checkpointsWritten.at(-1) };
+    return { state, predictions: await trainer.predict(features), checkpoint: trainer.checkpointsWritten.at(-1), written: [...trainer.checkpointsWritten] };
   } finally {
     await trainer.close();
   }
 }
+
+const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
 const maxDifference = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   expect(a.length).toBe(b.length);
@@ -83,7 +86,7 @@ describe('BatchNormalization moving statistics', () => {
     layout.readFrom(model, params);
     model.dispose();
 
-    expect(state.nonTrainableLayout!.map((e) => e.name)).toEqual(['batch_normalization/moving_mean', 'batch_normalization/moving_variance'].map((n) => expect.stringContaining(n.split('/')[1]!)));
+    expect(state.nonTrainableLayout!.map((e) => e.name.split('/').at(-1))).toEqual(['moving_mean', 'moving_variance']);
     expect(state.nonTrainable!.length).toBe(16);
     expect(maxDifference(state.nonTrainable!, expected)).toBeLessThan(1e-5);
     expect(maxDifference(state.params, params)).toBeLessThan(1e-5);
@@ -103,5 +106,71 @@ describe('BatchNormalization moving statistics', () => {
     const exported = (model.predict(tf.tensor(features, [SAMPLES, 6])) as tf.Tensor).dataSync();
     model.dispose();
     expect(maxDifference(exported, predictions)).toBeLessThan(1e-5);
+  });
+
+  it('with 3 replicas and uneven slices, each step moves them by the sample-weighted average of the slices\' moves; a frozen layer stays bitwise', async () => {
+    // The dense layer before the normalisation is frozen: the statistics depend on the data alone.
+    const layers = [{ ...BN_LAYERS[0], trainable: false }, ...BN_LAYERS.slice(1)];
+    const config = bnConfig({ workers: 3, batchSize: 10, layers });
+    const { state } = await train(config);
+
+    // Reference, in this thread with TensorFlow.js alone: every global batch of 48 samples at
+    // 10 (the last of 8) cut into 3 slices (4,3,3 ... 3,3,2); each slice's training pass starts
+    // from the same statistics, and the new ones are the slices' results weighted by their size.
+    await tf.setBackend('cpu');
+    const model = await buildModel(config.model, config.training.seed);
+    const layout = ParamLayout.fromModel(model);
+    const initial = new Float32Array(layout.nonTrainableLength);
+    layout.readNonTrainableFrom(model, initial);
+    const [mean, variance] = model.nonTrainableWeights.filter((w) => /moving_(mean|variance)/.test(w.originalName));
+    let current = { mean: mean!.read().dataSync().slice(), variance: variance!.read().dataSync().slice() };
+    for (let epoch = 0; epoch < 2; epoch++) {
+      for (let from = 0; from < SAMPLES; from += 10) {
+        const count = Math.min(10, SAMPLES - from);
+        const next = { mean: new Float64Array(8), variance: new Float64Array(8) };
+        const sizes = [0, 1, 2].map((r) => Math.floor(count / 3) + (r < count % 3 ? 1 : 0));
+        let start = from;
+        for (const size of sizes) {
+          mean!.write(tf.tensor(current.mean));
+          variance!.write(tf.tensor(current.variance));
+          tf.tidy(() => model.apply(tf.tensor(features.slice(start * 6, (start + size) * 6), [size, 6]), { training: true }));
+          mean!.read().dataSync().forEach((v, i) => (next.mean[i]! += (v * size) / count));
+          variance!.read().dataSync().forEach((v, i) => (next.variance[i]! += (v * size) / count));
+          start += size;
+        }
+        current = { mean: Float32Array.from(next.mean), variance: Float32Array.from(next.variance) };
+      }
+    }
+    model.dispose();
+
+    const names = state.nonTrainableLayout!.map((e) => e.name.split('/').at(-1));
+    expect(names).toEqual(['kernel', 'bias', 'moving_mean', 'moving_variance']);
+    const [kernel, bias, movingMean, movingVariance] = state.nonTrainableLayout!.map((e) => state.nonTrainable!.subarray(e.offset, e.offset + e.size));
+    expect(bytes(kernel!)).toEqual(bytes(initial.subarray(0, 48)));
+    expect(bytes(bias!)).toEqual(bytes(initial.subarray(48, 56)));
+    expect(maxDifference(movingMean!, current.mean)).toBeLessThan(1e-5);
+    expect(maxDifference(movingVariance!, current.variance)).toBeLessThan(1e-5);
+    expect(maxDifference(movingMean!, initial.subarray(56, 64))).toBeGreaterThan(0.1);
+  });
+
+  it('a resumed run continues them bitwise; a checkpoint without them is refused for a model that has them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ringtrain-bn-resume-'));
+    const config = bnConfig({ workers: 2, dir, checkpoint: { everySteps: 3, keepLast: 100 } });
+    const full = await train(config, true);
+    // 4 steps per epoch: the first checkpoint is at step 3, in the middle of epoch 1.
+    const middle = full.written[0]!;
+    const saved = await readCheckpointFile(middle);
+    expect(saved.position.globalStep).toBeGreaterThan(0);
+    expect(saved.position.globalStep).toBeLessThan(full.state.position.globalStep);
+    const resumed = await train(bnConfig({ workers: 2, dir: mkdtempSync(join(tmpdir(), 'ringtrain-bn-resumed-')) }), false, middle);
+    expect(bytes(resumed.state.nonTrainable!)).toEqual(bytes(full.state.nonTrainable!));
+    expect(bytes(resumed.state.params)).toEqual(bytes(full.state.params));
+
+    // As written before ringtrain kept them: no non-trainable weights.
+    const { nonTrainable: _values, nonTrainableLayout: _layout, ...old } = saved;
+    const trainerOptions = { data: { train: dataset() }, resume: { file: 'old.rtckpt', state: old } };
+    await expect(Trainer.create(config, trainerOptions)).rejects.toThrow(
+      /cannot resume from old\.rtckpt: the checkpoint has no non-trainable weights \(it was written by a ringtrain that did not save them\), the config's model has .*moving_mean\[8\]/,
+    );
   });
 });
