@@ -46,6 +46,8 @@ export interface ReplicaInit {
   spinMicros: number;
   /** Test-only fault injection. */
   faults?: { throwAtStep?: number; throwAtGlobalStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; failInit?: boolean };
+  /** BatchNormalization uses the global batch's statistics (parallel.syncBatchNorm). */
+  syncBatchNorm: boolean;
   /** What a step with a non-finite loss or gradient does. */
   nonFinite: 'stop' | 'skip';
 }

@@ -21,6 +21,7 @@ import { buildModel, withSeededRandomSync } from '../model/build-model.js';
 import { mixSeed } from '../util/random.js';
 import { Objective } from '../model/objective.js';
 import { ParamLayout } from '../model/param-layout.js';
+import { synchroniseBatchNorm } from '../model/sync-batch-norm.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
 import type {
@@ -60,6 +61,8 @@ export class Replica implements ReplicaApi {
   private variables!: tf.Variable[];
   /** The model's non-trainable weights (BatchNormalization's moving statistics...), in layout order. */
   private nonTrainableVariables!: tf.Variable[];
+  /** BatchNormalization layers synchronised across replicas (parallel.syncBatchNorm). */
+  private syncedBatchNorms = 0;
   private layout!: ParamLayout;
   private objective!: Objective;
   private optimizer!: ShardOptimizer;
@@ -86,6 +89,7 @@ export class Replica implements ReplicaApi {
       this.optimizer = createOptimizer(init.optimizer);
       this.views = new TrainingViews(init.buffers, this.layout.length, this.layout.nonTrainableLength);
       this.collective = createCollective(init, this.control, this.views);
+      if (init.syncBatchNorm) this.synchroniseBatchNorm();
       this.beat();
       return { backend: tf.getBackend() };
     } catch (error) {
@@ -147,6 +151,10 @@ export class Replica implements ReplicaApi {
         localMetrics = metricSums;
         this.nonTrainableChange(ownGrads, local);
         if (this.setup.faults?.nanAtStep === step) ownGrads[0] = Number.NaN;
+      } else if (this.syncedBatchNorms > 0) {
+        // Without samples, it still takes part in every synchronised normalisation's sums.
+        this.gradient(x, y, local, train, ownGrads, times, job.epoch, step);
+        this.nonTrainableChange(ownGrads, local);
       } else {
         // A batch smaller than the replica count leaves this replica without samples.
         ownGrads.fill(0);
@@ -248,6 +256,13 @@ export class Replica implements ReplicaApi {
         this.nonTrainableVariables[i]!.assign(tf.tensor(nonTrainable.slice(entry.offset, entry.offset + entry.size), entry.shape as number[]));
       });
     });
+  }
+
+  /** parallel.syncBatchNorm: the training passes' BatchNormalization statistics are the global batch's. */
+  private synchroniseBatchNorm(): void {
+    const row = this.views.statsRow(this.setup.rank);
+    // The step travels with every collective operation; the row holds the current one plus one.
+    this.syncedBatchNorms = synchroniseBatchNorm(this.model, (buf) => this.collective.allReduce(buf, row[StatsColumn.GLOBAL_STEP]! - 1));
   }
 
   /**

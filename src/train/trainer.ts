@@ -281,6 +281,7 @@ export class Trainer {
       timeoutMs: 2 * config.parallel.stepTimeoutMs,
       spinMicros: this.workers <= availableParallelism() ? 200 : 0,
       nonFinite: config.training.nonFinite,
+      syncBatchNorm: config.parallel.syncBatchNorm,
       faults: this.injectedFaults(rank),
     };
   }

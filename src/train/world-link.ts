@@ -179,6 +179,7 @@ export function runFingerprint(config: RunConfig, run: PreparedRun, spec: WorldS
     seed: config.training.seed,
     shuffle: String(config.training.shuffle),
     nonFinite: config.training.nonFinite,
+    syncBatchNorm: String(config.parallel.syncBatchNorm),
     checkpointEverySteps: config.checkpoint.everySteps,
     datasetSizes: `train ${datasets.train?.size ?? 0}, validation ${datasets.validation?.size ?? 0}, test ${datasets.test?.size ?? 0}`,
     worldSize: spec.worldSize,

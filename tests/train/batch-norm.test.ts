@@ -32,7 +32,7 @@ const BN_LAYERS = [
   { type: 'dense', units: 3, activation: 'softmax' },
 ];
 
-function bnConfig(extra: { workers?: number; dir?: string; batchSize?: number; layers?: object[]; checkpoint?: object } = {}): RunConfig {
+function bnConfig(extra: { workers?: number; dir?: string; batchSize?: number; layers?: object[]; checkpoint?: object; syncBatchNorm?: boolean } = {}): RunConfig {
   return parseRunConfig({
     name: 'batch-norm',
     model: { inputShape: [6], layers: extra.layers ?? BN_LAYERS },
@@ -41,7 +41,7 @@ function bnConfig(extra: { workers?: number; dir?: string; batchSize?: number; l
     optimizer: { name: 'sgd', learningRate: 0.1 },
     training: { epochs: 2, batchSize: extra.batchSize ?? 12, shuffle: false, seed: 3 },
     backend: 'cpu',
-    parallel: { workers: extra.workers ?? 1 },
+    parallel: { workers: extra.workers ?? 1, syncBatchNorm: extra.syncBatchNorm ?? false },
     output: { dir: extra.dir ?? mkdtempSync(join(tmpdir(), 'ringtrain-bn-')), metricsLog: false },
     ...(extra.checkpoint ? { checkpoint: extra.checkpoint } : {}),
   });
@@ -68,28 +68,32 @@ const maxDifference = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   return worst;
 };
 
+/** Plain TensorFlow.js in this thread: model.fit over the same batches (no shuffling), from the same seeded weights. */
+async function fitReference(config: RunConfig): Promise<{ params: Float32Array; nonTrainable: Float32Array }> {
+  await tf.setBackend('cpu');
+  const model = await buildModel(config.model, config.training.seed);
+  model.compile({ optimizer: tf.train.sgd(0.1), loss: 'sparseCategoricalCrossentropy' });
+  const { epochs, batchSize } = config.training;
+  await model.fit(tf.tensor(features, [SAMPLES, 6]), tf.tensor(labels, [SAMPLES]), { epochs, batchSize, shuffle: false, verbose: 0 });
+  const layout = ParamLayout.fromModel(model);
+  const nonTrainable = new Float32Array(layout.nonTrainableLength);
+  layout.readNonTrainableFrom(model, nonTrainable);
+  const params = new Float32Array(layout.length);
+  layout.readFrom(model, params);
+  model.dispose();
+  return { params, nonTrainable };
+}
+
 afterAll(() => tf.disposeVariables());
 
 describe('BatchNormalization moving statistics', () => {
-  it('one replica moves them as TensorFlow.js model.fit does (same batches, within 1e-5)', async () => {
-    const config = bnConfig();
-    const { state } = await train(config);
-
-    await tf.setBackend('cpu');
-    const model = await buildModel(config.model, config.training.seed);
-    model.compile({ optimizer: tf.train.sgd(0.1), loss: 'sparseCategoricalCrossentropy' });
-    await model.fit(tf.tensor(features, [SAMPLES, 6]), tf.tensor(labels, [SAMPLES]), { epochs: 2, batchSize: 12, shuffle: false, verbose: 0 });
-    const layout = ParamLayout.fromModel(model);
-    const expected = new Float32Array(layout.nonTrainableLength);
-    layout.readNonTrainableFrom(model, expected);
-    const params = new Float32Array(layout.length);
-    layout.readFrom(model, params);
-    model.dispose();
-
+  it('one replica moves them as TensorFlow.js model.fit does (same batches, the last uneven, within 1e-5)', async () => {
+    const { state } = await train(bnConfig({ batchSize: 23 }));
+    const expected = await fitReference(bnConfig({ batchSize: 23 }));
     expect(state.nonTrainableLayout!.map((e) => e.name.split('/').at(-1))).toEqual(['moving_mean', 'moving_variance']);
     expect(state.nonTrainable!.length).toBe(16);
-    expect(maxDifference(state.nonTrainable!, expected)).toBeLessThan(1e-5);
-    expect(maxDifference(state.params, params)).toBeLessThan(1e-5);
+    expect(maxDifference(state.nonTrainable!, expected.nonTrainable)).toBeLessThan(1e-5);
+    expect(maxDifference(state.params, expected.params)).toBeLessThan(1e-5);
     // They did move from their start (mean 0, variance 1).
     expect(Math.max(...Array.from(state.nonTrainable!.subarray(0, 8), Math.abs))).toBeGreaterThan(0.1);
   });
@@ -172,5 +176,29 @@ describe('BatchNormalization moving statistics', () => {
     await expect(Trainer.create(config, trainerOptions)).rejects.toThrow(
       /cannot resume from old\.rtckpt: the checkpoint has no non-trainable weights \(it was written by a ringtrain that did not save them\), the config's model has .*moving_mean\[8\]/,
     );
+  });
+
+  it('parallel.syncBatchNorm: 1, 2 and 3 replicas agree within 1e-5 (weights, moving statistics, loss) and equal model.fit on the whole batches', async () => {
+    // 48 samples at 23: batches of 23, 23 and 2; with 3 replicas the last leaves one replica
+    // without samples (it still takes part in the sums), one with a single sample (variance 0 alone).
+    const runs = [];
+    for (const workers of [1, 2, 3]) {
+      const trainer = await Trainer.create(bnConfig({ workers, batchSize: 23, syncBatchNorm: true }), { data: { train: dataset() } });
+      try {
+        const epochs = await trainer.fit();
+        runs.push({ state: trainer.captureState(), loss: epochs.at(-1)!.loss, predictions: await trainer.predict(features) });
+      } finally {
+        await trainer.close();
+      }
+    }
+    const expected = await fitReference(bnConfig({ batchSize: 23 }));
+    for (const run of runs) {
+      expect(maxDifference(run.state.params, runs[0]!.state.params)).toBeLessThan(1e-5);
+      expect(maxDifference(run.state.nonTrainable!, runs[0]!.state.nonTrainable!)).toBeLessThan(1e-5);
+      expect(Math.abs(run.loss - runs[0]!.loss)).toBeLessThan(1e-5);
+      expect(maxDifference(run.predictions, runs[0]!.predictions)).toBeLessThan(1e-5);
+      expect(maxDifference(run.state.params, expected.params)).toBeLessThan(1e-5);
+      expect(maxDifference(run.state.nonTrainable!, expected.nonTrainable)).toBeLessThan(1e-5);
+    }
   });
 });
