@@ -15,7 +15,8 @@
  * statistics move with the global statistics exactly as tfjs moves them in a training call.
  *
  * Every replica makes the same rounds in the same order (forward in layer order, backward in
- * reverse), also a replica with no samples in a batch (it takes part with empty sums).
+ * reverse), also a replica with no samples in a batch: it runs a placeholder sample that adds
+ * nothing to the sums (`placeholder`).
  */
 import * as tf from '@tensorflow/tfjs';
 
@@ -33,22 +34,29 @@ interface BatchNormLayer {
   call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor | tf.Tensor[];
 }
 
-/** Makes the training calls of every BatchNormalization layer of `model` use the world's statistics; returns how many. */
-export function synchroniseBatchNorm(model: tf.LayersModel, worldSum: WorldSum): number {
-  const layers = model.layers.filter((l) => l.getClassName() === 'BatchNormalization') as unknown as BatchNormLayer[];
-  for (const layer of layers) {
-    const inference = layer.call.bind(layer);
-    layer.call = (inputs, kwargs) => (kwargs['training'] ? trainingCall(layer, Array.isArray(inputs) ? inputs[0]! : inputs, worldSum) : inference(inputs, kwargs));
+/** The training calls of every BatchNormalization layer of a model, made to use the world's statistics. */
+export class SyncBatchNorm {
+  /** How many layers are synchronised. */
+  readonly layers: number;
+  /** While true, the passes' inputs are placeholders: they add nothing to the world's sums. */
+  placeholder = false;
+
+  constructor(model: tf.LayersModel, worldSum: WorldSum) {
+    const layers = model.layers.filter((l) => l.getClassName() === 'BatchNormalization') as unknown as BatchNormLayer[];
+    for (const layer of layers) {
+      const inference = layer.call.bind(layer);
+      layer.call = (inputs, kwargs) => (kwargs['training'] ? trainingCall(layer, Array.isArray(inputs) ? inputs[0]! : inputs, worldSum, this) : inference(inputs, kwargs));
+    }
+    this.layers = layers.length;
   }
-  return layers.length;
 }
 
-function trainingCall(layer: BatchNormLayer, x: tf.Tensor, worldSum: WorldSum): tf.Tensor {
+function trainingCall(layer: BatchNormLayer, x: tf.Tensor, worldSum: WorldSum, sync: SyncBatchNorm): tf.Tensor {
   return tf.tidy(() => {
     const axis = layer.axis >= 0 ? layer.axis : layer.axis + x.rank;
     const reductionAxes = x.shape.map((_, i) => i).filter((i) => i !== axis);
     const broadcastShape = x.shape.map((d, i) => (i === axis ? d : 1));
-    const moments = worldMoments(x, reductionAxes, broadcastShape, worldSum);
+    const moments = worldMoments(x, reductionAxes, broadcastShape, worldSum, sync.placeholder);
     const [mean, variance] = tf.unstack(moments) as [tf.Tensor1D, tf.Tensor1D];
     // On the last axis batchNorm broadcasts [C] itself (and its gradient of gamma wants [C]), as tfjs's own training call.
     const shaped = (t: tf.Tensor) => (axis === x.rank - 1 ? t : tf.reshape(t, broadcastShape));
@@ -64,18 +72,18 @@ function trainingCall(layer: BatchNormLayer, x: tf.Tensor, worldSum: WorldSum): 
 }
 
 /** [2, C]: the world's per-channel mean and (biased) variance of x, with the gradient above. */
-function worldMoments(x: tf.Tensor, axes: number[], broadcastShape: number[], worldSum: WorldSum): tf.Tensor2D {
+function worldMoments(x: tf.Tensor, axes: number[], broadcastShape: number[], worldSum: WorldSum, placeholder: boolean): tf.Tensor2D {
   const channels = broadcastShape.reduce((a, b) => a * b, 1);
   const op = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
+    const empty = placeholder || input.size === 0;
     const sums = new Float32Array(channels + 1);
-    sums.set(tf.tidy(() => tf.sum(input, axes)).dataSync());
-    sums[channels] = input.size / channels;
+    if (!empty) sums.set(tf.tidy(() => tf.sum(input, axes)).dataSync());
+    sums[channels] = empty ? 0 : input.size / channels;
     worldSum(sums);
     const count = sums[channels]!;
     const meanValues = Float32Array.from(sums.subarray(0, channels), (s) => s / count);
     const mean = tf.tensor(meanValues, broadcastShape);
-    const squares = tf.tidy(() => tf.sum(tf.square(tf.sub(input, mean)), axes)).dataSync() as Float32Array;
-    const deviations = Float32Array.from(squares);
+    const deviations = empty ? new Float32Array(channels) : Float32Array.from(tf.tidy(() => tf.sum(tf.square(tf.sub(input, mean)), axes)).dataSync());
     worldSum(deviations);
     const moments = tf.tensor2d([...meanValues, ...deviations.map((s) => s / count)], [2, channels]);
     save([input, mean]);
@@ -83,7 +91,7 @@ function worldMoments(x: tf.Tensor, axes: number[], broadcastShape: number[], wo
       value: moments,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xSaved, meanSaved] = saved as [tf.Tensor, tf.Tensor];
-        const grads = Float32Array.from(dy.dataSync());
+        const grads = empty ? new Float32Array(2 * channels) : Float32Array.from(dy.dataSync());
         worldSum(grads);
         const gMean = tf.tensor(grads.subarray(0, channels), broadcastShape);
         const gVariance = tf.tensor(grads.subarray(channels), broadcastShape);

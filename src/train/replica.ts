@@ -21,7 +21,7 @@ import { buildModel, withSeededRandomSync } from '../model/build-model.js';
 import { mixSeed } from '../util/random.js';
 import { Objective } from '../model/objective.js';
 import { ParamLayout } from '../model/param-layout.js';
-import { synchroniseBatchNorm } from '../model/sync-batch-norm.js';
+import { SyncBatchNorm } from '../model/sync-batch-norm.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
 import type {
@@ -61,8 +61,8 @@ export class Replica implements ReplicaApi {
   private variables!: tf.Variable[];
   /** The model's non-trainable weights (BatchNormalization's moving statistics...), in layout order. */
   private nonTrainableVariables!: tf.Variable[];
-  /** BatchNormalization layers synchronised across replicas (parallel.syncBatchNorm). */
-  private syncedBatchNorms = 0;
+  /** BatchNormalization layers synchronised across replicas (parallel.syncBatchNorm, when the model has any). */
+  private syncBatchNorm: SyncBatchNorm | undefined;
   private layout!: ParamLayout;
   private objective!: Objective;
   private optimizer!: ShardOptimizer;
@@ -151,10 +151,8 @@ export class Replica implements ReplicaApi {
         localMetrics = metricSums;
         this.nonTrainableChange(ownGrads, local);
         if (this.setup.faults?.nanAtStep === step) ownGrads[0] = Number.NaN;
-      } else if (this.syncedBatchNorms > 0) {
-        // Without samples, it still takes part in every synchronised normalisation's sums.
-        this.gradient(x, y, local, train, ownGrads, times, job.epoch, step);
-        this.nonTrainableChange(ownGrads, local);
+      } else if (this.syncBatchNorm) {
+        this.placeholderPass(reader, train, ownGrads, times, job.epoch, step);
       } else {
         // A batch smaller than the replica count leaves this replica without samples.
         ownGrads.fill(0);
@@ -262,7 +260,23 @@ export class Replica implements ReplicaApi {
   private synchroniseBatchNorm(): void {
     const row = this.views.statsRow(this.setup.rank);
     // The step travels with every collective operation; the row holds the current one plus one.
-    this.syncedBatchNorms = synchroniseBatchNorm(this.model, (buf) => this.collective.allReduce(buf, row[StatsColumn.GLOBAL_STEP]! - 1));
+    const sync = new SyncBatchNorm(this.model, (buf) => this.collective.allReduce(buf, row[StatsColumn.GLOBAL_STEP]! - 1));
+    if (sync.layers > 0) this.syncBatchNorm = sync;
+  }
+
+  /**
+   * A replica without samples in a batch still takes part in every synchronised normalisation's
+   * sums: it runs one placeholder sample that adds nothing to them (an empty batch would do, but
+   * kernels are not to be trusted with empty tensors: XNNPACK refuses them). Its gradient is zero.
+   */
+  private placeholderPass(reader: DatasetReader, ds: SharedDataset, into: Float32Array, times: PhaseTimes, epoch: number, step: number): void {
+    this.syncBatchNorm!.placeholder = true;
+    try {
+      this.gradient(new Float32Array(reader.perSample), new Float32Array(reader.perLabel), 1, ds, into, times, epoch, step);
+    } finally {
+      this.syncBatchNorm!.placeholder = false;
+    }
+    into.fill(0);
   }
 
   /**
