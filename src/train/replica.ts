@@ -300,7 +300,8 @@ export class Replica implements ReplicaApi {
   private applyNonTrainableChange(reduced: Float32Array, from: number, to: number): void {
     const base = this.views.params.length;
     const shared = this.views.nonTrainable;
-    for (let i = Math.max(from, base); i < to; i++) shared[i - base] = shared[i - base]! + reduced[i]!;
+    // Unmoved weights are not touched at all (-0 + 0 would be +0).
+    for (let i = Math.max(from, base); i < to; i++) if (reduced[i] !== 0) shared[i - base] = shared[i - base]! + reduced[i]!;
   }
 
   evaluate(job: EvaluationJob): EvaluationSums {

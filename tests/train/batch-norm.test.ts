@@ -157,7 +157,7 @@ describe('BatchNormalization moving statistics', () => {
     expect(maxDifference(movingMean!, initial.subarray(56, 64))).toBeGreaterThan(0.1);
   });
 
-  it('a resumed run continues them bitwise; a checkpoint without them is refused for a model that has them', async () => {
+  it('a resumed run continues them bitwise; a checkpoint without them is refused (resume and export) for a model that has them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ringtrain-bn-resume-'));
     const config = bnConfig({ workers: 2, dir, checkpoint: { everySteps: 3, keepLast: 100 } });
     const full = await train(config, true);
@@ -173,6 +173,9 @@ describe('BatchNormalization moving statistics', () => {
     // As written before ringtrain kept them: no non-trainable weights.
     const { nonTrainable: _values, nonTrainableLayout: _layout, ...old } = saved;
     const trainerOptions = { data: { train: dataset() }, resume: { file: 'old.rtckpt', state: old } };
+    await expect(exportTfjs(old, join(dir, 'old-export'), 'old.rtckpt')).rejects.toThrow(
+      /old\.rtckpt: invalid contents: nonTrainableLayout: expected the non-trainable weights of modelTopology \[8\] \[8\], found none \(written by a ringtrain that did not save them\)/,
+    );
     await expect(Trainer.create(config, trainerOptions)).rejects.toThrow(
       /cannot resume from old\.rtckpt: the checkpoint has no non-trainable weights \(it was written by a ringtrain that did not save them\), the config's model has .*moving_mean\[8\]/,
     );
