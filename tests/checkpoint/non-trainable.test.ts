@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeCheckpoint, encodeCheckpoint } from '../../src/checkpoint/format.js';
 import type { CheckpointState } from '../../src/checkpoint/state.js';
+import { describeCheckpoint, formatCheckpoint } from '../../src/checkpoint/inspect.js';
 import { checkCheckpointContents } from '../../src/checkpoint/validate.js';
 import { bytesOf, checkpointErrorOf, makeState } from './fixtures.js';
 
@@ -53,5 +54,13 @@ describe('non-trainable weights in a checkpoint', () => {
     state.nonTrainableLayout![1]!.name = state.layout[0]!.name;
     const error = await checkpointErrorOf(() => checkCheckpointContents(state, FILE));
     expect(error.message).toBe(`${FILE}: invalid contents: nonTrainableLayout[1].name: expected a name not used by another weight, found "${state.layout[0]!.name}"`);
+  });
+
+  it('inspect lists them and their tensor', () => {
+    const text = formatCheckpoint(describeCheckpoint(withBatchNorm(), FILE));
+    expect(text).toContain('\nnon-trainable 8 in 2 weights\n');
+    expect(text).toMatch(/\n {2}batch_normalization_1\/moving_variance {2}\[4\] {2}offset 4 {2}size 4\n/);
+    expect(text).toMatch(/\n {2}non_trainable +non-trainable +\[8\] +float32 +32 B +crc32c /);
+    expect(formatCheckpoint(describeCheckpoint(makeState({ units: 3 }), FILE))).not.toContain('non-trainable');
   });
 });
