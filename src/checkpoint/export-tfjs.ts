@@ -5,6 +5,27 @@ import { saveTfjsFiles } from '../model/tfjs-files.js';
 import { CheckpointError } from './errors.js';
 import type { CheckpointState } from './state.js';
 
+/**
+ * The non-trainable weights (BatchNormalization's moving statistics...) into the model: a
+ * model that has some needs them from the checkpoint, or its predictions would silently differ
+ * from the trained model's.
+ */
+function writeNonTrainable(model: tf.LayersModel, state: CheckpointState, file: string): void {
+  const weights = model.nonTrainableWeights;
+  if (weights.length === 0) return;
+  const layout = state.nonTrainableLayout ?? [];
+  const shapes = (list: readonly { shape: readonly (number | null)[] }[]) => list.map((w) => `[${w.shape.join(',')}]`).join(' ');
+  if (!state.nonTrainable || shapes(weights) !== shapes(layout)) {
+    const found = state.nonTrainable ? shapes(layout) : 'none (written by a ringtrain that did not save them)';
+    throw new CheckpointError(file, 'contents', `invalid contents: nonTrainableLayout: expected the non-trainable weights of modelTopology ${shapes(weights)}, found ${found}`);
+  }
+  const values = state.nonTrainable;
+  weights.forEach((weight, i) => {
+    const entry = layout[i]!;
+    weight.write(tf.tensor(values.slice(entry.offset, entry.offset + entry.size), entry.shape));
+  });
+}
+
 /** `file` names the checkpoint in errors (a topology that builds no model, weights that do not fit it). */
 export async function exportTfjs(state: CheckpointState, dir: string, file = 'the checkpoint'): Promise<string> {
   const previous = tf.getBackend();
@@ -32,6 +53,7 @@ export async function exportTfjs(state: CheckpointState, dir: string, file = 'th
         const entry = state.layout[i]!;
         weight.write(tf.tensor(state.params.slice(entry.offset, entry.offset + entry.size), entry.shape));
       });
+      writeNonTrainable(model, state, file);
       return await saveTfjsFiles(model, dir);
     } finally {
       model.dispose();

@@ -21,7 +21,7 @@ import protobuf from 'protobufjs';
 import type { RunConfig } from '../config/schema.js';
 import { BlockCrcs, crc32c, crc32cCombine, formatCrc } from './crc32c.js';
 import { CheckpointError } from './errors.js';
-import { PARAMS_TENSOR, type CheckpointLayoutEntry, type CheckpointState, type CheckpointTensor } from './state.js';
+import { NON_TRAINABLE_TENSOR, PARAMS_TENSOR, type CheckpointLayoutEntry, type CheckpointState, type CheckpointTensor } from './state.js';
 import { checkCheckpointContents } from './validate.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -233,6 +233,7 @@ function checkState(state: CheckpointState): void {
     end = Math.max(end, entry.offset + entry.size);
   });
   if (end !== n) fail(`params has ${n} values, the layout ends at ${end}`);
+  checkNonTrainable(state);
   const { optimizer } = state;
   if (typeof optimizer.name !== 'string' || optimizer.name === '') fail('optimizer.name must be a non-empty string');
   checkCount(optimizer.step, 'optimizer.step');
@@ -252,6 +253,21 @@ function checkState(state: CheckpointState): void {
   for (const rng of state.rngStates) {
     if (!(rng.state instanceof Uint8Array)) fail(`rngStates '${rng.name}': state must be a Uint8Array`);
   }
+}
+
+/** The non-trainable weights: both absent, or a layout whose end is the vector's length. */
+function checkNonTrainable(state: CheckpointState): void {
+  const { nonTrainableLayout: layout, nonTrainable: values } = state;
+  if (layout === undefined && values === undefined) return;
+  if (layout === undefined || !(values instanceof Float32Array)) fail('nonTrainableLayout and nonTrainable (a Float32Array) go together');
+  let end = 0;
+  layout.forEach((entry, i) => {
+    const what = `nonTrainableLayout[${i}] '${entry.name}'`;
+    checkShape(entry.shape, what);
+    if (entry.offset !== end || entry.size !== product(entry.shape)) fail(`${what}: expected offset ${end} and size product(shape), found offset ${entry.offset} and size ${entry.size}`);
+    end += entry.size;
+  });
+  if (end !== values.length) fail(`nonTrainable has ${values.length} values, nonTrainableLayout ends at ${end}`);
 }
 
 /** JSON text for the history: JSON has no NaN or Infinity, so they are tagged objects. */
@@ -300,6 +316,13 @@ export function planCheckpoint(state: CheckpointState): CheckpointPlan {
     historyJson: historyToJson(state.history),
     replicas: state.replicas,
     createdAt: state.createdAt,
+    // Small (BatchNormalization's statistics): encoded with the metadata, its CRC computed here.
+    ...(state.nonTrainable && state.nonTrainableLayout
+      ? {
+          nonTrainableLayout: state.nonTrainableLayout.map((e) => ({ name: e.name, shape: e.shape, dtype: DTYPE, offset: e.offset, size: e.size })),
+          nonTrainable: { name: NON_TRAINABLE_TENSOR, shape: [state.nonTrainable.length], dtype: DTYPE, crc32c: crc32c(littleEndianBytes(state.nonTrainable)), data: littleEndianBytes(state.nonTrainable) },
+        }
+      : {}),
   }).finish();
   const optimizerMeta = Optimizer.encode({
     name: state.optimizer.name,
@@ -513,6 +536,8 @@ interface DecodedCheckpoint {
   historyJson: string;
   replicas: number;
   createdAt: string;
+  nonTrainableLayout?: { name: string; shape: Uint64[]; dtype: string; offset: Uint64; size: Uint64 }[];
+  nonTrainable?: DecodedTensor | null;
 }
 
 /** Reads one checkpoint payload's fields, throwing 'malformed' CheckpointErrors. */
@@ -648,6 +673,7 @@ function decodeVerifiedHeader(file: string, storedCrc: number, crcs: BlockCrcs):
     return { name: e.name, shape, offset, size };
   });
   if (end !== n) r.malformed(`params has ${n} values, the layout ends at ${end}`);
+  const nonTrainable = decodeNonTrainable(r, m);
 
   const opt = m.optimizer ?? r.malformed('the optimizer is missing');
   const hyperParameters: Record<string, number | boolean> = {};
@@ -686,7 +712,33 @@ function decodeVerifiedHeader(file: string, storedCrc: number, crcs: BlockCrcs):
     history,
     replicas: m.replicas,
     createdAt: m.createdAt,
+    ...nonTrainable,
   };
+}
+
+/** The non-trainable weights and their layout, both or neither (files before them have neither). */
+function decodeNonTrainable(r: PayloadReader, m: DecodedCheckpoint): Pick<CheckpointState, 'nonTrainable' | 'nonTrainableLayout'> {
+  const entries = m.nonTrainableLayout ?? [];
+  if (entries.length === 0 && !m.nonTrainable) return {};
+  if (!m.nonTrainable) r.malformed('non_trainable_layout is present but the non_trainable tensor is missing');
+  const tensor = r.tensor(m.nonTrainable, 'tensor');
+  if (tensor.name !== NON_TRAINABLE_TENSOR || tensor.shape.length !== 1) {
+    r.malformed(`the non-trainable tensor must be '${NON_TRAINABLE_TENSOR}' of shape [m], found '${tensor.name}' of shape [${tensor.shape.join(', ')}]`);
+  }
+  let end = 0;
+  const layout = entries.map((e, i) => {
+    const what = `non_trainable_layout[${i}] '${e.name}'`;
+    if (e.dtype !== DTYPE) r.malformed(`${what}: dtype expected "${DTYPE}", found "${e.dtype}"`);
+    const shape = r.shape(e.shape, what);
+    const offset = r.count(e.offset, `${what} offset`);
+    const size = r.count(e.size, `${what} size`);
+    if (size !== product(shape)) r.malformed(`${what}: size ${size} is not the product of shape [${shape.join(', ')}]`);
+    if (offset !== end) r.malformed(`${what}: offset expected ${end} (right after the previous weight), found ${offset}`);
+    end = offset + size;
+    return { name: e.name, shape, offset, size };
+  });
+  if (end !== tensor.values.length) r.malformed(`non_trainable has ${tensor.values.length} values, non_trainable_layout ends at ${end}`);
+  return { nonTrainableLayout: layout, nonTrainable: tensor.values };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { crc32c, formatCrc } from './crc32c.js';
 import { CHECKPOINT_FORMAT_NAME, CHECKPOINT_FORMAT_VERSION } from './format.js';
-import { PARAMS_TENSOR, type CheckpointState } from './state.js';
+import { NON_TRAINABLE_TENSOR, PARAMS_TENSOR, type CheckpointState } from './state.js';
 
 export interface CheckpointDescription {
   file: string;
@@ -40,7 +40,9 @@ export interface CheckpointDescription {
   sampler: { seed: number; shuffle: boolean };
   parameters: number;
   layout: { name: string; shape: number[]; offset: number; size: number }[];
-  tensors: { name: string; role: 'params' | 'optimizer state'; shape: number[]; dtype: 'float32'; bytes: number; crc32c: string }[];
+  /** Non-trainable weights (BatchNormalization's moving statistics...); absent when there are none. */
+  nonTrainableLayout?: { name: string; shape: number[]; offset: number; size: number }[];
+  tensors: { name: string; role: 'params' | 'optimizer state' | 'non-trainable'; shape: number[]; dtype: 'float32'; bytes: number; crc32c: string }[];
   optimizer: { name: string; step: number; hyperParameters: Record<string, number | boolean>; stateNames: string[] };
   rngStates: { name: string; bytes: number }[];
   history: { length: number; last: object | null };
@@ -122,7 +124,7 @@ export function describeCheckpoint(state: CheckpointState, file: string): Checkp
   } catch {
     fileBytes = undefined;
   }
-  const tensor = (name: string, role: 'params' | 'optimizer state', shape: number[], values: Float32Array) => ({
+  const tensor = (name: string, role: CheckpointDescription['tensors'][number]['role'], shape: number[], values: Float32Array) => ({
     name,
     role,
     shape: [...shape],
@@ -144,8 +146,10 @@ export function describeCheckpoint(state: CheckpointState, file: string): Checkp
     sampler: { ...state.sampler },
     parameters: state.params.length,
     layout: state.layout.map((e) => ({ name: e.name, shape: [...e.shape], offset: e.offset, size: e.size })),
+    ...(state.nonTrainableLayout ? { nonTrainableLayout: state.nonTrainableLayout.map((e) => ({ name: e.name, shape: [...e.shape], offset: e.offset, size: e.size })) } : {}),
     tensors: [
       tensor(PARAMS_TENSOR, 'params', [state.params.length], state.params),
+      ...(state.nonTrainable ? [tensor(NON_TRAINABLE_TENSOR, 'non-trainable', [state.nonTrainable.length], state.nonTrainable)] : []),
       ...state.optimizer.state.map((t) => tensor(t.name, 'optimizer state', t.shape, t.values)),
     ],
     optimizer: {
@@ -208,6 +212,12 @@ export function formatCheckpoint(desc: CheckpointDescription): string {
       desc.layout.map((e) => [e.name, `[${e.shape.join(', ')}]`, `offset ${count(e.offset)}`, `size ${count(e.size)}`]),
       '  ',
     ),
+    ...(desc.nonTrainableLayout
+      ? [
+          `non-trainable ${count(desc.nonTrainableLayout.reduce((n, e) => n + e.size, 0))} in ${desc.nonTrainableLayout.length} weight${desc.nonTrainableLayout.length === 1 ? '' : 's'}`,
+          ...table(desc.nonTrainableLayout.map((e) => [e.name, `[${e.shape.join(', ')}]`, `offset ${count(e.offset)}`, `size ${count(e.size)}`]), '  '),
+        ]
+      : []),
     'tensors',
     ...table(
       desc.tensors.map((t) => [t.name, t.role === 'params' ? 'parameters' : t.role, `[${t.shape.join(', ')}]`, t.dtype, bytes(t.bytes), `crc32c ${t.crc32c}`]),

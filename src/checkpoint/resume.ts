@@ -53,8 +53,14 @@ export function resumeMismatches(state: CheckpointState, config: RunConfig, layo
 export function weightsMismatch(state: CheckpointState, layout: ParamLayout): string | undefined {
   const stateShapes = state.layout.map((e) => `[${e.shape.join(',')}]`).join(' ');
   const modelShapes = layout.entries.map((e) => `[${e.shape.join(',')}]`).join(' ');
-  if (stateShapes === modelShapes) return undefined;
-  return `the model differs: the checkpoint has ${shapes(state.layout)}, the config's model ${shapes(layout.entries)}`;
+  if (stateShapes !== modelShapes) return `the model differs: the checkpoint has ${shapes(state.layout)}, the config's model ${shapes(layout.entries)}`;
+  const saved = state.nonTrainableLayout ?? [];
+  if (saved.map((e) => `[${e.shape.join(',')}]`).join(' ') === layout.nonTrainable.map((e) => `[${e.shape.join(',')}]`).join(' ')) return undefined;
+  if (saved.length === 0) {
+    // Written before ringtrain kept them: its moving statistics were never trained, so they are lost.
+    return `the checkpoint has no non-trainable weights (it was written by a ringtrain that did not save them), the config's model has ${shapes(layout.nonTrainable)}`;
+  }
+  return `the model's non-trainable weights differ: the checkpoint has ${shapes(saved)}, the config's model ${shapes(layout.nonTrainable) || 'none'}`;
 }
 
 export function assertResumable(file: string, state: CheckpointState, config: RunConfig, layout: ParamLayout, optimizer: ShardOptimizer): void {

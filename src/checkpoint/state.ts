@@ -46,6 +46,14 @@ export interface CheckpointState {
   layout: CheckpointLayoutEntry[];
   /** The flat parameter vector: exactly as long as the layout's end (last offset + size). */
   params: Float32Array;
+  /**
+   * The non-trainable weights (BatchNormalization's moving statistics, a frozen layer's
+   * weights) as slices of `nonTrainable`, in the order of model.nonTrainableWeights. Absent
+   * when the model has none, and in checkpoints written before ringtrain kept them.
+   */
+  nonTrainableLayout?: CheckpointLayoutEntry[];
+  /** Exactly as long as nonTrainableLayout's end. */
+  nonTrainable?: Float32Array;
   optimizer: CheckpointOptimizer;
   position: CheckpointPosition;
   sampler: { seed: number; shuffle: boolean };
@@ -61,3 +69,5 @@ export interface CheckpointState {
 
 /** Name of the flat parameter tensor in the file. */
 export const PARAMS_TENSOR = 'params';
+/** Name of the flat non-trainable weights tensor in the file. */
+export const NON_TRAINABLE_TENSOR = 'non_trainable';

@@ -75,6 +75,15 @@ function checkLayout(c: ContentsChecker, state: CheckpointState): void {
     end = entry.offset + entry.size;
   });
   c.expect(state.params.length === end, 'params', `${end} values (the layout's end)`, `${state.params.length} values`);
+  // The non-trainable weights (format.ts has checked their offsets and length).
+  (state.nonTrainableLayout ?? []).forEach((entry, i) => {
+    const field = `nonTrainableLayout[${i}]`;
+    // eslint-disable-next-line no-control-regex
+    c.expect(typeof entry.name === 'string' && entry.name !== '' && !/[\u0000-\u001f\u007f]/.test(entry.name), `${field}.name`, 'a weight name (no control characters)', entry.name);
+    c.expect(!names.has(entry.name), `${field}.name`, 'a name not used by another weight', entry.name);
+    names.add(entry.name);
+    entry.shape.forEach((d, j) => c.expect(d >= 1, `${field}.shape[${j}]`, 'a dimension >= 1', d));
+  });
 }
 
 function checkOptimizer(c: ContentsChecker, state: CheckpointState, config: RunConfig): void {

@@ -27,8 +27,8 @@ export class ShmCollective implements Collective {
   }
 
   reduceScatter(buf: Float32Array, _step: number): [number, number] {
-    if (this.kind === 'direct') {
-      if (buf !== this.slots[this.rank]) throw new Error('direct reduce-scatter works on the replica\'s own gradient slot only');
+    // Direct reads the gradient slots in place; any other buffer (a small all-reduce) goes round the ring.
+    if (this.kind === 'direct' && buf === this.slots[this.rank]) {
       this.control.barrier(this.size, 'gradient barrier');
       directReduceScatter(this.slots, this.rank);
     } else {

@@ -477,6 +477,7 @@ function parallelSchemaFor(machine: boolean) {
       stepTimeoutMs: boundedInteger(1, MAX_TIMEOUT_MS, "Node's longest timer, 24.8 days; a longer one fires at once").default(DEFAULT_STEP_TIMEOUT_MS),
       rendezvousTimeoutMs: boundedInteger(1, MAX_TIMEOUT_MS, "Node's longest timer, 24.8 days; a longer one fires at once").default(DEFAULT_RENDEZVOUS_TIMEOUT_MS),
       maxRecoveries: integer(0).default(DEFAULT_MAX_RECOVERIES),
+      syncBatchNorm: boolean().default(false),
     },
     { error: 'an object such as {"workers": "auto"}' },
   );
@@ -623,6 +624,8 @@ export interface RunConfig {
     rendezvousTimeoutMs: number;
     /** Replica failures the run recovers from (fresh replicas from the last step boundary) before it gives up. */
     maxRecoveries: number;
+    /** BatchNormalization normalises with the whole global batch's statistics (model/sync-batch-norm.ts), not each replica's slice's. */
+    syncBatchNorm: boolean;
   };
   backend: BackendName;
   output: { dir: string; metricsLog: boolean };

@@ -30,8 +30,8 @@ export class ReplicaGroup {
   ) {}
 
   /** Allocates the shared memory and starts one thread per replica (not yet initialised). */
-  static start(workers: number, paramCount: number, stateArrays: number, timeoutMs: number, otherProcesses = false, metrics = 0): ReplicaGroup {
-    const buffers = allocateTrainingBuffers(paramCount, workers, stateArrays, otherProcesses, metrics);
+  static start(workers: number, paramCount: number, stateArrays: number, timeoutMs: number, otherProcesses = false, metrics = 0, nonTrainableCount = 0): ReplicaGroup {
+    const buffers = allocateTrainingBuffers(paramCount, workers, stateArrays, otherProcesses, metrics, nonTrainableCount);
     const pool = new Piscina({
       filename: compiledModuleUrl(import.meta.url, './replica.js').href,
       minThreads: workers,
@@ -42,7 +42,7 @@ export class ReplicaGroup {
       atomics: 'disabled',
     });
     const replicas = Array.from({ length: workers }, () => startReplica(pool));
-    return new ReplicaGroup(buffers, new TrainingViews(buffers, paramCount), new ControlBlock(buffers.control, timeoutMs), pool, replicas);
+    return new ReplicaGroup(buffers, new TrainingViews(buffers, paramCount, nonTrainableCount), new ControlBlock(buffers.control, timeoutMs), pool, replicas);
   }
 
   /** Ends every thread: politely when nothing failed, at once after an abort. */

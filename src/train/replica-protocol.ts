@@ -41,6 +41,8 @@ export interface ReplicaInit {
   shuffle: boolean;
   /** The coordinator's layout; the replica checks that its model matches it. */
   layout: ParamEntry[];
+  /** The coordinator's layout of the non-trainable weights (param-layout.ts). */
+  nonTrainableLayout: ParamEntry[];
   buffers: SharedTrainingBuffers;
   datasets: Partial<Record<DatasetRole, SharedDataset>>;
   reduceScatter: ReduceScatterKind;
@@ -50,6 +52,8 @@ export interface ReplicaInit {
   spinMicros: number;
   /** Test-only fault injection. */
   faults?: { throwAtStep?: number; throwAtGlobalStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; failInit?: boolean };
+  /** BatchNormalization uses the global batch's statistics (parallel.syncBatchNorm). */
+  syncBatchNorm: boolean;
   /** What a step with a non-finite loss or gradient does. */
   nonFinite: 'stop' | 'skip';
   /** Record the spans of every step for a trace (span-recorder.ts). */

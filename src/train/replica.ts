@@ -22,6 +22,7 @@ import { layerLossShare } from '../model/layer-losses.js';
 import { Objective } from '../model/objective.js';
 import { SampleWeighting } from '../model/sample-weights.js';
 import { ParamLayout } from '../model/param-layout.js';
+import { SyncBatchNorm } from '../model/sync-batch-norm.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
 import type {
@@ -59,6 +60,10 @@ export class Replica implements ReplicaApi {
   private setup!: ReplicaInit;
   private model!: tf.LayersModel;
   private variables!: tf.Variable[];
+  /** The model's non-trainable weights (BatchNormalization's moving statistics...), in layout order. */
+  private nonTrainableVariables!: tf.Variable[];
+  /** BatchNormalization layers synchronised across replicas (parallel.syncBatchNorm, when the model has any). */
+  private syncBatchNorm: SyncBatchNorm | undefined;
   private layout!: ParamLayout;
   private objective!: Objective;
   private weighting!: SampleWeighting;
@@ -81,15 +86,17 @@ export class Replica implements ReplicaApi {
       await activateBackend(init.backend);
       this.model = await buildModel(init.model, init.seed);
       this.layout = ParamLayout.fromModel(this.model);
-      this.layout.assertSameShapes(new ParamLayout(init.layout), `replica ${init.rank}`);
+      this.layout.assertSameShapes(new ParamLayout(init.layout, init.nonTrainableLayout), `replica ${init.rank}`);
       this.variables = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
+      this.nonTrainableVariables = this.model.nonTrainableWeights.map((w) => w.read() as tf.Variable);
       this.objective = new Objective(init.loss, init.metrics);
       this.weighting = new SampleWeighting(init.classWeight, init.loss.name === 'sparseCategoricalCrossentropy');
       this.optimizer = createOptimizer(init.optimizer);
-      this.views = new TrainingViews(init.buffers, this.layout.length);
+      this.views = new TrainingViews(init.buffers, this.layout.length, this.layout.nonTrainableLength);
       this.spans = init.trace ? new SpanRecorder() : undefined;
       this.control.waitObserver = this.spans?.recordWait;
       this.collective = createCollective(init, this.control, this.views, this.spans);
+      if (init.syncBatchNorm) this.synchroniseBatchNorm();
       this.beat();
       return { backend: tf.getBackend() };
     } catch (error) {
@@ -159,6 +166,8 @@ export class Replica implements ReplicaApi {
         pending.lossSum += lossSum;
         metricSums.forEach((v, i) => (pending.metricSums[i]! += v));
         if (this.setup.faults?.nanAtStep === step) ownGrads[0] = Number.NaN;
+      } else if (this.syncBatchNorm) {
+        this.placeholderPass(reader, train, ownGrads, times, job.epoch, step, firstOfUpdate);
       } else {
         // A batch smaller than the replica count leaves this replica without samples.
         if (firstOfUpdate) ownGrads.fill(0);
@@ -172,6 +181,8 @@ export class Replica implements ReplicaApi {
         row[StatsColumn.STEPS] = row[StatsColumn.STEPS]! + 1;
         continue;
       }
+      // BatchNormalization's statistics moved through the update's batches: their change, once.
+      this.nonTrainableChange(ownGrads, pending.samples);
       const localLoss = pending.lossSum;
       row[StatsColumn.IN_COLLECTIVE] = 1;
 
@@ -203,7 +214,9 @@ export class Replica implements ReplicaApi {
       }
       if (skip) result.skippedSteps++;
       else {
-        this.optimizer.update(params, ownGrads, this.views.optimizerState, chunkFrom, chunkTo, optimizerStep(globalStep, job.epoch, step, epochSteps, k));
+        const [paramFrom, paramTo] = [Math.min(chunkFrom, params.length), Math.min(chunkTo, params.length)];
+        this.optimizer.update(params, ownGrads.subarray(0, params.length), this.views.optimizerState, paramFrom, paramTo, optimizerStep(globalStep, job.epoch, step, epochSteps, k));
+        this.applyNonTrainableChange(ownGrads, chunkFrom, chunkTo);
         result.samples += pending.samples;
         result.lossSum += localLoss;
         pending.metricSums.forEach((v, i) => (result.metricSums[i]! += v));
@@ -269,7 +282,60 @@ export class Replica implements ReplicaApi {
         // slice(): a tensor must not alias shared memory that other threads rewrite.
         this.variables[i]!.assign(tf.tensor(params.slice(entry.offset, entry.offset + entry.size), entry.shape as number[]));
       });
+      const nonTrainable = this.views.nonTrainable;
+      this.layout.nonTrainable.forEach((entry, i) => {
+        this.nonTrainableVariables[i]!.assign(tf.tensor(nonTrainable.slice(entry.offset, entry.offset + entry.size), entry.shape as number[]));
+      });
     });
+  }
+
+  /** parallel.syncBatchNorm: the training passes' BatchNormalization statistics are the global batch's. */
+  private synchroniseBatchNorm(): void {
+    const row = this.views.statsRow(this.setup.rank);
+    // The step travels with every collective operation; the row holds the current one plus one.
+    const sync = new SyncBatchNorm(this.model, (buf) => this.collective.allReduce(buf, row[StatsColumn.GLOBAL_STEP]! - 1));
+    if (sync.layers > 0) this.syncBatchNorm = sync;
+  }
+
+  /**
+   * A replica without samples in a batch still takes part in every synchronised normalisation's
+   * sums: it runs one placeholder sample that adds nothing to them (an empty batch would do, but
+   * kernels are not to be trusted with empty tensors: XNNPACK refuses them). Its gradient is zero.
+   */
+  private placeholderPass(reader: DatasetReader, ds: SharedDataset, into: Float32Array, times: PhaseTimes, epoch: number, step: number, firstOfUpdate: boolean): void {
+    this.syncBatchNorm!.placeholder = true;
+    try {
+      // Its gradient is thrown away: batches accumulated into `into` before it must stay.
+      this.gradient(new Float32Array(reader.perSample), new Float32Array(reader.perLabel), undefined, 1, ds, new Float32Array(into.length), times, epoch, step, false);
+    } finally {
+      this.syncBatchNorm!.placeholder = false;
+    }
+    if (firstOfUpdate) into.fill(0);
+  }
+
+  /**
+   * After a training forward pass (which moved BatchNormalization's statistics in this
+   * replica's variables, as TensorFlow.js does), leaves in the gradient slot's non-trainable
+   * region the change times the slice's sample count. The reduce-scatter sums these with the
+   * gradient and the global count divides them: the world's change is the average of the
+   * replicas' changes weighted by their samples (the plain average when the slices are equal),
+   * and a weight no step moves (a frozen layer's) stays bitwise as it was.
+   */
+  private nonTrainableChange(into: Float32Array, local: number): void {
+    const base = this.views.params.length;
+    const shared = this.views.nonTrainable;
+    this.layout.nonTrainable.forEach((entry, i) => {
+      const now = this.nonTrainableVariables[i]!.dataSync();
+      for (let k = 0; k < entry.size; k++) into[base + entry.offset + k] = (now[k]! - shared[entry.offset + k]!) * local;
+    });
+  }
+
+  /** The owner of chunk [from, to) adds the world's (already divided) change to the non-trainable weights in it. */
+  private applyNonTrainableChange(reduced: Float32Array, from: number, to: number): void {
+    const base = this.views.params.length;
+    const shared = this.views.nonTrainable;
+    // Unmoved weights are not touched at all (-0 + 0 would be +0).
+    for (let i = Math.max(from, base); i < to; i++) if (reduced[i] !== 0) shared[i - base] = shared[i - base]! + reduced[i]!;
   }
 
   evaluate(job: EvaluationJob): EvaluationSums {

@@ -56,6 +56,9 @@ export class RunState {
       modelTopology: run.topology,
       layout: layout.entries.map((e) => ({ name: e.name, shape: [...e.shape], offset: e.offset, size: e.size })),
       params: views.params.slice(),
+      ...(layout.nonTrainable.length > 0
+        ? { nonTrainableLayout: layout.nonTrainable.map((e) => ({ name: e.name, shape: [...e.shape], offset: e.offset, size: e.size })), nonTrainable: views.nonTrainable.slice() }
+        : {}),
       optimizer: {
         name: optimizer.name,
         hyperParameters: { ...optimizer.hyperParameters },
@@ -75,6 +78,8 @@ export class RunState {
   /** Takes over a checkpoint's parameters, optimizer state, position and history. */
   restore(state: CheckpointState, optimizer: ShardOptimizer, views: TrainingViews): void {
     views.params.set(state.params);
+    // resume.ts refuses a checkpoint whose non-trainable layout differs from the model's.
+    if (state.nonTrainable) views.nonTrainable.set(state.nonTrainable);
     optimizer.stateNames.forEach((name, i) => {
       const saved = state.optimizer.state.find((t) => t.name === name);
       if (!saved) throw new UserError(`the checkpoint has no optimizer state "${name}"`);

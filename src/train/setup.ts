@@ -30,6 +30,8 @@ export interface PreparedRun {
   layout: ParamLayout;
   /** The seeded (or given) starting parameters. */
   initialParams: Float32Array;
+  /** The starting non-trainable weights (BatchNormalization's moving statistics...). */
+  initialNonTrainable: Float32Array;
   outputSize: number;
   /** model.toJSON(null, false), kept for checkpoints. */
   topology: object;
@@ -56,7 +58,7 @@ export async function prepareRun(config: RunConfig, options: SetupOptions): Prom
   if (train.size === 0) throw new UserError(`${train.name} has no samples to train on`);
 
   const roles = ['train', 'validation', 'test'] as const;
-  const { layout, initialParams, outputSize, topology } = await initialModel(config, roles.flatMap((r) => datasets[r] ?? []));
+  const { layout, initialParams, initialNonTrainable, outputSize, topology } = await initialModel(config, roles.flatMap((r) => datasets[r] ?? []));
   if (options.initialParams) {
     if (options.initialParams.length !== layout.length) {
       throw new Error(`initialParams has ${options.initialParams.length} values, the model has ${layout.length}`);
@@ -67,7 +69,7 @@ export async function prepareRun(config: RunConfig, options: SetupOptions): Prom
   // A topology file's size is known only now; before any shared buffer or replica is allocated.
   const tooBig = paramMemoryProblem(layout.length, workers, config.optimizer.name);
   if (tooBig) throw new ConfigError('topology' in config.model ? 'model.topology' : 'model.layers', tooBig);
-  return { workers, backend, datasets, layout, initialParams, outputSize, topology, optimizer: createOptimizer(config.optimizer) };
+  return { workers, backend, datasets, layout, initialParams, initialNonTrainable, outputSize, topology, optimizer: createOptimizer(config.optimizer) };
 }
 
 /** Builds the model once on the coordinator (cpu backend) from the seed: starting weights do not depend on N. */
@@ -85,13 +87,15 @@ async function initialModel(config: RunConfig, datasets: SharedDataset[]) {
     const layout = ParamLayout.fromModel(model);
     const initialParams = new Float32Array(layout.length);
     layout.readFrom(model, initialParams);
+    const initialNonTrainable = new Float32Array(layout.nonTrainableLength);
+    layout.readNonTrainableFrom(model, initialNonTrainable);
     // One forward and backward pass on two training samples: a model that cannot train with its loss fails now, naming the layer.
     checkModelTrains(model, config.loss, datasets[0]!, !('topology' in config.model));
     const outputShape = model.outputs[0]!.shape;
     const outputSize = product(outputShape.slice(1).map((d) => d ?? 1));
     const topology = model.toJSON(null, false) as object;
     model.dispose();
-    return { layout, initialParams, outputSize, topology };
+    return { layout, initialParams, initialNonTrainable, outputSize, topology };
   } finally {
     if (previous && previous !== 'cpu') await tf.setBackend(previous);
   }

@@ -2,20 +2,28 @@
  * The shared memory of one run: parameters, one gradient slot per replica, the optimizer
  * state, the control block, the ring mailboxes and the per-replica statistics. The coordinator
  * allocates it; every replica maps the same buffers.
+ *
+ * The non-trainable weights (param-layout.ts) follow the parameters in the params buffer, and
+ * each gradient slot has a region of the same size after the gradient, where a replica leaves
+ * its step's change of them weighted by its sample count: the reduce-scatter that sums the
+ * gradient sums those too (same collective, same fixed order), and the owner of a chunk of
+ * that region adds the average change (replica.ts). The optimizer state covers the parameters only.
  */
 import { ControlBlock } from '../collective/control-block.js';
 import { maxChunkLength } from '../collective/ring.js';
 import { allocateShmRing, type ShmRingBuffers } from '../collective/shm-transport.js';
 
 export interface SharedTrainingBuffers {
+  /** The parameters, then the non-trainable weights. */
   params: SharedArrayBuffer;
+  /** Each as long as params: the gradient, then the change of the non-trainable weights. */
   gradSlots: SharedArrayBuffer[];
   optimizerState: SharedArrayBuffer[];
   control: SharedArrayBuffer;
   ring: ShmRingBuffers;
   /** Float64 rows of statsWidth(metrics), one per replica: see StatsColumn. */
   stats: SharedArrayBuffer;
-  /** With other processes: the process bridge's buffer (params + 1 floats; process-bridge.ts). */
+  /** With other processes: the process bridge's buffer (params and non-trainable + 1 floats; process-bridge.ts). */
   bridge?: SharedArrayBuffer;
 }
 
@@ -38,32 +46,37 @@ export function statsWidth(metrics: number): number {
   return StatsColumn.METRIC_SUMS + metrics;
 }
 
-export function allocateTrainingBuffers(paramCount: number, replicas: number, stateArrays: number, otherProcesses: boolean, metrics = 0): SharedTrainingBuffers {
-  const floats = () => new SharedArrayBuffer(Math.max(1, paramCount) * 4);
+export function allocateTrainingBuffers(paramCount: number, replicas: number, stateArrays: number, otherProcesses: boolean, metrics = 0, nonTrainableCount = 0): SharedTrainingBuffers {
+  const reduced = paramCount + nonTrainableCount;
+  const floats = (n: number) => () => new SharedArrayBuffer(Math.max(1, n) * 4);
   return {
-    params: floats(),
-    gradSlots: Array.from({ length: replicas }, floats),
-    optimizerState: Array.from({ length: stateArrays }, floats),
+    params: floats(reduced)(),
+    gradSlots: Array.from({ length: replicas }, floats(reduced)),
+    optimizerState: Array.from({ length: stateArrays }, floats(paramCount)),
     control: ControlBlock.allocate(replicas),
-    ring: allocateShmRing(replicas, maxChunkLength(paramCount, replicas)),
+    ring: allocateShmRing(replicas, maxChunkLength(reduced, replicas)),
     stats: new SharedArrayBuffer(replicas * statsWidth(metrics) * 8),
-    bridge: otherProcesses ? new SharedArrayBuffer((paramCount + 1) * 4) : undefined,
+    bridge: otherProcesses ? new SharedArrayBuffer((reduced + 1) * 4) : undefined,
   };
 }
 
 /** Typed views of the buffers, made once per thread. */
 export class TrainingViews {
   readonly params: Float32Array;
+  /** The non-trainable weights (BatchNormalization's moving statistics...), after the params. */
+  readonly nonTrainable: Float32Array;
+  /** Each: the gradient (params.length), then the non-trainable region (nonTrainable.length). */
   readonly gradSlots: Float32Array[];
   readonly optimizerState: Float32Array[];
   readonly stats: Float64Array;
   /** Columns of a statistics row (the buffer holds one row per gradient slot). */
   readonly statsWidth: number;
 
-  constructor(buffers: SharedTrainingBuffers, paramCount: number) {
+  constructor(buffers: SharedTrainingBuffers, paramCount: number, nonTrainableCount = 0) {
     const view = (b: SharedArrayBuffer) => new Float32Array(b, 0, paramCount);
     this.params = view(buffers.params);
-    this.gradSlots = buffers.gradSlots.map(view);
+    this.nonTrainable = new Float32Array(buffers.params, paramCount * 4, nonTrainableCount);
+    this.gradSlots = buffers.gradSlots.map((b) => new Float32Array(b, 0, paramCount + nonTrainableCount));
     this.optimizerState = buffers.optimizerState.map(view);
     this.stats = new Float64Array(buffers.stats);
     this.statsWidth = this.stats.length / buffers.gradSlots.length;

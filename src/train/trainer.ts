@@ -166,6 +166,7 @@ export class Trainer {
       await trainer.startReplicas(
         (views) => {
           views.params.set(options.warmStart?.state.params ?? run.initialParams);
+          views.nonTrainable.set(options.warmStart?.state.nonTrainable ?? run.initialNonTrainable);
           if (options.resume) trainer.restore(options.resume.state, views);
         },
         { signal, started: () => phase('replicas') },
@@ -241,7 +242,7 @@ export class Trainer {
    * piscina pool would keep the process from exiting.
    */
   private async startReplicas(fill: (views: TrainingViews) => void, first?: { signal?: AbortSignal; started?: () => Promise<void> }): Promise<void> {
-    const group = ReplicaGroup.start(this.workers, this.layout.length, this.optimizer.stateNames.length, this.config.parallel.stepTimeoutMs, this.world !== undefined, this.config.metrics.length);
+    const group = ReplicaGroup.start(this.workers, this.layout.length, this.optimizer.stateNames.length, this.config.parallel.stepTimeoutMs, this.world !== undefined, this.config.metrics.length, this.layout.nonTrainableLength);
     this.group = group;
     try {
       fill(group.views);
@@ -284,6 +285,7 @@ export class Trainer {
       ...(config.training.classWeight ? { classWeight: config.training.classWeight } : {}),
       shuffle: config.training.shuffle,
       layout: [...this.layout.entries],
+      nonTrainableLayout: [...this.layout.nonTrainable],
       buffers: this.live.buffers,
       datasets: this.datasets,
       reduceScatter: this.options.reduceScatter ?? 'ring',
@@ -293,6 +295,7 @@ export class Trainer {
       spinMicros: this.workers <= availableParallelism() ? 200 : 0,
       nonFinite: config.training.nonFinite,
       trace: this.options.reportEvents?.trace,
+      syncBatchNorm: config.parallel.syncBatchNorm,
       faults: this.injectedFaults(rank),
     };
   }

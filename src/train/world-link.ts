@@ -83,6 +83,7 @@ export class WorldLink {
   async broadcastState<T>(views: TrainingViews, runState: T): Promise<T> {
     const step = -1;
     await this.group.broadcast(views.params, 0, step);
+    if (views.nonTrainable.length > 0) await this.group.broadcast(views.nonTrainable, 0, step);
     for (const state of views.optimizerState) await this.group.broadcast(state, 0, step);
     const states = await this.group.exchange(this.rank === 0 ? runState : null, step);
     return states[0] as T;
@@ -181,6 +182,7 @@ export function runFingerprint(config: RunConfig, run: PreparedRun, spec: WorldS
   return {
     ringtrainVersion: VERSION,
     parameterLayout: hash(run.layout.entries.map((e) => [e.name, e.shape])),
+    nonTrainableLayout: hash(run.layout.nonTrainable.map((e) => [e.name, e.shape])),
     modelTopology: hash(run.topology),
     optimizer: JSON.stringify({ name: run.optimizer.name, ...run.optimizer.hyperParameters }),
     loss: JSON.stringify(config.loss),
@@ -193,6 +195,7 @@ export function runFingerprint(config: RunConfig, run: PreparedRun, spec: WorldS
     // Another k would reduce at other batches (a hang or desynchronised ring), other class weights train another model.
     accumulateSteps: config.training.accumulateSteps,
     classWeight: JSON.stringify(config.training.classWeight ?? {}),
+    syncBatchNorm: String(config.parallel.syncBatchNorm),
     checkpointEverySteps: config.checkpoint.everySteps,
     datasetSizes: `train ${datasets.train?.size ?? 0}, validation ${datasets.validation?.size ?? 0}, test ${datasets.test?.size ?? 0}`,
     worldSize: spec.worldSize,

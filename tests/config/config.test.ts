@@ -134,7 +134,7 @@ describe('normalization', () => {
       optimizer: { name: 'adam' },
       training: { epochs: 5, batchSize: 32, shuffle: true, seed: 42, validationSplit: 0, validateOnTest: false, nonFinite: 'stop', accumulateSteps: 1 },
       evaluation: { on: 'test' },
-      parallel: { workers: 'auto', stepTimeoutMs: 60000, rendezvousTimeoutMs: 120000, maxRecoveries: 3 },
+      parallel: { workers: 'auto', stepTimeoutMs: 60000, rendezvousTimeoutMs: 120000, maxRecoveries: 3, syncBatchNorm: false },
       backend: 'auto',
       output: { dir: 'runs/mlp', metricsLog: true },
       checkpoint: { dir: path.join('runs/mlp', 'checkpoints'), everySteps: 0, everyEpoch: true, keepLast: 3, onWriteError: 'stop' },

@@ -29,7 +29,9 @@ const trainer = await Trainer.create(config, {
 try {
   const [epoch] = await trainer.fit(1);
   const params = trainer.params();
-  process.stdout.write(`${JSON.stringify({ rank, params: Buffer.from(params.buffer, params.byteOffset, params.byteLength).toString('base64'), loss: epoch.loss, samples: epoch.samples, steps: epoch.steps })}\n`);
+  const nonTrainable = trainer.captureState().nonTrainable ?? new Float32Array(0);
+  const base64 = (a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+  process.stdout.write(`${JSON.stringify({ rank, params: base64(params), nonTrainable: base64(nonTrainable), loss: epoch.loss, samples: epoch.samples, steps: epoch.steps })}\n`);
 } finally {
   await trainer.close();
 }
