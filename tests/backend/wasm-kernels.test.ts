@@ -426,3 +426,21 @@ describe('BatchMatMul, Sum and UnsortedSegmentSum', () => {
     }
   });
 });
+
+describe('Conv3DBackpropInputV2 and Conv3DBackpropFilterV2', () => {
+  it('match the cpu backend on random shapes, strides and paddings', async () => {
+    const random = mulberry32(31);
+    for (let i = 0; i < 6 * FUZZ; i++) {
+      const batch = int(random, 1, 2);
+      const inShape = [batch, int(random, 2, 5), int(random, 2, 5), int(random, 2, 5), pick(random, [1, 2, 3])];
+      const filterShape = [int(random, 1, 2), int(random, 1, 2), int(random, 1, 3), inShape[4]!, pick(random, [1, 2, 4])];
+      const strides = [int(random, 1, 2), int(random, 1, 2), int(random, 1, 2)];
+      const pad = pick(random, ['valid', 'same'] as const);
+      const info = tf.backend_util.computeConv3DInfo(inShape as never, filterShape as never, strides as never, 1, pad);
+      const dyShape = [batch, info.outDepth, info.outHeight, info.outWidth, filterShape[4]!];
+      const dy = { shape: dyShape, values: randomValues(random, dyShape) };
+      await expectSameOnBackends('Conv3DBackpropInputV2', { dy, filter: { shape: filterShape, values: randomValues(random, filterShape) } }, { strides, pad, inputShape: inShape });
+      await expectSameOnBackends('Conv3DBackpropFilterV2', { x: { shape: inShape, values: randomValues(random, inShape) }, dy }, { strides, pad, filterShape });
+    }
+  });
+});
