@@ -182,6 +182,10 @@ export const LAYER_RULES: Readonly<Record<string, LayerRules>> = {
   thresholdedReLU: { args: { theta: nonNegative } },
   softmax: { args: { axis: rule('-1 (tfjs computes a softmax along the last axis only)', (v) => v === -1) } },
   elu: { args: { alpha: rule('1 (tfjs supports no other ELU alpha)', (v) => v === 1) } },
+  // The project's own layers (src/model/layers/).
+  tokenAndPositionEmbedding: { required: ['vocabularySize', 'sequenceLength', 'embeddingDim'], args: { vocabularySize: count, sequenceLength: count, embeddingDim: count } },
+  multiHeadSelfAttention: { required: ['numHeads', 'keyDim'], args: { numHeads: count, keyDim: count } },
+  transformerEncoder: { required: ['numHeads', 'feedForwardDim'], args: { numHeads: count, feedForwardDim: count, keyDim: count, epsilon: positive } },
 };
 
 /** Rules every layer follows (LayerArgs). */

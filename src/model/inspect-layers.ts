@@ -6,6 +6,7 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 import { layerName } from './layer-name.js';
+import { layerFactory } from './layers/index.js';
 import { MEMORY_SHARE, formatBytes, formatCount, machineMemory } from '../config/limits.js';
 
 export interface LayerSize {
@@ -21,8 +22,6 @@ export type ModelInspection =
   | { ok: true; params: number; layers: LayerSize[] }
   /** `arg`: the argument the problem is about, when tfjs' message names its value. */
   | { ok: false; index: number; message: string; arg?: string };
-
-type Factory = (args: Record<string, unknown>) => tfl.layers.Layer;
 
 function product(values: readonly (number | null)[]): number {
   return values.reduce<number>((p, d) => p * (d ?? 1), 1);
@@ -84,8 +83,8 @@ export function inspectLayers(inputShape: readonly number[], layers: readonly { 
     const model = tfl.sequential();
     for (let index = 0; index < layers.length; index++) {
       const { type, ...args } = layers[index]!;
-      const factory = (tfl.layers as unknown as Record<string, Factory>)[type];
-      if (typeof factory !== 'function') return { ok: false, index, message: `unknown layer type "${type}"` };
+      const factory = layerFactory(type);
+      if (factory === undefined) return { ok: false, index, message: `unknown layer type "${type}"` };
       const before = counted;
       const input: (number | null)[] = index === 0 ? [...inputShape] : sizes[index - 1]!.outputShape;
       const name = typeof args.name === 'string' ? args.name : layerName(type, index);

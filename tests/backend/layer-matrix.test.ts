@@ -19,6 +19,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { activateBackend } from '../../src/backend/select-backend.js';
+import { MultiHeadSelfAttention, TokenAndPositionEmbedding, TransformerEncoder } from '../../src/model/layers/index.js';
 import { mulberry32 } from '../../src/util/random.js';
 import { maxRelativeError } from '../helpers/compare.js';
 
@@ -89,6 +90,10 @@ const cases: LayerCase[] = [
     graph: (input: tf.SymbolicTensor) => L[merge]().apply([L.dense({ units: 4 }).apply(input), L.dense({ units: 4, activation: 'tanh' }).apply(input)] as tf.SymbolicTensor[]) as tf.SymbolicTensor,
   })),
   { name: 'dot (normalized)', inputShape: [6], graph: (input) => L.dot({ axes: 1, normalize: true }).apply([L.dense({ units: 4 }).apply(input), L.dense({ units: 4 }).apply(input)] as tf.SymbolicTensor[]) as tf.SymbolicTensor },
+  // The project's own layers (src/model/layers/).
+  { name: 'tokenAndPositionEmbedding', inputShape: [5], vocabulary: 7, layers: () => [new TokenAndPositionEmbedding({ vocabularySize: 7, sequenceLength: 5, embeddingDim: 4 }), L.flatten()] },
+  { name: 'multiHeadSelfAttention', inputShape: [5, 6], layers: () => [new MultiHeadSelfAttention({ numHeads: 2, keyDim: 3 }), L.flatten()] },
+  { name: 'transformerEncoder', inputShape: [6], vocabulary: 9, layers: () => [new TokenAndPositionEmbedding({ vocabularySize: 9, sequenceLength: 6, embeddingDim: 8 }), new TransformerEncoder({ numHeads: 2, feedForwardDim: 12 }), L.globalAveragePooling1d()] },
   {
     name: 'mnist-cnn (small)',
     inputShape: [14, 14, 1],

@@ -1,0 +1,184 @@
+/**
+ * The project's own layers (src/model/layers/): their outputs against plain-JS references, the
+ * config vocabulary (types, argument checks), and a run of a Transformer config whose exported
+ * model.json tf.loadLayersModel reads back, after importing ringtrain, with the same predictions.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as ringtrain from '../../src/index.js';
+import { exportTfjs } from '../../src/checkpoint/export-tfjs.js';
+import { readCheckpointFile } from '../../src/checkpoint/format.js';
+import { parseRunConfig } from '../../src/config/load.js';
+import { sequenceData } from '../../src/data/sources/sequences.js';
+import { tfjsFileHandler } from '../../src/model/tfjs-files.js';
+import { mulberry32 } from '../../src/util/random.js';
+import { maxRelativeError } from '../helpers/compare.js';
+import { configErrorOf } from '../helpers/config-error.js';
+
+const { MultiHeadSelfAttention, TokenAndPositionEmbedding, TransformerEncoder } = ringtrain;
+
+function randomArray(random: () => number, n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => random() * 2 - 1);
+}
+
+/** y = x W + b for row-major x [rows, n] and W [n, m]. */
+function affine(x: Float32Array, rows: number, w: Float32Array, b: Float32Array): Float32Array {
+  const n = x.length / rows;
+  const m = b.length;
+  const y = new Float32Array(rows * m);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < m; j++) {
+    let s = b[j]!;
+    for (let i = 0; i < n; i++) s += x[r * n + i]! * w[i * m + j]!;
+    y[r * m + j] = s;
+  }
+  return y;
+}
+
+/** Multi-head self-attention of one sequence x [t, d], written out with loops. */
+function referenceAttention(x: Float32Array, t: number, heads: number, k: number, w: Float32Array[]): Float32Array {
+  const [wq, bq, wk, bk, wv, bv, wo, bo] = w as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  const q = affine(x, t, wq, bq);
+  const kk = affine(x, t, wk, bk);
+  const v = affine(x, t, wv, bv);
+  const width = heads * k;
+  const context = new Float32Array(t * width);
+  for (let h = 0; h < heads; h++) for (let i = 0; i < t; i++) {
+    const scores = Array.from({ length: t }, (_, j) => {
+      let s = 0;
+      for (let c = 0; c < k; c++) s += q[i * width + h * k + c]! * kk[j * width + h * k + c]!;
+      return s / Math.sqrt(k);
+    });
+    const top = Math.max(...scores);
+    const e = scores.map((s) => Math.exp(s - top));
+    const total = e.reduce((a, b) => a + b, 0);
+    for (let c = 0; c < k; c++) context[i * width + h * k + c] = e.reduce((sum, p, j) => sum + (p / total) * v[j * width + h * k + c]!, 0);
+  }
+  return affine(context, t, wo, bo);
+}
+
+function referenceLayerNorm(x: Float32Array, rows: number, gamma: Float32Array, beta: Float32Array, epsilon: number): Float32Array {
+  const d = gamma.length;
+  const y = new Float32Array(x.length);
+  for (let r = 0; r < rows; r++) {
+    const row = x.subarray(r * d, (r + 1) * d);
+    const mean = row.reduce((a, b) => a + b, 0) / d;
+    const variance = row.reduce((a, b) => a + (b - mean) ** 2, 0) / d;
+    for (let i = 0; i < d; i++) y[r * d + i] = ((row[i]! - mean) / Math.sqrt(variance + epsilon)) * gamma[i]! + beta[i]!;
+  }
+  return y;
+}
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('custom layers compute what their formulas say', () => {
+  const random = mulberry32(77);
+  const [t, d, heads, k] = [4, 6, 2, 3];
+
+  it('multiHeadSelfAttention equals a loop implementation', () => {
+    const layer = new MultiHeadSelfAttention({ numHeads: heads, keyDim: k });
+    const x = randomArray(random, t * d);
+    const out = layer.apply(tf.tensor(x, [1, t, d])) as tf.Tensor;
+    const weights = layer.getWeights().map((w) => randomArray(random, w.size));
+    layer.setWeights(weights.map((w, i) => tf.tensor(w, layer.getWeights()[i]!.shape)));
+    const actual = (layer.apply(tf.tensor(x, [1, t, d])) as tf.Tensor).dataSync();
+    expect(out.shape).toEqual([1, t, d]);
+    expect(maxRelativeError(actual, referenceAttention(x, t, heads, k, weights))).toBeLessThan(1e-5);
+  });
+
+  it('transformerEncoder equals LayerNorm(h + FFN(h)) with h = LayerNorm(x + attention(x)), batched', () => {
+    const layer = new TransformerEncoder({ numHeads: heads, feedForwardDim: 5, epsilon: 1e-3 });
+    const batch = 2;
+    const x = randomArray(random, batch * t * d);
+    layer.apply(tf.tensor(x, [batch, t, d]));
+    const weights = layer.getWeights().map((w) => randomArray(random, w.size));
+    layer.setWeights(weights.map((w, i) => tf.tensor(w, layer.getWeights()[i]!.shape)));
+    const actual = (layer.apply(tf.tensor(x, [batch, t, d])) as tf.Tensor).dataSync();
+    const [g1, b1, w1, c1, w2, c2, g2, b2] = weights.slice(8);
+    const expected = new Float32Array(x.length);
+    for (let b = 0; b < batch; b++) {
+      const xb = x.subarray(b * t * d, (b + 1) * t * d);
+      const attention = referenceAttention(xb, t, heads, k, weights.slice(0, 8));
+      const h = referenceLayerNorm(xb.map((v, i) => v + attention[i]!), t, g1!, b1!, 1e-3);
+      const ffn = affine(affine(h, t, w1!, c1!).map((v) => Math.max(0, v)), t, w2!, c2!);
+      expected.set(referenceLayerNorm(h.map((v, i) => v + ffn[i]!), t, g2!, b2!, 1e-3), b * t * d);
+    }
+    expect(maxRelativeError(actual, expected)).toBeLessThan(1e-5);
+  });
+
+  it('tokenAndPositionEmbedding adds the token row and the position row', () => {
+    const layer = new TokenAndPositionEmbedding({ vocabularySize: 5, sequenceLength: 3, embeddingDim: 2 });
+    layer.apply(tf.zeros([1, 3]));
+    const [tokens, positions] = layer.getWeights().map((w) => w.dataSync());
+    const ids = [4, 0, 4];
+    const actual = (layer.apply(tf.tensor([ids])) as tf.Tensor).dataSync();
+    const expected = ids.flatMap((id, p) => [0, 1].map((c) => tokens![id * 2 + c]! + positions![p * 2 + c]!));
+    expect(maxRelativeError(actual, expected)).toBeLessThan(1e-6);
+  });
+});
+
+const TRANSFORMER_LAYERS = [
+  { type: 'tokenAndPositionEmbedding', vocabularySize: 20, sequenceLength: 11, embeddingDim: 8 },
+  { type: 'transformerEncoder', numHeads: 2, feedForwardDim: 16 },
+  { type: 'multiHeadSelfAttention', numHeads: 2, keyDim: 4 },
+  { type: 'globalAveragePooling1d' },
+  { type: 'dense', units: 10, activation: 'softmax' },
+];
+
+function transformerConfig(layers: unknown[], extra: Record<string, unknown> = {}) {
+  return {
+    name: 'transformer-test',
+    model: { inputShape: [11], layers },
+    data: { source: 'recall', samples: 64 },
+    loss: 'sparseCategoricalCrossentropy',
+    metrics: ['accuracy'],
+    optimizer: { name: 'adam', learningRate: 0.01 },
+    training: { epochs: 1, batchSize: 16 },
+    ...extra,
+  };
+}
+
+describe('config', () => {
+  it('names the custom layers and checks their arguments', () => {
+    expect(parseRunConfig(transformerConfig(TRANSFORMER_LAYERS)).model).toMatchObject({ layers: TRANSFORMER_LAYERS });
+    const misspelt = configErrorOf(() => parseRunConfig(transformerConfig([TRANSFORMER_LAYERS[0], { type: 'transformerEncoder', numHead: 2, feedForwardDim: 16 }])));
+    expect(misspelt.message).toContain('model.layers[1].numHead');
+    expect(misspelt.message).toContain('did you mean "numHeads"?');
+    const zero = configErrorOf(() => parseRunConfig(transformerConfig([TRANSFORMER_LAYERS[0], { type: 'multiHeadSelfAttention', numHeads: 0, keyDim: 4 }])));
+    expect(zero.message).toContain('model.layers[1].numHeads');
+    expect(zero.message).toContain('an integer from 1 to');
+    const length = configErrorOf(() => parseRunConfig(transformerConfig([{ ...TRANSFORMER_LAYERS[0], sequenceLength: 12 }, TRANSFORMER_LAYERS[4]])));
+    expect(length.message).toContain('model.layers[0]');
+    expect(length.message).toContain('tokenAndPositionEmbedding expects inputs [batch, 12] (sequenceLength), got [any, 11]');
+  });
+});
+
+describe('a Transformer config trains, exports and loads back', () => {
+  it('tf.loadLayersModel reads the exported model.json (after importing ringtrain) and predicts as the trainer does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ringtrain-transformer-'));
+    const config = parseRunConfig(transformerConfig(TRANSFORMER_LAYERS, { parallel: { workers: 1 }, output: { dir, metricsLog: false } }));
+    const data = await ringtrain.loadData(config.data, { seed: config.seed });
+    const trainer = await ringtrain.Trainer.create(config, { data, checkpoints: true });
+    const features = sequenceData('recall', 8, 99, 1).features;
+    let expected: Float32Array;
+    let file: string;
+    try {
+      await trainer.fit();
+      expected = await trainer.predict(features);
+      file = trainer.checkpointsWritten.at(-1)!;
+    } finally {
+      await trainer.close();
+    }
+    const modelJson = await exportTfjs(await readCheckpointFile(file), join(dir, 'export'));
+    await tf.setBackend('cpu');
+    const model = await tf.loadLayersModel(tfjsFileHandler(modelJson));
+    expect(model.layers.map((l) => l.getClassName())).toEqual(['TokenAndPositionEmbedding', 'TransformerEncoder', 'MultiHeadSelfAttention', 'GlobalAveragePooling1D', 'Dense']);
+    const predicted = (model.predict(tf.tensor(features, [8, 11])) as tf.Tensor).dataSync();
+    expect(maxRelativeError(predicted, expected)).toBeLessThan(1e-5);
+    model.dispose();
+  });
+});
