@@ -2,7 +2,8 @@
  * Registers the training kernels the wasm backend lacks (Conv2DBackpropFilter, the depthwise
  * backprops, UnsortedSegmentSum) and replaces built-ins that are slow on training shapes
  * (Conv2D, Conv2DBackpropInput, MaxPoolGrad, BatchMatMul with transposes, leading-axes Sum,
- * channel-bias Add, the copying Identity and same-dtype Cast); the built-in MaxPoolGrad is also
+ * channel-bias Add, the copying Identity and same-dtype Cast, the copying SplitV and the
+ * same-shape LogicalAnd of recurrent layers' gradients); the built-in MaxPoolGrad is also
  * wrong on ties and all-negative windows, the built-in Conv3D backprops are wrong, and the
  * built-in Cast to bool truncates. Idempotent;
  * called by activateBackend('wasm').
@@ -19,7 +20,9 @@ import { conv3DBackpropInputConfig } from './conv3d-backprop-input.js';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-backprop-filter.js';
 import { depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-backprop-input.js';
 import { castConfig, identityConfig } from './identity.js';
+import { logicalAndConfig } from './logical-and.js';
 import { maxPoolGradConfig } from './max-pool-grad.js';
+import { splitVConfig } from './split-v.js';
 import { sumConfig } from './sum.js';
 import { unsortedSegmentSumConfig } from './unsorted-segment-sum.js';
 import { isOurs, recordBuiltin } from './util.js';
@@ -36,6 +39,8 @@ const configs: tf.KernelConfig[] = [
   unsortedSegmentSumConfig,
   conv3DBackpropInputConfig,
   conv3DBackpropFilterConfig,
+  splitVConfig,
+  logicalAndConfig,
   // Left out for a while (xor gradients went wrong): the cause was the built-in BatchMatMul's
   // operator cache keyed by data id, which shared data exposed; batch-mat-mul.ts guards it now.
   identityConfig,
