@@ -82,6 +82,9 @@ const permutation = rule('a permutation of 1..n (the input dimensions, the batch
   return [...v].sort((a, b) => Number(a) - Number(b)).every((d, i) => d === i + 1);
 });
 
+/** The layer a wrapper wraps: a layer object, as in model.layers. */
+const layerSpec = rule('a layer object such as {"type": "lstm", "units": 8}', (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { type?: unknown }).type === 'string');
+
 function conv(dims: number, extra: Record<string, ArgRule> = {}): LayerRules {
   return {
     required: ['filters', 'kernelSize'],
@@ -182,6 +185,9 @@ export const LAYER_RULES: Readonly<Record<string, LayerRules>> = {
   thresholdedReLU: { args: { theta: nonNegative } },
   softmax: { args: { axis: rule('-1 (tfjs computes a softmax along the last axis only)', (v) => v === -1) } },
   elu: { args: { alpha: rule('1 (tfjs supports no other ELU alpha)', (v) => v === 1) } },
+  // Wrappers: `layer` is a layer spec such as {"type": "lstm", "units": 8} (model/layers/index.ts).
+  bidirectional: { required: ['layer'], args: { layer: layerSpec, mergeMode: oneOf('sum', 'mul', 'concat', 'ave') } },
+  timeDistributed: { required: ['layer'], args: { layer: layerSpec } },
   // The project's own layers (src/model/layers/).
   tokenAndPositionEmbedding: { required: ['vocabularySize', 'sequenceLength', 'embeddingDim'], args: { vocabularySize: count, sequenceLength: count, embeddingDim: count } },
   multiHeadSelfAttention: { required: ['numHeads', 'keyDim'], args: { numHeads: count, keyDim: count } },

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors.js';
 import { layerName } from './layer-name.js';
-import { layerFactory } from './layers/index.js';
+import { layerFactory, withNestedLayer } from './layers/index.js';
 import { mulberry32 } from '../util/random.js';
 import { READ_LIMITS, readRegularFile } from '../util/read-regular-file.js';
 
@@ -42,7 +42,7 @@ function buildSequential(spec: { inputShape: number[]; layers: LayerSpec[] }): t
       layerArgs.inputShape = spec.inputShape;
     }
     try {
-      model.add(factory(layerArgs));
+      model.add(factory(withNestedLayer(layerArgs)));
     } catch (error) {
       throw new ConfigError(`model.layers[${index}]`, `cannot build ${type} layer: ${(error as Error).message}`, { cause: error });
     }

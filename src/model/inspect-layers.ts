@@ -6,7 +6,7 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 import { layerName } from './layer-name.js';
-import { layerFactory } from './layers/index.js';
+import { layerFactory, withNestedLayer } from './layers/index.js';
 import { MEMORY_SHARE, formatBytes, formatCount, machineMemory } from '../config/limits.js';
 
 export interface LayerSize {
@@ -99,7 +99,7 @@ export function inspectLayers(inputShape: readonly number[], layers: readonly { 
         // A copy: tfjs may write into its arguments (reshape replaces -1 in targetShape by null).
         const layerArgs: Record<string, unknown> = { name: layerName(type, index), ...structuredClone(args) };
         if (index === 0) layerArgs.inputShape = [...inputShape];
-        model.add(factory(layerArgs));
+        model.add(factory(withNestedLayer(layerArgs)));
       } catch (error) {
         const text = firstLine(error instanceof Error ? error.message : String(error));
         const clearer = /Negative dimension size/.test(text) ? windowTooLarge(type, args, input) : undefined;

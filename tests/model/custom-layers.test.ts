@@ -12,6 +12,7 @@ import * as ringtrain from '../../src/index.js';
 import { exportTfjs } from '../../src/checkpoint/export-tfjs.js';
 import { readCheckpointFile } from '../../src/checkpoint/format.js';
 import { parseRunConfig } from '../../src/config/load.js';
+import { buildModel } from '../../src/model/build-model.js';
 import { sequenceData } from '../../src/data/sources/sequences.js';
 import { tfjsFileHandler } from '../../src/model/tfjs-files.js';
 import { mulberry32 } from '../../src/util/random.js';
@@ -154,6 +155,35 @@ describe('config', () => {
     const length = configErrorOf(() => parseRunConfig(transformerConfig([{ ...TRANSFORMER_LAYERS[0], sequenceLength: 12 }, TRANSFORMER_LAYERS[4]])));
     expect(length.message).toContain('model.layers[0]');
     expect(length.message).toContain('tokenAndPositionEmbedding expects inputs [batch, 12] (sequenceLength), got [any, 11]');
+  });
+});
+
+describe('wrapper layers in a config', () => {
+  const config = (layers: unknown[]) => ({ name: 'wrappers', model: { inputShape: [16], layers }, data: { source: 'majority', samples: 64 }, loss: 'sparseCategoricalCrossentropy', optimizer: 'adam', training: { epochs: 1, batchSize: 8 } });
+  const embedding = { type: 'embedding', inputDim: 10, outputDim: 4 };
+
+  it('bidirectional and timeDistributed take a layer spec, built under names derived from theirs', async () => {
+    const parsed = parseRunConfig(config([embedding, { type: 'bidirectional', layer: { type: 'lstm', units: 3, returnSequences: true }, mergeMode: 'sum' }, { type: 'timeDistributed', layer: { type: 'dense', units: 2 } }, { type: 'flatten' }]));
+    const model = await buildModel(parsed.model as Parameters<typeof buildModel>[0], 1);
+    expect(model.trainableWeights.map((w) => `${w.name} ${w.shape.join('x')}`)).toEqual([
+      'embedding_1/embeddings 10x4',
+      'bidirectional_2/forward_bidirectional_2_lstm/kernel 4x12',
+      'bidirectional_2/forward_bidirectional_2_lstm/recurrent_kernel 3x12',
+      'bidirectional_2/forward_bidirectional_2_lstm/bias 12',
+      'bidirectional_2/backward_bidirectional_2_lstm/kernel 4x12',
+      'bidirectional_2/backward_bidirectional_2_lstm/recurrent_kernel 3x12',
+      'bidirectional_2/backward_bidirectional_2_lstm/bias 12',
+      'time_distributed_3/kernel 3x2',
+      'time_distributed_3/bias 2',
+    ]);
+    model.dispose();
+  });
+
+  it('refuses a wrapper without a layer spec, with an unknown inner type or a bad mergeMode', () => {
+    const message = (layer: Record<string, unknown>) => configErrorOf(() => parseRunConfig(config([embedding, layer]))).message;
+    expect(message({ type: 'bidirectional', layer: 5 })).toContain('model.layers[1].layer: expected a layer object such as {"type": "lstm", "units": 8}, found 5');
+    expect(message({ type: 'bidirectional', layer: { type: 'lstmm', units: 3 } })).toContain('model.layers[1]: cannot build bidirectional layer: its layer has an unknown layer type "lstmm"');
+    expect(message({ type: 'bidirectional', layer: { type: 'lstm', units: 3 }, mergeMode: 'x' })).toContain('model.layers[1].mergeMode: expected one of "sum", "mul", "concat", "ave", found "x"');
   });
 });
 

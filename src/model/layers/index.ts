@@ -26,3 +26,19 @@ export function layerFactory(type: string): LayerFactory | undefined {
   if (typeof builtin === 'function' && /^[a-z]/.test(type)) return builtin as LayerFactory;
   return Object.hasOwn(CUSTOM_LAYERS, type) ? CUSTOM_LAYERS[type] : undefined;
 }
+
+/**
+ * The wrappers bidirectional and timeDistributed take a layer object, which JSON cannot hold: in
+ * a config their `layer` is a layer spec ({"type": "lstm", "units": 8}), built here under a name
+ * derived from the wrapper's (tfjs would number it after the layers built before in the thread,
+ * and parameter names must be the same in every thread).
+ */
+export function withNestedLayer(args: Record<string, unknown>): Record<string, unknown> {
+  const spec = args.layer;
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec) || typeof (spec as { type?: unknown }).type !== 'string') return args;
+  const { type, ...innerArgs } = spec as { type: string; [arg: string]: unknown };
+  const factory = layerFactory(type);
+  if (factory === undefined) throw new Error(`its layer has an unknown layer type "${type}"`);
+  const name = `${String(args.name ?? 'wrapper')}_${type.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase()}`;
+  return { ...args, layer: factory({ name, ...withNestedLayer(innerArgs) }) };
+}
