@@ -18,6 +18,7 @@ import { tfjsFileHandler } from '../../src/model/tfjs-files.js';
 import { mulberry32 } from '../../src/util/random.js';
 import { maxRelativeError } from '../helpers/compare.js';
 import { configErrorOf } from '../helpers/config-error.js';
+import { relativeDifference } from '../helpers/equivalence.js';
 
 const { MultiHeadSelfAttention, TokenAndPositionEmbedding, TransformerEncoder } = ringtrain;
 
@@ -40,9 +41,9 @@ function affine(x: Float32Array, rows: number, w: Float32Array, b: Float32Array)
 
 /** Multi-head self-attention of one sequence x [t, d], written out with loops. */
 function referenceAttention(x: Float32Array, t: number, heads: number, k: number, w: Float32Array[]): Float32Array {
-  const [wq, bq, wk, bk, wv, bv, wo, bo] = w as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  const [wq, bq, wk, wv, bv, wo, bo] = w as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
   const q = affine(x, t, wq, bq);
-  const kk = affine(x, t, wk, bk);
+  const kk = affine(x, t, wk, new Float32Array(heads * k)); // keys have no bias
   const v = affine(x, t, wv, bv);
   const width = heads * k;
   const context = new Float32Array(t * width);
@@ -99,11 +100,11 @@ describe('custom layers compute what their formulas say', () => {
     const weights = layer.getWeights().map((w) => randomArray(random, w.size));
     layer.setWeights(weights.map((w, i) => tf.tensor(w, layer.getWeights()[i]!.shape)));
     const actual = (layer.apply(tf.tensor(x, [batch, t, d])) as tf.Tensor).dataSync();
-    const [g1, b1, w1, c1, w2, c2, g2, b2] = weights.slice(8);
+    const [g1, b1, w1, c1, w2, c2, g2, b2] = weights.slice(7);
     const expected = new Float32Array(x.length);
     for (let b = 0; b < batch; b++) {
       const xb = x.subarray(b * t * d, (b + 1) * t * d);
-      const attention = referenceAttention(xb, t, heads, k, weights.slice(0, 8));
+      const attention = referenceAttention(xb, t, heads, k, weights.slice(0, 7));
       const h = referenceLayerNorm(xb.map((v, i) => v + attention[i]!), t, g1!, b1!, 1e-3);
       const ffn = affine(affine(h, t, w1!, c1!).map((v) => Math.max(0, v)), t, w2!, c2!);
       expected.set(referenceLayerNorm(h.map((v, i) => v + ffn[i]!), t, g2!, b2!, 1e-3), b * t * d);
@@ -188,27 +189,30 @@ describe('wrapper layers in a config', () => {
 });
 
 describe('a Transformer config trains, exports and loads back', () => {
-  it('tf.loadLayersModel reads the exported model.json (after importing ringtrain) and predicts as the trainer does', async () => {
+  it('2 replicas end with the weights of 1; tf.loadLayersModel reads the exported model.json (after importing ringtrain) and predicts as the trainer does', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ringtrain-transformer-'));
-    const config = parseRunConfig(transformerConfig(TRANSFORMER_LAYERS, { parallel: { workers: 1 }, output: { dir, metricsLog: false } }));
+    const config = parseRunConfig(transformerConfig(TRANSFORMER_LAYERS, { output: { dir, metricsLog: false } }));
     const data = await ringtrain.loadData(config.data, { seed: config.seed });
-    const trainer = await ringtrain.Trainer.create(config, { data, checkpoints: true });
     const features = sequenceData('recall', 8, 99, 1).features;
-    let expected: Float32Array;
-    let file: string;
-    try {
-      await trainer.fit();
-      expected = await trainer.predict(features);
-      file = trainer.checkpointsWritten.at(-1)!;
-    } finally {
-      await trainer.close();
-    }
-    const modelJson = await exportTfjs(await readCheckpointFile(file), join(dir, 'export'));
+    const run = async (workers: number) => {
+      const trainer = await ringtrain.Trainer.create({ ...config, parallel: { ...config.parallel, workers } }, { data, checkpoints: workers === 2 });
+      try {
+        await trainer.fit();
+        return { params: trainer.params(), predicted: await trainer.predict(features), file: trainer.checkpointsWritten.at(-1) };
+      } finally {
+        await trainer.close();
+      }
+    };
+    const one = await run(1);
+    const two = await run(2);
+    expect(relativeDifference(two.params, one.params)).toBeLessThan(1e-5);
+
+    const modelJson = await exportTfjs(await readCheckpointFile(two.file!), join(dir, 'export'));
     await tf.setBackend('cpu');
     const model = await tf.loadLayersModel(tfjsFileHandler(modelJson));
     expect(model.layers.map((l) => l.getClassName())).toEqual(['TokenAndPositionEmbedding', 'TransformerEncoder', 'MultiHeadSelfAttention', 'GlobalAveragePooling1D', 'Dense']);
     const predicted = (model.predict(tf.tensor(features, [8, 11])) as tf.Tensor).dataSync();
-    expect(maxRelativeError(predicted, expected)).toBeLessThan(1e-5);
+    expect(maxRelativeError(predicted, two.predicted)).toBeLessThan(1e-5);
     model.dispose();
   });
 });

@@ -18,7 +18,6 @@ export interface AttentionWeights {
   queryKernel: tf.LayerVariable;
   queryBias: tf.LayerVariable;
   keyKernel: tf.LayerVariable;
-  keyBias: tf.LayerVariable;
   valueKernel: tf.LayerVariable;
   valueBias: tf.LayerVariable;
   outputKernel: tf.LayerVariable;
@@ -28,7 +27,12 @@ export interface AttentionWeights {
 /** A layer's addWeight (protected in tf.layers.Layer, so passed in by the layer). */
 export type AddWeight = (name: string, shape: number[], initializer: ReturnType<typeof tf.initializers.zeros>) => tf.LayerVariable;
 
-/** Adds the projection weights of attention over `features` (glorot kernels, zero biases). */
+/**
+ * Adds the projection weights of attention over `features` (glorot kernels, zero biases). Keys
+ * have no bias: it adds the same amount to every score of a query, which the softmax cancels, so
+ * its gradient is zero but for rounding, and Adam would turn that rounding into full-size steps
+ * that differ between 1 and N replicas.
+ */
 export function addAttentionWeights(add: AddWeight, features: number, numHeads: number, keyDim: number): AttentionWeights {
   const width = numHeads * keyDim;
   const kernel = (name: string, shape: number[]) => add(name, shape, tf.initializers.glorotUniform({}));
@@ -37,7 +41,6 @@ export function addAttentionWeights(add: AddWeight, features: number, numHeads: 
     queryKernel: kernel('query_kernel', [features, width]),
     queryBias: bias('query_bias', width),
     keyKernel: kernel('key_kernel', [features, width]),
-    keyBias: bias('key_bias', width),
     valueKernel: kernel('value_kernel', [features, width]),
     valueBias: bias('value_bias', width),
     outputKernel: kernel('output_kernel', [width, features]),
@@ -50,10 +53,12 @@ export function selfAttention(x: tf.Tensor, w: AttentionWeights, numHeads: numbe
   const [, length, features] = x.shape as [number, number, number];
   const rows = tf.reshape(x, [-1, features]);
   // [b*t, d] · [d, h*k] → [b, h, t, k]
-  const heads = (kernel: tf.LayerVariable, bias: tf.LayerVariable) =>
-    tf.transpose(tf.reshape(tf.add(tf.matMul(rows, kernel.read()), bias.read()), [-1, length, numHeads, keyDim]), [0, 2, 1, 3]);
+  const heads = (kernel: tf.LayerVariable, bias?: tf.LayerVariable) => {
+    const projected = tf.matMul(rows, kernel.read());
+    return tf.transpose(tf.reshape(bias ? tf.add(projected, bias.read()) : projected, [-1, length, numHeads, keyDim]), [0, 2, 1, 3]);
+  };
   const q = heads(w.queryKernel, w.queryBias);
-  const k = heads(w.keyKernel, w.keyBias);
+  const k = heads(w.keyKernel);
   const v = heads(w.valueKernel, w.valueBias);
   const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(keyDim));
   const context = tf.matMul(tf.softmax(scores), v); // [b, h, t, k]
