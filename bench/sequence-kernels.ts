@@ -69,6 +69,27 @@ async function main(): Promise<void> {
     }
   }
   const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+
+  // The kernels alone, on the LSTM's shapes (batch 32, 64 units), in the same alternation.
+  const gates = tf.randomUniform([options.batch, 256]);
+  const [p, q] = [tf.randomUniform([options.batch, 64]).greater(0.5), tf.randomUniform([options.batch, 64]).greater(0.5)];
+  const kernelCalls: Record<string, () => void> = {
+    'SplitV [32,256] in 4': () => tf.dispose(tf.split(gates, 4, 1)),
+    'LogicalAnd [32,64]': () => tf.dispose(tf.logicalAnd(p, q)),
+  };
+  for (const [name, call] of Object.entries(kernelCalls)) {
+    const us: Record<'ours' | 'builtin', number[]> = { ours: [], builtin: [] };
+    for (let r = 0; r < 2 * options.rounds; r++) {
+      for (const which of ['ours', 'builtin'] as const) {
+        use(which);
+        const started = performance.now();
+        for (let i = 0; i < 200; i++) call();
+        us[which].push(((performance.now() - started) / 200) * 1000);
+      }
+    }
+    const [a, b] = [Math.min(...us.ours), Math.min(...us.builtin)];
+    console.log(`${name}: ${a.toFixed(1)} us with this project's kernel, ${b.toFixed(1)} us built-in (fastest of ${2 * options.rounds} alternating windows of 200 calls): ${(b / a).toFixed(1)}x`);
+  }
   // The fastest window is the one least disturbed by other processes; the median is shown too.
   for (const [what, pick] of [['median', median], ['fastest', (v: number[]) => Math.min(...v)]] as const) {
     const [a, b] = [pick(times.ours), pick(times.builtin)];
