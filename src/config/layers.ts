@@ -3,7 +3,7 @@
  * @tensorflow/tfjs-layers, read from the library itself so the list cannot drift from it.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { CUSTOM_LAYERS, layerFactory } from '../model/layers/index.js';
+import { CUSTOM_LAYERS, layerFactory, withNestedLayer } from '../model/layers/index.js';
 
 /**
  * Functions of `tf.layers` that are not layers one can stack:
@@ -74,7 +74,13 @@ export function checkLayerArgs(type: string, args: Readonly<Record<string, unkno
   const read = new Set<string>();
   let wholesale = false;
   // A copy: tfjs may write into its arguments (reshape replaces -1 in targetShape by null).
-  const target: Record<string, unknown> = { name: 'config_check', ...structuredClone(args) };
+  let target: Record<string, unknown> = { name: 'config_check', ...structuredClone(args) };
+  // A wrapper's layer spec becomes a layer first, as the builder does; a bad one is the builder's to report.
+  try {
+    target = withNestedLayer(target);
+  } catch {
+    return { unknown: [], known: [], complete: false };
+  }
   const proxy = new Proxy(target, {
     get(t, key, receiver) {
       if (typeof key === 'string') read.add(key);
