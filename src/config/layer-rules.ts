@@ -85,6 +85,14 @@ const permutation = rule('a permutation of 1..n (the input dimensions, the batch
 /** The layer a wrapper wraps: a layer object, as in model.layers. */
 const layerSpec = rule('a layer object such as {"type": "lstm", "units": 8}', (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { type?: unknown }).type === 'string');
 
+/**
+ * TensorFlow.js has no gradient for dilated convolutions (Conv2D, Conv3D and depthwise gradients
+ * assert dilations of 1), and tfjs-layers implements no "causal" padding: such a layer would
+ * build and then fail at the first training step.
+ */
+const noDilation = rule('1 (TensorFlow.js has no gradient for dilated convolutions, so they cannot train)', (v) => v === 1 || (Array.isArray(v) && v.length >= 1 && v.length <= 3 && v.every((d) => d === 1)));
+const convPadding = rule('one of "valid", "same" (tfjs-layers does not implement "causal")', (v) => v === 'valid' || v === 'same');
+
 function conv(dims: number, extra: Record<string, ArgRule> = {}): LayerRules {
   return {
     required: ['filters', 'kernelSize'],
@@ -92,8 +100,8 @@ function conv(dims: number, extra: Record<string, ArgRule> = {}): LayerRules {
       filters: count,
       kernelSize: sizes(dims),
       strides: sizes(dims),
-      dilationRate: sizes(dims),
-      padding: dims === 1 ? oneOf('valid', 'same', 'causal') : padding,
+      dilationRate: noDilation,
+      padding: dims === 1 ? convPadding : padding,
       dataFormat,
       useBias: bool,
       ...extra,
@@ -139,7 +147,7 @@ export const LAYER_RULES: Readonly<Record<string, LayerRules>> = {
   separableConv2d: conv(2, { depthMultiplier: count }),
   depthwiseConv2d: {
     required: ['kernelSize'],
-    args: { kernelSize: sizes(2), depthMultiplier: count, strides: sizes(2), dilationRate: sizes(2), padding, dataFormat, useBias: bool },
+    args: { kernelSize: sizes(2), depthMultiplier: count, strides: sizes(2), dilationRate: noDilation, padding, dataFormat, useBias: bool },
   },
   maxPooling1d: pool(1),
   maxPool1d: pool(1),

@@ -165,7 +165,7 @@ describe('layer arguments are refused with the config', () => {
       { type: 'maxPooling2d', poolSize: [2, 2], strides: 2, padding: 'valid' },
       { type: 'reshape', targetShape: [-1, 8] },
       // (tfjs writes null over the -1 of the array it is given: the config's own must stay as written)
-      { type: 'conv1d', filters: 4, kernelSize: 2, padding: 'causal' },
+      { type: 'conv1d', filters: 4, kernelSize: 2, padding: 'same', dilationRate: 1 },
       { type: 'lstm', units: 4, dropout: 0, recurrentDropout: 0.5 },
       { type: 'dropout', rate: 0 },
       { type: 'dense', units: 10, activation: 'softmax' },

@@ -186,6 +186,12 @@ describe('wrapper layers in a config', () => {
     expect(message({ type: 'bidirectional', layer: { type: 'lstmm', units: 3 } })).toContain('model.layers[1]: cannot build bidirectional layer: its layer has an unknown layer type "lstmm"');
     expect(message({ type: 'bidirectional', layer: { type: 'lstm', units: 3 }, mergeMode: 'x' })).toContain('model.layers[1].mergeMode: expected one of "sum", "mul", "concat", "ave", found "x"');
   });
+
+  it('refuses what TensorFlow.js builds but cannot train: causal padding, dilated convolutions', () => {
+    const message = (layer: Record<string, unknown>) => configErrorOf(() => parseRunConfig(config([embedding, layer]))).message;
+    expect(message({ type: 'conv1d', filters: 2, kernelSize: 3, padding: 'causal' })).toContain('model.layers[1].padding: expected one of "valid", "same" (tfjs-layers does not implement "causal"), found "causal"');
+    expect(message({ type: 'conv1d', filters: 2, kernelSize: 3, dilationRate: 2 })).toContain('model.layers[1].dilationRate: expected 1 (TensorFlow.js has no gradient for dilated convolutions, so they cannot train), found 2');
+  });
 });
 
 describe('a Transformer config trains, exports and loads back', () => {
