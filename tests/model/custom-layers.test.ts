@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as ringtrain from '../../src/index.js';
+import { silenceCpuBanner } from '../../src/backend/select-backend.js';
 import { exportTfjs } from '../../src/checkpoint/export-tfjs.js';
 import { readCheckpointFile } from '../../src/checkpoint/format.js';
 import { parseRunConfig } from '../../src/config/load.js';
@@ -75,6 +76,7 @@ function referenceLayerNorm(x: Float32Array, rows: number, gamma: Float32Array, 
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
+  silenceCpuBanner();
 });
 
 describe('custom layers compute what their formulas say', () => {
