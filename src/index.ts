@@ -16,3 +16,4 @@ export { ShmRingTransport, allocateShmRing } from './collective/shm-transport.js
 export { ControlBlock, WaitTimeoutError } from './collective/control-block.js';
 export { UserError, ConfigError, DataError, TrainingAbortedError } from './errors.js';
 export { VERSION } from './version.js';
+export { TokenAndPositionEmbedding, MultiHeadSelfAttention, TransformerEncoder } from './model/layers/index.js';

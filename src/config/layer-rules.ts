@@ -82,6 +82,17 @@ const permutation = rule('a permutation of 1..n (the input dimensions, the batch
   return [...v].sort((a, b) => Number(a) - Number(b)).every((d, i) => d === i + 1);
 });
 
+/** The layer a wrapper wraps: a layer object, as in model.layers. */
+const layerSpec = rule('a layer object such as {"type": "lstm", "units": 8}', (v) => typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { type?: unknown }).type === 'string');
+
+/**
+ * TensorFlow.js has no gradient for dilated convolutions (Conv2D, Conv3D and depthwise gradients
+ * assert dilations of 1), and tfjs-layers implements no "causal" padding: such a layer would
+ * build and then fail at the first training step.
+ */
+const noDilation = rule('1 (TensorFlow.js has no gradient for dilated convolutions, so they cannot train)', (v) => v === 1 || (Array.isArray(v) && v.length >= 1 && v.length <= 3 && v.every((d) => d === 1)));
+const convPadding = rule('one of "valid", "same" (tfjs-layers does not implement "causal")', (v) => v === 'valid' || v === 'same');
+
 function conv(dims: number, extra: Record<string, ArgRule> = {}): LayerRules {
   return {
     required: ['filters', 'kernelSize'],
@@ -89,8 +100,8 @@ function conv(dims: number, extra: Record<string, ArgRule> = {}): LayerRules {
       filters: count,
       kernelSize: sizes(dims),
       strides: sizes(dims),
-      dilationRate: sizes(dims),
-      padding: dims === 1 ? oneOf('valid', 'same', 'causal') : padding,
+      dilationRate: noDilation,
+      padding: dims === 1 ? convPadding : padding,
       dataFormat,
       useBias: bool,
       ...extra,
@@ -136,7 +147,7 @@ export const LAYER_RULES: Readonly<Record<string, LayerRules>> = {
   separableConv2d: conv(2, { depthMultiplier: count }),
   depthwiseConv2d: {
     required: ['kernelSize'],
-    args: { kernelSize: sizes(2), depthMultiplier: count, strides: sizes(2), dilationRate: sizes(2), padding, dataFormat, useBias: bool },
+    args: { kernelSize: sizes(2), depthMultiplier: count, strides: sizes(2), dilationRate: noDilation, padding, dataFormat, useBias: bool },
   },
   maxPooling1d: pool(1),
   maxPool1d: pool(1),
@@ -182,6 +193,13 @@ export const LAYER_RULES: Readonly<Record<string, LayerRules>> = {
   thresholdedReLU: { args: { theta: nonNegative } },
   softmax: { args: { axis: rule('-1 (tfjs computes a softmax along the last axis only)', (v) => v === -1) } },
   elu: { args: { alpha: rule('1 (tfjs supports no other ELU alpha)', (v) => v === 1) } },
+  // Wrappers: `layer` is a layer spec such as {"type": "lstm", "units": 8} (model/layers/index.ts).
+  bidirectional: { required: ['layer'], args: { layer: layerSpec, mergeMode: oneOf('sum', 'mul', 'concat', 'ave') } },
+  timeDistributed: { required: ['layer'], args: { layer: layerSpec } },
+  // The project's own layers (src/model/layers/).
+  tokenAndPositionEmbedding: { required: ['vocabularySize', 'sequenceLength', 'embeddingDim'], args: { vocabularySize: count, sequenceLength: count, embeddingDim: count } },
+  multiHeadSelfAttention: { required: ['numHeads', 'keyDim'], args: { numHeads: count, keyDim: count } },
+  transformerEncoder: { required: ['numHeads', 'feedForwardDim'], args: { numHeads: count, feedForwardDim: count, keyDim: count, epsilon: positive } },
 };
 
 /** Rules every layer follows (LayerArgs). */

@@ -3,6 +3,7 @@
  * @tensorflow/tfjs-layers, read from the library itself so the list cannot drift from it.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
+import { CUSTOM_LAYERS, layerFactory, withNestedLayer } from '../model/layers/index.js';
 
 /**
  * Functions of `tf.layers` that are not layers one can stack:
@@ -23,12 +24,14 @@ function isLayerFactory(name: string, value: unknown): boolean {
   );
 }
 
-/** Every valid `model.layers[i].type`, sorted (e.g. "conv2d", "dense", "maxPooling2d"). */
+/** Every valid `model.layers[i].type`, sorted (e.g. "conv2d", "dense", "maxPooling2d"), the project's own layers included. */
 export const LAYER_TYPES: readonly string[] = Object.freeze(
-  Object.entries(tfl.layers as unknown as Record<string, unknown>)
-    .filter(([name, value]) => isLayerFactory(name, value))
-    .map(([name]) => name)
-    .sort(),
+  [
+    ...Object.entries(tfl.layers as unknown as Record<string, unknown>)
+      .filter(([name, value]) => isLayerFactory(name, value))
+      .map(([name]) => name),
+    ...Object.keys(CUSTOM_LAYERS),
+  ].sort(),
 );
 
 const LAYER_TYPE_SET: ReadonlySet<string> = new Set(LAYER_TYPES);
@@ -66,12 +69,18 @@ export interface LayerArgsCheck {
  * false and `known` holds the arguments read before it threw.
  */
 export function checkLayerArgs(type: string, args: Readonly<Record<string, unknown>>): LayerArgsCheck | undefined {
-  const factory = (tfl.layers as unknown as Record<string, (args: object) => unknown>)[type];
-  if (typeof factory !== 'function') return undefined;
+  const factory = layerFactory(type);
+  if (factory === undefined) return undefined;
   const read = new Set<string>();
   let wholesale = false;
   // A copy: tfjs may write into its arguments (reshape replaces -1 in targetShape by null).
-  const target: Record<string, unknown> = { name: 'config_check', ...structuredClone(args) };
+  let target: Record<string, unknown> = { name: 'config_check', ...structuredClone(args) };
+  // A wrapper's layer spec becomes a layer first, as the builder does; a bad one is the builder's to report.
+  try {
+    target = withNestedLayer(target);
+  } catch {
+    return { unknown: [], known: [], complete: false };
+  }
   const proxy = new Proxy(target, {
     get(t, key, receiver) {
       if (typeof key === 'string') read.add(key);
@@ -88,7 +97,7 @@ export function checkLayerArgs(type: string, args: Readonly<Record<string, unkno
   });
   let complete = true;
   try {
-    factory(proxy);
+    factory(proxy as Record<string, unknown>);
   } catch {
     complete = false;
   }

@@ -33,13 +33,14 @@ import {
 } from './limits.js';
 import { OPTIMIZER_STATE_ARRAYS, estimateMemory, inspectLayers } from '../model/inspect-layers.js';
 import { closestMatch } from './suggest.js';
+import { SEQUENCE_DEFAULT_SAMPLES, SEQUENCE_TASKS } from '../data/sources/sequences.js';
 import { REPORT_FIELDS, reportSchema, type ReportConfig } from '../report/config.js';
 
 // ---------------------------------------------------------------------------------------------
 // Vocabulary
 // ---------------------------------------------------------------------------------------------
 
-export const DATA_SOURCES = ['embedded-mnist', 'mnist', 'fashion-mnist', 'cifar10', 'xor', 'linear'] as const;
+export const DATA_SOURCES = ['embedded-mnist', 'mnist', 'fashion-mnist', 'cifar10', 'xor', 'linear', ...SEQUENCE_TASKS] as const;
 export type DataSource = (typeof DATA_SOURCES)[number];
 
 export const LOSS_NAMES = [
@@ -732,6 +733,8 @@ function knownTrainSamples(data: DataConfig): number | undefined {
     mnist: 60_000,
     'fashion-mnist': 60_000,
     cifar10: 50_000,
+    majority: data.samples ?? SEQUENCE_DEFAULT_SAMPLES,
+    recall: data.samples ?? SEQUENCE_DEFAULT_SAMPLES,
   };
   const n = full[data.source];
   return n === undefined ? undefined : Math.min(n, data.trainLimit ?? n);

@@ -17,9 +17,10 @@ import { readEmbeddedMnist } from './sources/embedded-mnist.js';
 import { findMnistFiles, MNIST_FILE_NAMES, readMnistFiles, type MnistFiles } from './sources/idx.js';
 import { OFFICIAL_SOURCES, type DownloadableSource } from './sources/official.js';
 import { LINEAR_DEFAULT_SAMPLES, linearData, xorData } from './sources/synthetic.js';
+import { SEQUENCE_DEFAULT_SAMPLES, SEQUENCE_TEST_SHARE, sequenceData, type SequenceTask } from './sources/sequences.js';
 
 export interface DataConfig {
-  source: 'embedded-mnist' | 'mnist' | 'fashion-mnist' | 'cifar10' | 'xor' | 'linear';
+  source: 'embedded-mnist' | 'mnist' | 'fashion-mnist' | 'cifar10' | 'xor' | 'linear' | SequenceTask;
   /** Local files for mnist/fashion-mnist/cifar10 (the CLI's --data-dir overrides it). */
   dir?: string;
   /** Download cache; default $RINGTRAIN_CACHE or ~/.cache/ringtrain. */
@@ -28,7 +29,7 @@ export interface DataConfig {
   download?: boolean;
   /** Base URL overriding the official one. */
   mirror?: string;
-  /** Synthetic sets: number of points (linear default 100; xor is always its 4 points). */
+  /** Synthetic sets: number of points (linear default 100, majority and recall 10,000 train and a fifth as many test; xor is always its 4 points). */
   samples?: number;
   /** Use only the first N train samples. */
   trainLimit?: number;
@@ -230,6 +231,20 @@ function loadSynthetic(config: DataConfig & { source: 'xor' | 'linear' }, option
   };
 }
 
+/** A seeded sequence task (sources/sequences.ts): token ids, one class label of 10 per sequence. */
+function loadSequences(config: DataConfig & { source: SequenceTask }, options: LoadDataOptions): LoadedData {
+  const samples = config.samples ?? SEQUENCE_DEFAULT_SAMPLES;
+  const split = (name: 'train' | 'test', n: number, index: 0 | 1, limit: number | undefined) => {
+    const data = sequenceData(config.source, n, options.seed, index);
+    return share({ name: `${config.source}/${name}`, featureShape: [data.length], labelShape: [1], features: data.features, labels: data.labels }, limit, `data.${name}Limit`, options.log);
+  };
+  return {
+    train: split('train', samples, 0, config.trainLimit),
+    test: split('test', Math.max(1, Math.round(samples * SEQUENCE_TEST_SHARE)), 1, config.testLimit),
+    classes: 10,
+  };
+}
+
 /** Loads the configured data set. Problems with files or downloads throw DataError. */
 export async function loadData(config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
   checkCount(config.samples, 'data.samples');
@@ -246,6 +261,9 @@ export async function loadData(config: DataConfig, options: LoadDataOptions): Pr
     case 'xor':
     case 'linear':
       return loadSynthetic({ ...config, source: config.source }, options);
+    case 'majority':
+    case 'recall':
+      return loadSequences({ ...config, source: config.source }, options);
     default: {
       const source: never = config.source;
       throw new DataError(`unknown data source ${JSON.stringify(source)}`);

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { ConfigError } from '../errors.js';
 import { layerName } from './layer-name.js';
+import { layerFactory, withNestedLayer } from './layers/index.js';
 import { resolveRegularizerArgs } from './regularizer-args.js';
 import { mulberry32 } from '../util/random.js';
 import { READ_LIMITS, readRegularFile } from '../util/read-regular-file.js';
@@ -17,8 +18,6 @@ export interface LayerSpec {
 }
 
 export type ModelSpec = { inputShape: number[]; layers: LayerSpec[] } | { topology: string };
-
-type LayerFactory = (args: Record<string, unknown>) => tf.layers.Layer;
 
 export async function buildModel(spec: ModelSpec, seed: number): Promise<tf.LayersModel> {
   if ('topology' in spec) {
@@ -35,8 +34,8 @@ function buildSequential(spec: { inputShape: number[]; layers: LayerSpec[] }): t
   const model = tf.sequential({ name: 'sequential' });
   spec.layers.forEach((layerSpec, index) => {
     const { type, ...args } = layerSpec;
-    const factory = (tf.layers as unknown as Record<string, LayerFactory>)[type];
-    if (typeof factory !== 'function') {
+    const factory = layerFactory(type);
+    if (factory === undefined) {
       throw new ConfigError(`model.layers[${index}].type`, `unknown layer type "${type}"`);
     }
     const layerArgs: Record<string, unknown> = { name: layerName(type, index), ...args };
@@ -44,7 +43,7 @@ function buildSequential(spec: { inputShape: number[]; layers: LayerSpec[] }): t
       layerArgs.inputShape = spec.inputShape;
     }
     try {
-      model.add(factory(resolveRegularizerArgs(layerArgs)));
+      model.add(factory(withNestedLayer(resolveRegularizerArgs(layerArgs))));
     } catch (error) {
       throw new ConfigError(`model.layers[${index}]`, `cannot build ${type} layer: ${(error as Error).message}`, { cause: error });
     }

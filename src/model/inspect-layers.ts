@@ -6,6 +6,7 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 import { layerName } from './layer-name.js';
+import { layerFactory, withNestedLayer } from './layers/index.js';
 import { MEMORY_SHARE, formatBytes, formatCount, machineMemory } from '../config/limits.js';
 import { resolveRegularizerArgs } from './regularizer-args.js';
 
@@ -22,8 +23,6 @@ export type ModelInspection =
   | { ok: true; params: number; layers: LayerSize[] }
   /** `arg`: the argument the problem is about, when tfjs' message names its value. */
   | { ok: false; index: number; message: string; arg?: string };
-
-type Factory = (args: Record<string, unknown>) => tfl.layers.Layer;
 
 function product(values: readonly (number | null)[]): number {
   return values.reduce<number>((p, d) => p * (d ?? 1), 1);
@@ -85,8 +84,8 @@ export function inspectLayers(inputShape: readonly number[], layers: readonly { 
     const model = tfl.sequential();
     for (let index = 0; index < layers.length; index++) {
       const { type, ...args } = layers[index]!;
-      const factory = (tfl.layers as unknown as Record<string, Factory>)[type];
-      if (typeof factory !== 'function') return { ok: false, index, message: `unknown layer type "${type}"` };
+      const factory = layerFactory(type);
+      if (factory === undefined) return { ok: false, index, message: `unknown layer type "${type}"` };
       const before = counted;
       const input: (number | null)[] = index === 0 ? [...inputShape] : sizes[index - 1]!.outputShape;
       const name = typeof args.name === 'string' ? args.name : layerName(type, index);
@@ -101,7 +100,7 @@ export function inspectLayers(inputShape: readonly number[], layers: readonly { 
         // A copy: tfjs may write into its arguments (reshape replaces -1 in targetShape by null).
         const layerArgs: Record<string, unknown> = { name: layerName(type, index), ...structuredClone(args) };
         if (index === 0) layerArgs.inputShape = [...inputShape];
-        model.add(factory(resolveRegularizerArgs(layerArgs)));
+        model.add(factory(withNestedLayer(resolveRegularizerArgs(layerArgs))));
       } catch (error) {
         const text = firstLine(error instanceof Error ? error.message : String(error));
         const clearer = /Negative dimension size/.test(text) ? windowTooLarge(type, args, input) : undefined;

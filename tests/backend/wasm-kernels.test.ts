@@ -426,3 +426,50 @@ describe('BatchMatMul, Sum and UnsortedSegmentSum', () => {
     }
   });
 });
+
+describe('Conv3DBackpropInputV2 and Conv3DBackpropFilterV2', () => {
+  it('match the cpu backend on random shapes, strides and paddings', async () => {
+    const random = mulberry32(31);
+    for (let i = 0; i < 6 * FUZZ; i++) {
+      const batch = int(random, 1, 2);
+      const inShape = [batch, int(random, 2, 5), int(random, 2, 5), int(random, 2, 5), pick(random, [1, 2, 3])];
+      const filterShape = [int(random, 1, 2), int(random, 1, 2), int(random, 1, 3), inShape[4]!, pick(random, [1, 2, 4])];
+      const strides = [int(random, 1, 2), int(random, 1, 2), int(random, 1, 2)];
+      const pad = pick(random, ['valid', 'same'] as const);
+      const info = tf.backend_util.computeConv3DInfo(inShape as never, filterShape as never, strides as never, 1, pad);
+      const dyShape = [batch, info.outDepth, info.outHeight, info.outWidth, filterShape[4]!];
+      const dy = { shape: dyShape, values: randomValues(random, dyShape) };
+      await expectSameOnBackends('Conv3DBackpropInputV2', { dy, filter: { shape: filterShape, values: randomValues(random, filterShape) } }, { strides, pad, inputShape: inShape });
+      await expectSameOnBackends('Conv3DBackpropFilterV2', { x: { shape: inShape, values: randomValues(random, inShape) }, dy }, { strides, pad, filterShape });
+    }
+  });
+});
+
+describe('SplitV and LogicalAnd', () => {
+  it('SplitV matches the cpu backend on every axis, equal and given sizes', async () => {
+    const random = mulberry32(41);
+    for (const [shape, splits, axis] of [[[6, 8], 4, 1], [[6, 8], [1, 5], 0], [[2, 3, 7], [2, -1, 1], 2], [[3, 4, 5], 2, 1], [[5], [5], 0]] as const) {
+      const x = { shape: [...shape], values: randomValues(random, [...shape]) };
+      const cpu = await runSplitOn('cpu', x, splits, axis);
+      const wasm = await runSplitOn('wasm', x, splits, axis);
+      expect(wasm.map((p) => p.shape)).toEqual(cpu.map((p) => p.shape));
+      wasm.forEach((p, i) => expect(p.values).toEqual(cpu[i]!.values));
+    }
+  });
+
+  it('LogicalAnd matches the cpu backend for equal shapes and broadcasts', async () => {
+    const random = mulberry32(43);
+    for (const [sa, sb] of [[[5, 7], [5, 7]], [[64], [64]], [[3, 4], [4]], [[2, 1], [1, 3]]] as const) {
+      const bools = (shape: readonly number[]) => ({ shape: [...shape], values: Int32Array.from({ length: shape.reduce((p, d) => p * d, 1) }, () => (random() < 0.5 ? 1 : 0)), dtype: 'bool' as const });
+      await expectSameOnBackends('LogicalAnd', { a: bools(sa), b: bools(sb) }, {});
+    }
+  });
+});
+
+async function runSplitOn(backend: 'cpu' | 'wasm', x: Input, splits: number | readonly number[], axis: number): Promise<{ shape: number[]; values: Float32Array }[]> {
+  await tf.setBackend(backend);
+  return tf.tidy(() => {
+    const parts = tf.split(tf.tensor(x.values, x.shape), typeof splits === 'number' ? splits : [...splits], axis);
+    return parts.map((p) => ({ shape: p.shape, values: Float32Array.from(p.dataSync()) }));
+  });
+}

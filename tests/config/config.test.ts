@@ -7,6 +7,7 @@ import { configErrorOf } from '../helpers/config-error.js';
 import { ConfigError, UserError } from '../../src/errors.js';
 import { findJsonSyntaxError } from '../../src/config/json.js';
 import { LAYER_TYPES, isLayerType } from '../../src/config/layers.js';
+import { CUSTOM_LAYERS } from '../../src/model/layers/index.js';
 import { applyOverrides, loadRunConfig, parseRunConfig, resolveWorkers } from '../../src/config/load.js';
 import type { RunConfig } from '../../src/config/schema.js';
 import { closestMatch } from '../../src/config/suggest.js';
@@ -51,7 +52,7 @@ afterAll(async () => {
 describe('the shipped configs', () => {
   it('has one file per workload', async () => {
     const files = (await readdir(CONFIG_DIR)).filter((f) => f.endsWith('.json')).sort();
-    expect(files).toEqual(['cifar10-cnn.json', 'default.json', 'linear.json', 'mnist-cnn.json', 'mnist-mlp.json', 'xor.json']);
+    expect(files).toEqual(['cifar10-cnn.json', 'default.json', 'linear.json', 'majority-lstm.json', 'majority-transformer.json', 'mnist-cnn.json', 'mnist-mlp.json', 'xor.json']);
   });
 
   it('parses every config in configs/', async () => {
@@ -206,7 +207,9 @@ describe('layer types', () => {
       expect(isLayerType(t), t).toBe(false);
     }
     const layers = tfl.layers as unknown as Record<string, unknown>;
-    for (const t of LAYER_TYPES) expect(typeof layers[t], t).toBe('function');
+    // The project's own layers (src/model/layers/) come on top.
+    for (const t of LAYER_TYPES) expect(typeof (layers[t] ?? CUSTOM_LAYERS[t]), t).toBe('function');
+    expect(Object.keys(CUSTOM_LAYERS).every((t) => LAYER_TYPES.includes(t) && layers[t] === undefined)).toBe(true);
     expect(LAYER_TYPES.length).toBeGreaterThan(60);
   });
 
@@ -248,7 +251,7 @@ const BAD_CONFIGS: [string, (c: Record<string, any>) => void, string, string][] 
   ['validationSplit 1', (c) => { c.training.validationSplit = 1; }, 'training.validationSplit', 'training.validationSplit: expected a number >= 0 and < 1, found 1'],
   ['two validation sets', (c) => { c.training.validationSplit = 0.1; c.training.validateOnTest = true; }, 'training.validateOnTest', 'training.validateOnTest: cannot be combined with training.validationSplit 0.1: choose one validation set'],
   ['bad backend', (c) => { c.backend = 'gpu'; }, 'backend', 'backend: expected one of auto, wasm, cpu, tensorflow, found "gpu" (did you mean "cpu"?)'],
-  ['bad data source', (c) => { c.data = { source: 'mnst' }; }, 'data.source', 'data.source: expected one of embedded-mnist, mnist, fashion-mnist, cifar10, xor, linear, found "mnst" (did you mean "mnist"?)'],
+  ['bad data source', (c) => { c.data = { source: 'mnst' }; }, 'data.source', 'data.source: expected one of embedded-mnist, mnist, fashion-mnist, cifar10, xor, linear, majority, recall, found "mnst" (did you mean "mnist"?)'],
   ['bad evaluation set', (c) => { c.evaluation = { on: 'validation' }; }, 'evaluation.on', 'evaluation.on: expected one of test, train, found "validation"'],
   ['missing section', (c) => { delete c.optimizer; }, 'optimizer', 'optimizer: missing required field (expected an optimizer name or an object such as {"name": "adam", "learningRate": 0.001})'],
   ['null where a number goes', (c) => { c.parallel = { stepTimeoutMs: null }; }, 'parallel.stepTimeoutMs', 'parallel.stepTimeoutMs: expected an integer >= 1, found null'],

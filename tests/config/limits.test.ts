@@ -81,7 +81,7 @@ describe('the bound on workers', () => {
 describe('the layer rules table', () => {
   it('names real layer types, and only arguments their tfjs factory reads', () => {
     // For each argument, the first of these values its rule accepts.
-    const samples: unknown[] = [2, 1, -1, 0.5, true, [2, 2], [2, 2, 2], [1], [-1], 'valid', 'channelsLast', 'relu'];
+    const samples: unknown[] = [2, 1, -1, 0.5, true, [2, 2], [2, 2, 2], [1], [-1], 'valid', 'channelsLast', 'relu', 'concat', { type: 'lstm', units: 2 }];
     for (const [type, rules] of Object.entries(LAYER_RULES)) {
       expect(isLayerType(type), type).toBe(true);
       const args = Object.fromEntries(
@@ -99,7 +99,7 @@ describe('the layer rules table', () => {
   });
 
   it('covers every layer type of the shipped configs', async () => {
-    for (const file of ['cifar10-cnn', 'default', 'linear', 'mnist-cnn', 'mnist-mlp', 'xor']) {
+    for (const file of ['cifar10-cnn', 'default', 'linear', 'mnist-cnn', 'mnist-mlp', 'xor', 'majority-lstm', 'majority-transformer']) {
       const config = await loadRunConfig(path.resolve('configs', `${file}.json`));
       if (!('layers' in config.model)) continue;
       for (const layer of config.model.layers) expect(Object.keys(LAYER_RULES), file).toContain(layer.type);
@@ -165,7 +165,7 @@ describe('layer arguments are refused with the config', () => {
       { type: 'maxPooling2d', poolSize: [2, 2], strides: 2, padding: 'valid' },
       { type: 'reshape', targetShape: [-1, 8] },
       // (tfjs writes null over the -1 of the array it is given: the config's own must stay as written)
-      { type: 'conv1d', filters: 4, kernelSize: 2, padding: 'causal' },
+      { type: 'conv1d', filters: 4, kernelSize: 2, padding: 'same', dilationRate: 1 },
       { type: 'lstm', units: 4, dropout: 0, recurrentDropout: 0.5 },
       { type: 'dropout', rate: 0 },
       { type: 'dense', units: 10, activation: 'softmax' },
