@@ -21,7 +21,7 @@ import protobuf from 'protobufjs';
 import type { RunConfig } from '../config/schema.js';
 import { BlockCrcs, crc32c, crc32cCombine, formatCrc } from './crc32c.js';
 import { CheckpointError } from './errors.js';
-import { PARAMS_TENSOR, type CheckpointLayoutEntry, type CheckpointState, type CheckpointTensor } from './state.js';
+import { PARAMS_TENSOR, type CheckpointLayoutEntry, type CheckpointLearningRate, type CheckpointState, type CheckpointTensor } from './state.js';
 import { checkCheckpointContents } from './validate.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -300,6 +300,7 @@ export function planCheckpoint(state: CheckpointState): CheckpointPlan {
     historyJson: historyToJson(state.history),
     replicas: state.replicas,
     createdAt: state.createdAt,
+    learningRate: state.learningRate && { current: state.learningRate.current, plateau: state.learningRate.plateau && { ...state.learningRate.plateau } },
   }).finish();
   const optimizerMeta = Optimizer.encode({
     name: state.optimizer.name,
@@ -513,6 +514,7 @@ interface DecodedCheckpoint {
   historyJson: string;
   replicas: number;
   createdAt: string;
+  learningRate?: { current: number; plateau?: { best: number; wait: Uint64; cooldownCounter: Uint64; scale: number } | null } | null;
 }
 
 /** Reads one checkpoint payload's fields, throwing 'malformed' CheckpointErrors. */
@@ -686,6 +688,15 @@ function decodeVerifiedHeader(file: string, storedCrc: number, crcs: BlockCrcs):
     history,
     replicas: m.replicas,
     createdAt: m.createdAt,
+    ...(m.learningRate ? { learningRate: decodeLearningRate(r, m.learningRate) } : {}),
+  };
+}
+
+function decodeLearningRate(r: PayloadReader, lr: NonNullable<DecodedCheckpoint['learningRate']>): CheckpointLearningRate {
+  const p = lr.plateau;
+  return {
+    current: lr.current,
+    ...(p ? { plateau: { best: p.best, wait: r.count(p.wait, 'plateau wait'), cooldownCounter: r.count(p.cooldownCounter, 'plateau cooldown counter'), scale: p.scale } } : {}),
   };
 }
 

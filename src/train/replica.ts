@@ -21,7 +21,10 @@ import { buildModel, withSeededRandomSync } from '../model/build-model.js';
 import { mixSeed } from '../util/random.js';
 import { Objective } from '../model/objective.js';
 import { ParamLayout } from '../model/param-layout.js';
+import { chunkRange } from '../collective/ring.js';
+import { GradientClipper, type ChunkedVector } from '../optim/clipping.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
+import { LearningRate } from '../optim/learning-rate.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
 import type {
   DatasetRole,
@@ -61,6 +64,10 @@ export class Replica implements ReplicaApi {
   private layout!: ParamLayout;
   private objective!: Objective;
   private optimizer!: ShardOptimizer;
+  private learningRate!: LearningRate;
+  private clipper!: GradientClipper;
+  /** Clipped values of the own chunk, when clipping reads other replicas' chunks (made on first use). */
+  private clipped: Float32Array | undefined;
   private control!: ControlBlock;
   private collective!: Collective;
   private views!: TrainingViews;
@@ -81,6 +88,8 @@ export class Replica implements ReplicaApi {
       this.variables = this.model.trainableWeights.map((w) => w.read() as tf.Variable);
       this.objective = new Objective(init.loss, init.metrics);
       this.optimizer = createOptimizer(init.optimizer);
+      this.learningRate = LearningRate.of(init.optimizer.learningRate, this.optimizer.hyperParameters.learningRate as number);
+      this.clipper = new GradientClipper(init.optimizer, this.layout.entries);
       this.views = new TrainingViews(init.buffers, this.layout.length);
       this.collective = createCollective(init, this.control, this.views);
       this.beat();
@@ -179,7 +188,9 @@ export class Replica implements ReplicaApi {
       }
       if (skip) result.skippedSteps++;
       else {
-        this.optimizer.update(params, ownGrads, this.views.optimizerState, chunkFrom, chunkTo, globalStep + 1);
+        const grads = this.clippedGradient(ownGrads, chunkFrom, chunkTo);
+        const rate = this.learningRate.at(globalStep, job.rateAdjustment);
+        this.optimizer.update(params, grads, this.views.optimizerState, chunkFrom, chunkTo, globalStep + 1, rate);
         result.samples += local;
         result.lossSum += localLoss;
         localMetrics.forEach((v, i) => (result.metricSums[i]! += v));
@@ -200,6 +211,31 @@ export class Replica implements ReplicaApi {
     }
     row[StatsColumn.GLOBAL_STEP] = 0;
     return result;
+  }
+
+  /**
+   * The averaged gradient of the own chunk [from, to) after optimizer.clipNorm, clipValue or
+   * globalClipNorm. Norms are over whole tensors (or the whole vector), whose chunks other
+   * replicas own: every chunk must be averaged before any is read, hence the barrier. The
+   * slots are not written again before the update barrier, so reading them is safe until then.
+   */
+  private clippedGradient(own: Float32Array, from: number, to: number): Float32Array {
+    if (!this.clipper.active) return own;
+    if (!this.clipper.readsOtherChunks) {
+      this.clipper.clip(this.averagedGradient(), own, from, to, own);
+      return own;
+    }
+    this.collective.barrier('gradient norm barrier');
+    this.clipped ??= new Float32Array(own.length);
+    this.clipper.clip(this.averagedGradient(), own, from, to, this.clipped);
+    return this.clipped;
+  }
+
+  /** After the reduce-scatter, chunk c of the averaged gradient is in replica c's slot. */
+  private averagedGradient(): ChunkedVector {
+    const length = this.layout.length;
+    const replicas = this.setup.replicas;
+    return { slots: this.views.gradSlots, length, chunk: (c) => chunkRange(length, replicas, c) };
   }
 
   /** Forward and backward pass of the local slice; writes the gradient into `into`. */

@@ -27,6 +27,7 @@ import { averageTimes, RunState, sumResults, sumTimes, type EpochProgress } from
 import { prepareRun, type RunDatasets } from './setup.js';
 import { throwIfStopped, untilStopped, type StartupPhase } from './startup.js';
 import { StatsColumn, type TrainingViews } from './shared-state.js';
+import { LearningRateState } from './learning-rate-state.js';
 import type { WorldLink, WorldOptions } from './world-link.js';
 
 export interface TrainerOptions {
@@ -87,6 +88,8 @@ export class Trainer {
   private readonly state: RunState;
   private readonly checkpoints: CheckpointSchedule;
   private readonly recovery: Recovery;
+  /** The learning rate's schedule and reduce-on-plateau's state. */
+  private readonly rates: LearningRateState;
   private closed = false;
   /** stop() was called (or the signal fired) in this process. */
   private stopRequested = false;
@@ -116,6 +119,7 @@ export class Trainer {
     const store = options.checkpoints ? new CheckpointStore(config.checkpoint.dir, { keepLast: config.checkpoint.keepLast }) : undefined;
     this.checkpoints = new CheckpointSchedule(config, store, options.warn ?? options.log);
     this.recovery = new Recovery(world ? 0 : config.parallel.maxRecoveries);
+    this.rates = new LearningRateState(config, optimizer);
   }
 
   static async create(config: RunConfig, options: TrainerOptions = {}): Promise<Trainer> {
@@ -178,7 +182,7 @@ export class Trainer {
   /** Every process continues from rank 0's parameters, optimizer state and position. */
   private async takeRankZeroState(world: WorldLink): Promise<void> {
     const { state } = this;
-    const mine = { position: { ...state.position }, updates: state.updates, samplesSeen: state.samplesSeen, history: state.history, epochProgress: state.epochProgress, lastCheckpointStep: this.checkpoints.lastStep };
+    const mine = { position: { ...state.position }, updates: state.updates, samplesSeen: state.samplesSeen, history: state.history, epochProgress: state.epochProgress, lastCheckpointStep: this.checkpoints.lastStep, plateau: this.rates.plateauState };
     const theirs = await world.broadcastState(this.live.views, mine);
     Object.assign(state.position, theirs.position);
     state.updates = theirs.updates;
@@ -186,6 +190,7 @@ export class Trainer {
     state.history.splice(0, state.history.length, ...theirs.history);
     state.epochProgress = theirs.epochProgress ?? undefined;
     this.checkpoints.lastStep = theirs.lastCheckpointStep;
+    this.rates.plateauState = theirs.plateau ?? undefined;
   }
 
   /** Replicas of every process together (this process's alone). */
@@ -371,7 +376,7 @@ export class Trainer {
         const started = performance.now();
         let results: StepsResult[];
         try {
-          results = await this.callAll(`epoch ${epoch + 1}`, (api) => api.runSteps({ epoch, fromStep, toStep, updatesBefore: state.updates }));
+          results = await this.callAll(`epoch ${epoch + 1}`, (api) => api.runSteps({ epoch, fromStep, toStep, updatesBefore: state.updates, rateAdjustment: this.rates.adjustment }));
         } catch (error) {
           stopReporting();
           await this.recover(error as Error, epoch, fromStep, toStep);
@@ -403,7 +408,7 @@ export class Trainer {
     const progress = state.epochProgress;
     const { loss, metrics } = this.runningMeans(progress);
     // The bar's last word on the epoch: the values the epoch event carries.
-    this.emit({ type: 'progress', epoch: epoch + 1, step: steps, steps, samples: progress.samples, loss, metrics, samplesPerSec: progress.samples / progress.seconds });
+    this.emit({ type: 'progress', epoch: epoch + 1, step: steps, steps, samples: progress.samples, loss, metrics, samplesPerSec: progress.samples / progress.seconds, lr: this.rates.at(Math.max(0, state.updates - 1)) });
     const validation = this.datasets.validation ? await this.evaluate('validation') : undefined;
     const event: EpochEvent = {
       type: 'epoch',
@@ -418,12 +423,15 @@ export class Trainer {
       validation: validation && { loss: validation.loss, metrics: validation.metrics },
       phaseTimes: sumTimes(progress.times),
       skippedSteps: progress.skippedSteps,
+      lr: this.rates.at(state.updates),
     };
     state.history.push(event);
     state.epochProgress = undefined;
     state.position.epoch = epoch + 1;
     state.position.stepInEpoch = 0;
     this.emit(event);
+    const reduced = this.rates.onEpochEnd(event, state.updates);
+    if (reduced !== undefined) this.options.log?.(`epoch ${epoch + 1}: reduce-on-plateau lowered the learning rate to ${reduced.toPrecision(4)}`);
     if (this.config.checkpoint.everyEpoch || this.checkpoints.due(state.updates)) await this.checkpoint(event);
     this.keepRecoveryPoint();
   }
@@ -490,12 +498,13 @@ export class Trainer {
   captureState(): CheckpointState {
     const { config, topology, layout, optimizer } = this;
     // A checkpoint records the world's replicas, whichever process wrote it.
-    return this.state.capture({ config, topology, layout, optimizer, replicas: this.worldReplicas }, this.live.views);
+    return { ...this.state.capture({ config, topology, layout, optimizer, replicas: this.worldReplicas }, this.live.views), learningRate: this.rates.capture(this.state.updates) };
   }
 
   /** Takes over a checkpoint's parameters, optimizer state, position and history. */
   private restore(saved: CheckpointState, views: TrainingViews): void {
     this.state.restore(saved, this.optimizer, views);
+    this.rates.restore(saved.learningRate);
     this.checkpoints.lastStep = saved.position.globalStep;
   }
 
@@ -595,7 +604,8 @@ export class Trainer {
       if (sums.samples > samplesAtStart) {
         const seconds = (performance.now() - started) / 1000;
         const step = this.state.position.stepInEpoch + done;
-        this.emit({ type: 'progress', epoch: epoch + 1, step, steps, samples: sums.samples, ...this.runningMeans(sums), samplesPerSec: (sums.samples - samplesAtStart) / seconds });
+        const lr = this.rates.at(this.state.updates + Math.min(done, steps - this.state.position.stepInEpoch - 1));
+        this.emit({ type: 'progress', epoch: epoch + 1, step, steps, samples: sums.samples, ...this.runningMeans(sums), samplesPerSec: (sums.samples - samplesAtStart) / seconds, lr });
       }
     }, this.options.progressIntervalMs ?? 200);
     return () => clearInterval(timer);
