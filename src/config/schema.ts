@@ -13,7 +13,7 @@ import type { DataConfig } from '../data/load-data.js';
 import { CLIPPING_OPTIONS, clippingFields, clippingOptionsSet } from '../optim/clipping.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
 import { reduceLrOnPlateauSchema, type ReduceLrOnPlateauSpec } from '../optim/reduce-lr-on-plateau.js';
-import { learningRateScheduleSchema } from '../optim/schedules/index.js';
+import { learningRateSchema } from '../optim/schedules/index.js';
 import { formatValue } from './format.js';
 import { checkLayerRules } from './layer-rules.js';
 import { ACTIVATIONS, ACTIVATION_ARGS, LAYER_TYPES, checkLayerArgs, isActivation, isLayerType } from './layers.js';
@@ -390,11 +390,10 @@ export const optimizerSchema = withShorthand(
       {
         name: nameOf(OPTIMIZER_NAMES),
         // A number, or a schedule object (optim/schedules/) as Keras takes a LearningRateSchedule.
-        learningRate: z
-          .union([boundedNumber(positiveNumber(), MAX_LEARNING_RATE, true, 'larger steps diverge at once; this is a bound against typos'), learningRateScheduleSchema], {
-            error: 'a number > 0 or a schedule such as {"name": "cosineDecay", "initialLearningRate": 0.1, "decaySteps": 1000}',
-          })
-          .optional(),
+        learningRate: learningRateSchema(
+          boundedNumber(positiveNumber(), MAX_LEARNING_RATE, true, 'larger steps diverge at once; this is a bound against typos'),
+          'a number > 0 or a schedule such as {"name": "cosineDecay", "initialLearningRate": 0.1, "decaySteps": 1000}',
+        ).optional(),
         momentum: boundedNumber(nonNegativeNumber(), 1, false, 'at 1 or more the velocity never decays and the updates grow without bound').optional(),
         nesterov: boolean().optional(),
         beta1: unitFraction().optional(),

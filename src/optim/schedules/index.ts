@@ -55,11 +55,44 @@ export const learningRateScheduleSchema = z
     }
     const parsed = SCHEDULES[name].schema.safeParse({ ...value, name });
     if (!parsed.success) {
-      for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', path: issue.path, message: issue.message, input: issue.input } as never);
+      forwardIssues(parsed.error.issues, value, ctx);
       return z.NEVER;
     }
     return parsed.data as LearningRateScheduleSpec;
   });
+
+/**
+ * optimizer.learningRate: a number checked by `constant`, or a schedule object. Not a zod union,
+ * whose error would only say that neither matched: the value's kind picks the schema, so the
+ * error names the schedule's own field.
+ */
+export function learningRateSchema(constant: z.ZodType<number>, expected: string): z.ZodType<number | LearningRateScheduleSpec> {
+  return z.unknown().transform((value, ctx) => {
+    const isObject = value !== null && typeof value === 'object' && !Array.isArray(value);
+    const parsed = isObject ? learningRateScheduleSchema.safeParse(value) : typeof value === 'number' ? constant.safeParse(value) : undefined;
+    if (parsed === undefined) {
+      ctx.addIssue({ code: 'custom', input: value, message: expected });
+      return z.NEVER;
+    }
+    if (!parsed.success) {
+      forwardIssues(parsed.error.issues, value, ctx);
+      return z.NEVER;
+    }
+    return parsed.data;
+  }) as unknown as z.ZodType<number | LearningRateScheduleSpec>;
+}
+
+/**
+ * Re-raises a nested parse's issues at their paths, with the value found there (zod's issues do
+ * not carry it; the config's messages say "found X").
+ */
+function forwardIssues(issues: readonly z.core.$ZodIssue[], value: unknown, ctx: z.core.$RefinementCtx): void {
+  for (const issue of issues) {
+    let input: unknown = value;
+    for (const key of issue.path) input = input !== null && typeof input === 'object' ? (input as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined;
+    ctx.addIssue({ ...issue, code: 'custom', path: issue.path as PropertyKey[], message: issue.message, input } as never);
+  }
+}
 
 export function createSchedule(spec: LearningRateScheduleSpec): LearningRateSchedule {
   return (SCHEDULES[spec.name].create as (s: LearningRateScheduleSpec) => LearningRateSchedule)(spec);

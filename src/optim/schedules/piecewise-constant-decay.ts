@@ -26,8 +26,7 @@ export const piecewiseConstantDecaySchema = z
         code: 'custom',
         path: ['values'],
         input: spec.values,
-        message: `${spec.boundaries.length + 1} learning rates (one more than boundaries), found ${spec.values.length}`,
-        params: { full: true },
+        message: `${spec.boundaries.length + 1} learning rates (one more than boundaries)`,
       });
     }
   });
