@@ -31,7 +31,8 @@ describe('ringtrain CLI', () => {
     expect(params.map((p) => p.name)).toEqual(['dense_1/kernel', 'dense_1/bias']);
     const log = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string; epoch?: number });
     expect(log).toHaveLength(301);
-    expect(log[299]).toMatchObject({ event: 'epoch', epoch: 300 });
+    // The rate of the next update, as the float32 the optimizer uses (configs/linear.json: sgd 0.01).
+    expect(log[299]).toMatchObject({ event: 'epoch', epoch: 300, lr: Math.fround(0.01) });
     expect(log[300]).toEqual(summary);
   });
 
@@ -40,7 +41,7 @@ describe('ringtrain CLI', () => {
     expect(code).toBe(0);
     const epochLines = stdout.split('\n').filter((l) => l.startsWith('Epoch '));
     expect(epochLines).toHaveLength(3);
-    expect(epochLines[2]).toMatch(/^Epoch 3\/3 - 1 steps - \d+\.\ds - [\d,]+ samples\/s - loss: \d\.\d{4} - accuracy: \d\.\d{4}$/);
+    expect(epochLines[2]).toMatch(/^Epoch 3\/3 - 1 steps - \d+\.\ds - [\d,]+ samples\/s - loss: \d\.\d{4} - accuracy: \d\.\d{4} - lr: 0\.1000$/);
     expect(stdout).toMatch(/Training-data evaluation on 4 samples: loss: \d\.\d{4} - accuracy: \d\.\d{4}/);
   });
 
