@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { configErrorOf } from '../helpers/config-error.js';
 import { parseRunConfig } from '../../src/config/load.js';
 import { LearningRate } from '../../src/optim/learning-rate.js';
+import { checkPlateauMonitor } from '../../src/train/learning-rate-state.js';
 import { createSchedule, learningRateScheduleSchema, type LearningRateScheduleSpec } from '../../src/optim/schedules/index.js';
 
 const schedule = (spec: Record<string, unknown>) => createSchedule(learningRateScheduleSchema.parse(spec) as LearningRateScheduleSpec);
@@ -161,5 +162,13 @@ describe('optimizer.learningRate, clipping and training.reduceLrOnPlateau in a r
     expect(configErrorOf(() => parseRunConfig(config('adam', { reduceLrOnPlateau: { factor: 1 } }))).message).toBe(
       'training.reduceLrOnPlateau.factor: expected a number > 0 and < 1, found 1',
     );
+  });
+
+  it('refuses a monitor the run does not report, before any step', () => {
+    const parsed = parseRunConfig({ ...config('adam', { reduceLrOnPlateau: {} }), metrics: ['mae'] });
+    expect(() => checkPlateauMonitor(parsed, false)).toThrow(
+      'training.reduceLrOnPlateau.monitor: expected an epoch metric of this run (loss, meanAbsoluteError), found "val_loss" (this run has no validation data: set training.validationSplit or validateOnTest)',
+    );
+    expect(() => checkPlateauMonitor(parsed, true)).not.toThrow();
   });
 });
