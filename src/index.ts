@@ -10,6 +10,10 @@ export { createSharedDataset, sliceDataset, splitValidation, type SharedDataset,
 export { epochPermutation, replicaSlice, stepsPerEpoch } from './data/sampler.js';
 export { createOptimizer } from './optim/create-optimizer.js';
 export type { ShardOptimizer, OptimizerSpec, OptimizerName } from './optim/optimizer.js';
+export { createSchedule, SCHEDULE_NAMES, type LearningRateSchedule, type LearningRateScheduleSpec, type ScheduleName } from './optim/schedules/index.js';
+export { LearningRate, type RateAdjustment } from './optim/learning-rate.js';
+export { ReduceLrOnPlateau, type ReduceLrOnPlateauSpec, type PlateauState } from './optim/reduce-lr-on-plateau.js';
+export { GradientClipper, type GradientClippingSpec } from './optim/clipping.js';
 export { ringReduceScatter, ringAllGather, ringAllReduce, directReduceScatter, chunkRange } from './collective/ring.js';
 export type { PointToPoint } from './collective/transport.js';
 export { ShmRingTransport, allocateShmRing } from './collective/shm-transport.js';

@@ -21,7 +21,7 @@ import protobuf from 'protobufjs';
 import type { RunConfig } from '../config/schema.js';
 import { BlockCrcs, crc32c, crc32cCombine, formatCrc } from './crc32c.js';
 import { CheckpointError } from './errors.js';
-import { NON_TRAINABLE_TENSOR, PARAMS_TENSOR, type CheckpointLayoutEntry, type CheckpointState, type CheckpointTensor } from './state.js';
+import { NON_TRAINABLE_TENSOR, PARAMS_TENSOR, type CheckpointLayoutEntry, type CheckpointLearningRate, type CheckpointState, type CheckpointTensor } from './state.js';
 import { checkCheckpointContents } from './validate.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -323,6 +323,7 @@ export function planCheckpoint(state: CheckpointState): CheckpointPlan {
           nonTrainable: { name: NON_TRAINABLE_TENSOR, shape: [state.nonTrainable.length], dtype: DTYPE, crc32c: crc32c(littleEndianBytes(state.nonTrainable)), data: littleEndianBytes(state.nonTrainable) },
         }
       : {}),
+    learningRate: state.learningRate && { current: state.learningRate.current, plateau: state.learningRate.plateau && { ...state.learningRate.plateau } },
   }).finish();
   const optimizerMeta = Optimizer.encode({
     name: state.optimizer.name,
@@ -538,6 +539,7 @@ interface DecodedCheckpoint {
   createdAt: string;
   nonTrainableLayout?: { name: string; shape: Uint64[]; dtype: string; offset: Uint64; size: Uint64 }[];
   nonTrainable?: DecodedTensor | null;
+  learningRate?: { current: number; plateau?: { best: number; wait: Uint64; cooldownCounter: Uint64; scale: number } | null } | null;
 }
 
 /** Reads one checkpoint payload's fields, throwing 'malformed' CheckpointErrors. */
@@ -713,6 +715,15 @@ function decodeVerifiedHeader(file: string, storedCrc: number, crcs: BlockCrcs):
     replicas: m.replicas,
     createdAt: m.createdAt,
     ...nonTrainable,
+    ...(m.learningRate ? { learningRate: decodeLearningRate(r, m.learningRate) } : {}),
+  };
+}
+
+function decodeLearningRate(r: PayloadReader, lr: NonNullable<DecodedCheckpoint['learningRate']>): CheckpointLearningRate {
+  const p = lr.plateau;
+  return {
+    current: lr.current,
+    ...(p ? { plateau: { best: p.best, wait: r.count(p.wait, 'plateau wait'), cooldownCounter: r.count(p.cooldownCounter, 'plateau cooldown counter'), scale: p.scale } } : {}),
   };
 }
 

@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { crc32c, formatCrc } from './crc32c.js';
 import { CHECKPOINT_FORMAT_NAME, CHECKPOINT_FORMAT_VERSION } from './format.js';
-import { NON_TRAINABLE_TENSOR, PARAMS_TENSOR, type CheckpointState } from './state.js';
+import { NON_TRAINABLE_TENSOR, PARAMS_TENSOR, type CheckpointLearningRate, type CheckpointState } from './state.js';
 
 export interface CheckpointDescription {
   file: string;
@@ -44,6 +44,8 @@ export interface CheckpointDescription {
   nonTrainableLayout?: { name: string; shape: number[]; offset: number; size: number }[];
   tensors: { name: string; role: 'params' | 'optimizer state' | 'non-trainable'; shape: number[]; dtype: 'float32'; bytes: number; crc32c: string }[];
   optimizer: { name: string; step: number; hyperParameters: Record<string, number | boolean>; stateNames: string[] };
+  /** The next update's rate and reduce-on-plateau's state (absent in older checkpoints). */
+  learningRate?: CheckpointLearningRate;
   rngStates: { name: string; bytes: number }[];
   history: { length: number; last: object | null };
 }
@@ -158,6 +160,7 @@ export function describeCheckpoint(state: CheckpointState, file: string): Checkp
       hyperParameters: { ...state.optimizer.hyperParameters },
       stateNames: state.optimizer.state.map((t) => t.name),
     },
+    ...(state.learningRate ? { learningRate: { ...state.learningRate, ...(state.learningRate.plateau ? { plateau: { ...state.learningRate.plateau } } : {}) } } : {}),
     rngStates: state.rngStates.map((r) => ({ name: r.name, bytes: r.state.length })),
     history: { length: state.history.length, last },
   };
@@ -184,6 +187,10 @@ function table(rows: string[][], indent: string): string[] {
   return rows.map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
 }
 
+function describePlateau(p: CheckpointLearningRate['plateau']): string {
+  return p ? ` (reduce-on-plateau: scale ${p.scale}, best ${p.best}, wait ${p.wait}, cooldown ${p.cooldownCounter})` : '';
+}
+
 /** The description as text, one fact per line, for people. */
 export function formatCheckpoint(desc: CheckpointDescription): string {
   const c = desc.config;
@@ -201,6 +208,7 @@ export function formatCheckpoint(desc: CheckpointDescription): string {
     `model        ${c.model}`,
     `optimizer    ${desc.optimizer.name}, step ${count(desc.optimizer.step)}${hyper ? `; ${hyper}` : ''}`,
     `             state: ${desc.optimizer.stateNames.length > 0 ? desc.optimizer.stateNames.join(', ') : 'none'}`,
+    ...(desc.learningRate ? [`             learning rate ${desc.learningRate.current}${describePlateau(desc.learningRate.plateau)}`] : []),
     `loss         ${c.loss}`,
     `data         ${c.data}`,
     `training     ${training.length > 0 ? training.join(', ') : '?'}`,

@@ -26,6 +26,16 @@ export function resumeMismatches(state: CheckpointState, config: RunConfig, layo
       }
     }
   }
+  // A schedule stands in the hyper-parameters by its first rate alone; the rest of it, and
+  // reduce-on-plateau, must match too for the rates to continue as they would have.
+  const savedRate = JSON.stringify(state.config.optimizer?.learningRate ?? null);
+  const rate = JSON.stringify(config.optimizer.learningRate ?? null);
+  if ((typeof config.optimizer.learningRate === 'object' || typeof state.config.optimizer?.learningRate === 'object') && savedRate !== rate) {
+    problems.push(`the learning-rate schedule differs: the checkpoint has ${savedRate}, the config ${rate}`);
+  }
+  const savedPlateau = JSON.stringify(state.config.training.reduceLrOnPlateau ?? null);
+  const plateau = JSON.stringify(config.training.reduceLrOnPlateau ?? null);
+  if (savedPlateau !== plateau) problems.push(`training.reduceLrOnPlateau differs: the checkpoint has ${savedPlateau}, the config ${plateau}`);
   // The same global batches in the same order need the same batch size, seed and shuffling.
   const training = state.config.training;
   for (const key of ['batchSize', 'seed', 'shuffle', 'validationSplit'] as const) {

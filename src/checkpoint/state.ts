@@ -3,6 +3,7 @@
  * trainer builds it to save and gets it back on resume. `format.ts` turns it into bytes.
  */
 import type { RunConfig } from '../config/schema.js';
+import type { PlateauState } from '../optim/reduce-lr-on-plateau.js';
 
 export interface CheckpointTensor {
   name: string;
@@ -37,6 +38,14 @@ export interface CheckpointOptimizer {
   state: CheckpointTensor[];
 }
 
+/** The learning rate where the run stands (absent in checkpoints older than schedules). */
+export interface CheckpointLearningRate {
+  /** The rate of the next update (the schedule's, after reduce-on-plateau's scale). */
+  current: number;
+  /** Reduce-on-plateau's state, when the run uses it. */
+  plateau?: PlateauState;
+}
+
 export interface CheckpointState {
   ringtrainVersion: string;
   /** Stored as JSON text. */
@@ -65,6 +74,7 @@ export interface CheckpointState {
   replicas: number;
   /** ISO time. */
   createdAt: string;
+  learningRate?: CheckpointLearningRate;
 }
 
 /** Name of the flat parameter tensor in the file. */

@@ -16,6 +16,7 @@ import { formatValue } from '../config/format.js';
 import type { RunConfig } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
+import { LearningRate } from '../optim/learning-rate.js';
 import { OPTIMIZER_NAMES, type OptimizerSpec } from '../optim/optimizer.js';
 import { CheckpointError } from './errors.js';
 import type { CheckpointState } from './state.js';
@@ -112,6 +113,31 @@ function checkOptimizer(c: ContentsChecker, state: CheckpointState, config: RunC
   c.expect(saved.step === state.position.globalStep, 'optimizer.step', `${state.position.globalStep} (position.globalStep)`, saved.step);
 }
 
+/** The saved rate must be the one the config's schedule and the plateau state give at globalStep. */
+function checkLearningRate(c: ContentsChecker, state: CheckpointState, config: RunConfig): void {
+  const saved = state.learningRate;
+  if (!saved) return;
+  const p = saved.plateau;
+  if (p) {
+    c.expect(config.training.reduceLrOnPlateau !== undefined, 'learningRate.plateau', 'none (config.training.reduceLrOnPlateau is not set)', 'a plateau state');
+    c.expect(isNumber(p.best) && !Number.isNaN(p.best), 'learningRate.plateau.best', 'a number or +-Infinity', p.best);
+    c.expect(isFiniteNumber(p.scale) && p.scale > 0 && p.scale <= 1, 'learningRate.plateau.scale', 'a number > 0 and <= 1', p.scale);
+    const cooldown = config.training.reduceLrOnPlateau?.cooldown ?? 0;
+    c.expect(p.cooldownCounter <= cooldown, 'learningRate.plateau.cooldownCounter', `at most ${cooldown} (config.training.reduceLrOnPlateau.cooldown)`, p.cooldownCounter);
+  }
+  // With gradient accumulation the schedule counts updates, which depend on the epoch's length
+  // (not in the checkpoint): the rate is checked for k = 1 alone.
+  if ((config.training.accumulateSteps ?? 1) > 1) return;
+  let expected: number;
+  try {
+    const constant = createOptimizer(config.optimizer).hyperParameters.learningRate as number;
+    expected = LearningRate.of(config.optimizer.learningRate, constant).at(state.position.globalStep, p ? { scale: p.scale, floor: config.training.reduceLrOnPlateau!.minLr } : undefined);
+  } catch {
+    return; // checkOptimizer has said what is wrong with the optimizer
+  }
+  c.expect(saved.current === expected, 'learningRate.current', `${expected} (the config's learning rate at position.globalStep)`, saved.current);
+}
+
 function checkPosition(c: ContentsChecker, state: CheckpointState, config: RunConfig): void {
   const p = state.position;
   // Every update takes at most one global batch; skipped steps take none.
@@ -167,6 +193,7 @@ export function checkCheckpointContents(state: CheckpointState, file: string): C
   checkTopology(c, state.modelTopology);
   checkLayout(c, state);
   checkOptimizer(c, state, config);
+  checkLearningRate(c, state, config);
   checkPosition(c, state, config);
   checkHistory(c, state, config);
   const rngNames = new Set<string>();

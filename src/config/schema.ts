@@ -12,7 +12,10 @@ import { classWeightSchema } from '../model/sample-weights.js';
 import { accumulateStepsSchema } from '../train/accumulation.js';
 import { checkpointWriteFields, type OnWriteError } from '../checkpoint/config.js';
 import type { DataConfig } from '../data/load-data.js';
+import { CLIPPING_OPTIONS, clippingFields, clippingOptionsSet } from '../optim/clipping.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
+import { reduceLrOnPlateauSchema, type ReduceLrOnPlateauSpec } from '../optim/reduce-lr-on-plateau.js';
+import { learningRateSchema } from '../optim/schedules/index.js';
 import { formatValue } from './format.js';
 import { checkLayerRules } from './layer-rules.js';
 import { ACTIVATIONS, ACTIVATION_ARGS, LAYER_TYPES, checkLayerArgs, isActivation, isLayerType } from './layers.js';
@@ -85,12 +88,12 @@ export const METRIC_ALIASES: Readonly<Record<string, MetricName>> = {
 export const OPTIMIZER_NAMES = ['sgd', 'adam', 'adamw', 'rmsprop'] as const;
 export type OptimizerName = (typeof OPTIMIZER_NAMES)[number];
 
-/** The hyper-parameters each optimizer takes (besides `name`). */
+/** The hyper-parameters each optimizer takes (besides `name`); gradient clipping applies to all. */
 export const OPTIMIZER_OPTIONS: Readonly<Record<OptimizerName, readonly string[]>> = {
-  sgd: ['learningRate', 'momentum', 'nesterov'],
-  adam: ['learningRate', 'beta1', 'beta2', 'epsilon'],
-  adamw: ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay'],
-  rmsprop: ['learningRate', 'rho', 'momentum', 'epsilon', 'centered'],
+  sgd: ['learningRate', 'momentum', 'nesterov', ...CLIPPING_OPTIONS],
+  adam: ['learningRate', 'beta1', 'beta2', 'epsilon', ...CLIPPING_OPTIONS],
+  adamw: ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay', ...CLIPPING_OPTIONS],
+  rmsprop: ['learningRate', 'rho', 'momentum', 'epsilon', 'centered', ...CLIPPING_OPTIONS],
 };
 
 export const BACKENDS = ['auto', 'wasm', 'cpu', 'tensorflow'] as const;
@@ -390,7 +393,11 @@ export const optimizerSchema = withShorthand(
     .strictObject(
       {
         name: nameOf(OPTIMIZER_NAMES),
-        learningRate: boundedNumber(positiveNumber(), MAX_LEARNING_RATE, true, 'larger steps diverge at once; this is a bound against typos').optional(),
+        // A number, or a schedule object (optim/schedules/) as Keras takes a LearningRateSchedule.
+        learningRate: learningRateSchema(
+          boundedNumber(positiveNumber(), MAX_LEARNING_RATE, true, 'larger steps diverge at once; this is a bound against typos'),
+          'a number > 0 or a schedule such as {"name": "cosineDecay", "initialLearningRate": 0.1, "decaySteps": 1000}',
+        ).optional(),
         momentum: boundedNumber(nonNegativeNumber(), 1, false, 'at 1 or more the velocity never decays and the updates grow without bound').optional(),
         nesterov: boolean().optional(),
         beta1: unitFraction().optional(),
@@ -399,6 +406,7 @@ export const optimizerSchema = withShorthand(
         weightDecay: boundedNumber(nonNegativeNumber(), 1, true, 'decoupled weight decay takes this share of each weight per unit of learning rate').optional(),
         rho: unitFraction().optional(),
         centered: boolean().optional(),
+        ...clippingFields,
       },
       { error: 'an optimizer name or an object such as {"name": "adam", "learningRate": 0.001}' },
     )
@@ -411,6 +419,16 @@ export const optimizerSchema = withShorthand(
           path: [key],
           input: value,
           message: `not an option of optimizer ${optimizer.name} (${optimizer.name} takes ${allowed.join(', ')})`,
+          params: { full: true },
+        });
+      }
+      const clipping = clippingOptionsSet(optimizer);
+      if (clipping.length > 1) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [clipping[1]!],
+          input: optimizer[clipping[1]!],
+          message: `cannot be combined with optimizer.${clipping[0]}: set one of ${CLIPPING_OPTIONS.join(', ')} (as Keras)`,
           params: { full: true },
         });
       }
@@ -435,6 +453,7 @@ export const trainingSchema = z.strictObject(
     nonFinite: z.enum(NON_FINITE_POLICIES, { error: `one of ${NON_FINITE_POLICIES.join(', ')}` }).default('stop'),
     accumulateSteps: accumulateStepsSchema.default(1),
     classWeight: classWeightSchema.optional(),
+    reduceLrOnPlateau: reduceLrOnPlateauSchema.optional(),
   },
   { error: 'an object such as {"epochs": 5, "batchSize": 32}' },
 );
@@ -615,6 +634,8 @@ export interface RunConfig {
     accumulateSteps: number;
     /** Keras's class_weight: class index ("0", "1", ...) to the weight of its samples' losses. */
     classWeight?: Record<string, number>;
+    /** Scale the learning rate down when an epoch metric stops improving (Keras ReduceLROnPlateau). */
+    reduceLrOnPlateau?: ReduceLrOnPlateauSpec;
   };
   evaluation: { on: 'test' | 'train' };
   parallel: {

@@ -11,13 +11,15 @@
  * AdamW keeps TF.js's form of the Adam step (epsilon added to sqrt of the bias-corrected v)
  * rather than Keras's, so AdamW with weightDecay 0 is exactly Adam.
  */
+import type { GradientClippingSpec } from './clipping.js';
 import { checkShardArguments, type ShardOptimizer } from './optimizer.js';
 import { WasmAdamKernel } from './wasm/adam-kernel.js';
 
 /** Below this many parameters the copy into WebAssembly memory costs more than it saves. */
 const WASM_MIN_SHARD = 256;
 
-export interface AdamHyperParameters {
+/** Clipping options ride along for checkpoints and resume checks; the replica applies them. */
+export interface AdamHyperParameters extends GradientClippingSpec {
   learningRate: number;
   beta1: number;
   beta2: number;
@@ -109,24 +111,38 @@ export class AdamShardOptimizer implements ShardOptimizer {
     from: number,
     to: number,
     step: number,
+    rate?: number,
   ): void {
     checkShardArguments(this, params, grads, state, from, to, step);
     const m = state[0]!;
     const v = state[1]!;
     const correction1 = this.biasCorrection1.at(step);
     const correction2 = this.biasCorrection2.at(step);
+    const learningRate = rate === undefined ? this.learningRate : Math.fround(rate);
+    const negLearningRate = rate === undefined ? this.negLearningRate : Math.fround(-rate);
     if (this.kernel && to - from >= WASM_MIN_SHARD) {
-      const { beta1, beta2, oneMinusBeta1, oneMinusBeta2, epsilon, negLearningRate, learningRate, weightDecay } = this;
+      const { beta1, beta2, oneMinusBeta1, oneMinusBeta2, epsilon, weightDecay } = this;
       const scalars = { beta1, beta2, oneMinusBeta1, oneMinusBeta2, correction1, correction2, epsilon, negLearningRate, learningRate, weightDecay };
       this.kernel.update(params, grads, m, v, from, to, scalars);
       return;
     }
-    this.scalarUpdate(params, grads, m, v, from, to, correction1, correction2);
+    this.scalarUpdate(params, grads, m, v, from, to, correction1, correction2, learningRate, negLearningRate);
   }
 
   /** The reference loop: every op rounded to float32 as TF.js's cpu kernels do. */
-  scalarUpdate(params: Float32Array, grads: Float32Array, m: Float32Array, v: Float32Array, from: number, to: number, correction1: number, correction2: number): void {
-    const { beta1, beta2, oneMinusBeta1, oneMinusBeta2, epsilon, learningRate, negLearningRate, weightDecay } = this;
+  scalarUpdate(
+    params: Float32Array,
+    grads: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    from: number,
+    to: number,
+    correction1: number,
+    correction2: number,
+    learningRate = this.learningRate,
+    negLearningRate = this.negLearningRate,
+  ): void {
+    const { beta1, beta2, oneMinusBeta1, oneMinusBeta2, epsilon, weightDecay } = this;
     // Skipping the decay when it is 0 keeps Adam free of `inf*0 = NaN` on diverged weights.
     const decays = weightDecay !== 0;
     for (let i = from; i < to; i++) {

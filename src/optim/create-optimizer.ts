@@ -6,6 +6,8 @@
  */
 import { UserError } from '../errors.js';
 import { AdamShardOptimizer } from './adam.js';
+import { clippingOptionsSet, type GradientClippingSpec } from './clipping.js';
+import { initialRate } from './schedules/index.js';
 import { OPTIMIZER_NAMES, type OptimizerName, type OptimizerSpec, type ShardOptimizer } from './optimizer.js';
 import { RmspropShardOptimizer } from './rmsprop.js';
 import { SgdShardOptimizer } from './sgd.js';
@@ -28,42 +30,53 @@ export const OPTIMIZER_DEFAULTS = Object.freeze({
 
 export function createOptimizer(spec: OptimizerSpec): ShardOptimizer {
   const name: unknown = spec.name;
+  const clip = clipping(spec);
+  // A schedule's first rate stands for it among the hyper-parameters (the replica asks the
+  // schedule for each update's rate). It may be 0, as a warm-up from 0 starts: so 0 is accepted
+  // here (a checkpoint's hyper-parameters are checked by rebuilding the optimizer from them);
+  // the config refuses a constant rate of 0.
+  const rate = (fallback: number) =>
+    nonNegative(spec, 'learningRate', typeof spec.learningRate === 'object' ? initialRate(spec.learningRate) : (spec.learningRate ?? fallback));
   switch (spec.name) {
     case 'sgd': {
       const d = OPTIMIZER_DEFAULTS.sgd;
       return new SgdShardOptimizer({
-        learningRate: positive(spec, 'learningRate', spec.learningRate ?? d.learningRate),
+        learningRate: rate(d.learningRate),
         momentum: nonNegative(spec, 'momentum', spec.momentum ?? d.momentum),
         nesterov: spec.nesterov ?? d.nesterov,
+        ...clip,
       });
     }
     case 'adam': {
       const d = OPTIMIZER_DEFAULTS.adam;
       return new AdamShardOptimizer('adam', {
-        learningRate: positive(spec, 'learningRate', spec.learningRate ?? d.learningRate),
+        learningRate: rate(d.learningRate),
         beta1: unitInterval(spec, 'beta1', spec.beta1 ?? d.beta1),
         beta2: unitInterval(spec, 'beta2', spec.beta2 ?? d.beta2),
         epsilon: positive(spec, 'epsilon', spec.epsilon ?? d.epsilon),
+        ...clip,
       });
     }
     case 'adamw': {
       const d = OPTIMIZER_DEFAULTS.adamw;
       return new AdamShardOptimizer('adamw', {
-        learningRate: positive(spec, 'learningRate', spec.learningRate ?? d.learningRate),
+        learningRate: rate(d.learningRate),
         beta1: unitInterval(spec, 'beta1', spec.beta1 ?? d.beta1),
         beta2: unitInterval(spec, 'beta2', spec.beta2 ?? d.beta2),
         epsilon: positive(spec, 'epsilon', spec.epsilon ?? d.epsilon),
         weightDecay: nonNegative(spec, 'weightDecay', spec.weightDecay ?? d.weightDecay),
+        ...clip,
       });
     }
     case 'rmsprop': {
       const d = OPTIMIZER_DEFAULTS.rmsprop;
       return new RmspropShardOptimizer({
-        learningRate: positive(spec, 'learningRate', spec.learningRate ?? d.learningRate),
+        learningRate: rate(d.learningRate),
         rho: unitInterval(spec, 'rho', spec.rho ?? d.rho),
         momentum: nonNegative(spec, 'momentum', spec.momentum ?? d.momentum),
         epsilon: positive(spec, 'epsilon', spec.epsilon ?? d.epsilon),
         centered: spec.centered ?? d.centered,
+        ...clip,
       });
     }
     default:
@@ -72,6 +85,13 @@ export function createOptimizer(spec: OptimizerSpec): ShardOptimizer {
         hint: `use one of: ${OPTIMIZER_NAMES.join(', ')}`,
       });
   }
+}
+
+/** The clipping options set (at most one, as Keras), each > 0; absent ones stay out of the hyper-parameters. */
+function clipping(spec: OptimizerSpec): GradientClippingSpec {
+  const set = clippingOptionsSet(spec);
+  if (set.length > 1) throw new UserError(`optimizer ${spec.name}: only one of clipNorm, clipValue, globalClipNorm may be set (as Keras), found ${set.join(' and ')}`);
+  return Object.fromEntries(set.map((key) => [key, positive(spec, key, spec[key]!)]));
 }
 
 // The config schema validates these too; repeating the cheap checks here keeps a direct

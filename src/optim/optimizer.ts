@@ -5,14 +5,18 @@
  * float32 arithmetic of TensorFlow.js's own optimizers on the cpu backend.
  */
 
+import type { GradientClippingSpec } from './clipping.js';
+import type { LearningRateScheduleSpec } from './schedules/index.js';
+
 export type OptimizerName = 'sgd' | 'adam' | 'adamw' | 'rmsprop';
 
 export const OPTIMIZER_NAMES: readonly OptimizerName[] = ['sgd', 'adam', 'adamw', 'rmsprop'];
 
 /** An optimizer as it appears in a run config (already validated elsewhere). */
-export interface OptimizerSpec {
+export interface OptimizerSpec extends GradientClippingSpec {
   name: OptimizerName;
-  learningRate?: number;
+  /** A constant rate, or a schedule of the update number (optim/schedules/). */
+  learningRate?: number | LearningRateScheduleSpec;
   /** sgd (0 = plain SGD), rmsprop */
   momentum?: number;
   /** sgd */
@@ -40,6 +44,7 @@ export interface ShardOptimizer {
    * state[i] is the full-length array named stateNames[i]; only [from, to) is read or written.
    * step is the 1-based count of updates applied so far including this one (Adam's bias correction needs it);
    * it is the only scalar state, so the optimizer object itself is stateless and a shard can be updated by any thread.
+   * learningRate, when given, is this update's rate (a schedule's), in place of hyperParameters.learningRate.
    */
   update(
     params: Float32Array,
@@ -48,6 +53,7 @@ export interface ShardOptimizer {
     from: number,
     to: number,
     step: number,
+    learningRate?: number,
   ): void;
 }
 

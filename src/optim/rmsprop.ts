@@ -10,9 +10,11 @@
  * TF.js keeps the momentum accumulator even with momentum 0; then mom*0 + d is d bit for bit
  * (for finite mom), so we drop that state array and save one parameter-sized buffer.
  */
+import type { GradientClippingSpec } from './clipping.js';
 import { checkShardArguments, type ShardOptimizer } from './optimizer.js';
 
-export interface RmspropHyperParameters {
+/** Clipping options ride along for checkpoints and resume checks; the replica applies them. */
+export interface RmspropHyperParameters extends GradientClippingSpec {
   learningRate: number;
   rho: number;
   momentum: number;
@@ -56,6 +58,7 @@ export class RmspropShardOptimizer implements ShardOptimizer {
     from: number,
     to: number,
     step: number,
+    rate?: number,
   ): void {
     checkShardArguments(this, params, grads, state, from, to, step);
     const meanSquare = state[0]!;
@@ -64,7 +67,7 @@ export class RmspropShardOptimizer implements ShardOptimizer {
     // Empty placeholders keep the loop's array variables monomorphic; they are never indexed.
     const meanGrad = centered ? state[this.meanGradIndex]! : NO_STATE;
     const moment = hasMomentum ? state[this.momentumIndex]! : NO_STATE;
-    const learningRate = this.learningRate;
+    const learningRate = rate === undefined ? this.learningRate : Math.fround(rate);
     const rho = this.rho;
     const oneMinusRho = this.oneMinusRho;
     const momentum = this.momentum;

@@ -7,9 +7,11 @@
  *   nesterov:  a = m*a + g;  p = c*(g + a*m) + p
  * With momentum 0 the momentum rules reduce bit for bit to the plain one, so no state is kept.
  */
+import type { GradientClippingSpec } from './clipping.js';
 import { checkShardArguments, type ShardOptimizer } from './optimizer.js';
 
-export interface SgdHyperParameters {
+/** Clipping options ride along for checkpoints and resume checks; the replica applies them. */
+export interface SgdHyperParameters extends GradientClippingSpec {
   learningRate: number;
   momentum: number;
   nesterov: boolean;
@@ -37,9 +39,10 @@ export class SgdShardOptimizer implements ShardOptimizer {
     from: number,
     to: number,
     step: number,
+    learningRate?: number,
   ): void {
     checkShardArguments(this, params, grads, state, from, to, step);
-    const c = this.negLearningRate;
+    const c = learningRate === undefined ? this.negLearningRate : Math.fround(-learningRate);
     const m = this.momentum;
     // Storing into a Float32Array rounds, so only intermediates need Math.fround.
     if (m === 0) {

@@ -10,6 +10,11 @@ export function formatMetrics(loss: number, metrics: MetricValues, prefix = ''):
   return [`${prefix}loss: ${formatNumber(loss)}`, ...Object.entries(metrics).map(([k, v]) => `${prefix}${k}: ${formatNumber(v)}`)].join(' - ');
 }
 
+/** " - lr: 0.0010" (nothing for a record that has no rate, e.g. from an older checkpoint). */
+export function formatLearningRate(lr: number | undefined): string {
+  return lr === undefined ? '' : ` - lr: ${formatNumber(lr)}`;
+}
+
 export function formatRate(samplesPerSec: number): string {
   return `${Math.round(samplesPerSec).toLocaleString('en-US')} samples/s`;
 }

@@ -5,7 +5,7 @@
 import cliProgress from 'cli-progress';
 import type { TrainingEvent } from '../train/events.js';
 import type { TrainSummary } from '../train/run.js';
-import { formatMetrics, formatNumber, formatRate } from './format.js';
+import { formatLearningRate, formatMetrics, formatNumber, formatRate } from './format.js';
 import type { ReportSinkType } from './sink.js';
 
 export type ReportMode = 'tty' | 'plain' | 'json';
@@ -53,8 +53,8 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
             );
             bar.start(event.steps, 0, { metrics: '', rate: '' });
           }
-          // As Keras shows them: "loss: 0.5712 - accuracy: 0.8123", the epoch's running means.
-          bar.update(event.step, { metrics: formatMetrics(event.loss, event.metrics), rate: formatRate(event.samplesPerSec) });
+          // As Keras shows them: "loss: 0.5712 - accuracy: 0.8123", the epoch's running means, then the step's learning rate.
+          bar.update(event.step, { metrics: `${formatMetrics(event.loss, event.metrics)}${formatLearningRate(event.lr)}`, rate: formatRate(event.samplesPerSec) });
           break;
         case 'recovery':
           stopBar();
@@ -64,7 +64,7 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
           stopBar();
           const validation = event.validation ? ` - ${formatMetrics(event.validation.loss, event.validation.metrics, 'val_')}` : '';
           const skipped = event.skippedSteps > 0 ? ` - ${event.skippedSteps} steps skipped (non-finite)` : '';
-          line(`Epoch ${event.epoch}/${event.epochs} - ${event.steps} steps - ${event.seconds.toFixed(1)}s - ${formatRate(event.samplesPerSec)} - ${formatMetrics(event.loss, event.metrics)}${validation}${skipped}`);
+          line(`Epoch ${event.epoch}/${event.epochs} - ${event.steps} steps - ${event.seconds.toFixed(1)}s - ${formatRate(event.samplesPerSec)} - ${formatMetrics(event.loss, event.metrics)}${validation}${formatLearningRate(event.lr)}${skipped}`);
           break;
         }
       }

@@ -43,6 +43,13 @@ export function optimizerStep(globalStep: number, epoch: number, step: number, s
   return epoch * updatesPerEpoch(steps, k) + Math.floor(step / k) + 1;
 }
 
+/** Updates applied after `batches` global batches of the run, at an update boundary. */
+export function updatesAfter(batches: number, steps: number, k: number): number {
+  if (k === 1) return batches;
+  const epochs = Math.floor(batches / steps);
+  return epochs * updatesPerEpoch(steps, k) + Math.ceil((batches - epochs * steps) / k);
+}
+
 /**
  * A segment [fromStep, toStep) of an epoch cut back to an update boundary (the coordinator's
  * segments end where checkpoints and stops may happen); never empty: at least one update.

@@ -33,6 +33,8 @@ export interface ProgressEvent {
   loss: number;
   metrics: MetricValues;
   samplesPerSec: number;
+  /** The learning rate of the step running (optimizer.learningRate's schedule, reduce-on-plateau's scale). */
+  lr: number;
 }
 
 export interface EpochEvent {
@@ -52,6 +54,11 @@ export interface EpochEvent {
   replicaPhaseTimes: PhaseTimes[];
   /** Steps skipped for a non-finite loss or gradient (training.nonFinite "skip"). */
   skippedSteps: number;
+  /**
+   * The learning rate at the epoch's end: the next update's, before reduce-on-plateau looks at
+   * this epoch (as Keras logs learning_rate). Absent in records of checkpoints older than it.
+   */
+  lr: number;
 }
 
 /** Replicas failed and a fresh group took over from the last consistent state. */

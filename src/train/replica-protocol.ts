@@ -8,6 +8,7 @@ import type { ModelSpec } from '../model/build-model.js';
 import type { LossSpec, MetricName } from '../model/objective.js';
 import type { ClassWeight } from '../model/sample-weights.js';
 import type { ParamEntry } from '../model/param-layout.js';
+import type { RateAdjustment } from '../optim/learning-rate.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
 import type { SharedTrainingBuffers } from './shared-state.js';
 import type { RecordedSpans } from './span-recorder.js';
@@ -69,6 +70,8 @@ export interface StepsJob {
   toStep: number;
   /** Optimizer updates applied before fromStep in the whole run. */
   updatesBefore: number;
+  /** Reduce-on-plateau's scale and floor on the learning rate (none: the rate as configured). */
+  rateAdjustment?: RateAdjustment;
 }
 
 /** Seconds spent in each phase of the steps, summed over the steps of a job. */

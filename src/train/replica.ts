@@ -23,7 +23,10 @@ import { Objective } from '../model/objective.js';
 import { SampleWeighting } from '../model/sample-weights.js';
 import { ParamLayout } from '../model/param-layout.js';
 import { SyncBatchNorm } from '../model/sync-batch-norm.js';
+import { chunkRange } from '../collective/ring.js';
+import { GradientClipper, type ChunkedVector } from '../optim/clipping.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
+import { LearningRate } from '../optim/learning-rate.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
 import type {
   DatasetRole,
@@ -68,6 +71,10 @@ export class Replica implements ReplicaApi {
   private objective!: Objective;
   private weighting!: SampleWeighting;
   private optimizer!: ShardOptimizer;
+  private learningRate!: LearningRate;
+  private clipper!: GradientClipper;
+  /** Clipped values of the own chunk, when clipping reads other replicas' chunks (made on first use). */
+  private clipped: Float32Array | undefined;
   private control!: ControlBlock;
   private collective!: Collective;
   private views!: TrainingViews;
@@ -92,6 +99,8 @@ export class Replica implements ReplicaApi {
       this.objective = new Objective(init.loss, init.metrics);
       this.weighting = new SampleWeighting(init.classWeight, init.loss.name === 'sparseCategoricalCrossentropy');
       this.optimizer = createOptimizer(init.optimizer);
+      this.learningRate = LearningRate.of(init.optimizer.learningRate, this.optimizer.hyperParameters.learningRate as number);
+      this.clipper = new GradientClipper(init.optimizer, this.layout.entries);
       this.views = new TrainingViews(init.buffers, this.layout.length, this.layout.nonTrainableLength);
       this.spans = init.trace ? new SpanRecorder() : undefined;
       this.control.waitObserver = this.spans?.recordWait;
@@ -214,8 +223,13 @@ export class Replica implements ReplicaApi {
       }
       if (skip) result.skippedSteps++;
       else {
+        // The chunk may reach into the non-trainable weights' region after the parameters.
         const [paramFrom, paramTo] = [Math.min(chunkFrom, params.length), Math.min(chunkTo, params.length)];
-        this.optimizer.update(params, ownGrads.subarray(0, params.length), this.views.optimizerState, paramFrom, paramTo, optimizerStep(globalStep, job.epoch, step, epochSteps, k));
+        const grads = this.clippedGradient(ownGrads, paramFrom, paramTo);
+        const updateStep = optimizerStep(globalStep, job.epoch, step, epochSteps, k);
+        // Schedules step per update (Keras's `iterations`: the updates applied before this one).
+        const rate = this.learningRate.at(updateStep - 1, job.rateAdjustment);
+        this.optimizer.update(params, grads.subarray(0, params.length), this.views.optimizerState, paramFrom, paramTo, updateStep, rate);
         this.applyNonTrainableChange(ownGrads, chunkFrom, chunkTo);
         result.samples += pending.samples;
         result.lossSum += localLoss;
@@ -238,6 +252,35 @@ export class Replica implements ReplicaApi {
     row[StatsColumn.GLOBAL_STEP] = 0;
     if (this.spans) Object.assign(result, { times: { ...times }, spans: this.spans.take() });
     return result;
+  }
+
+  /**
+   * The averaged gradient of the own chunk [from, to) after optimizer.clipNorm, clipValue or
+   * globalClipNorm. Norms are over whole tensors (or the whole vector), whose chunks other
+   * replicas own: every chunk must be averaged before any is read, hence the barrier. The
+   * slots are not written again before the update barrier, so reading them is safe until then.
+   */
+  private clippedGradient(own: Float32Array, from: number, to: number): Float32Array {
+    if (!this.clipper.active) return own;
+    if (!this.clipper.readsOtherChunks) {
+      this.clipper.clip(this.averagedGradient(), own, from, to, own);
+      return own;
+    }
+    this.collective.barrier('gradient norm barrier');
+    this.clipped ??= new Float32Array(own.length);
+    this.clipper.clip(this.averagedGradient(), own, from, to, this.clipped);
+    return this.clipped;
+  }
+
+  /**
+   * After the reduce-scatter, chunk c of the averaged gradient is in replica c's slot. Chunks
+   * are cut over the whole slot (the parameters' gradient and the non-trainable weights' change
+   * after it); norms are over the parameters' part alone.
+   */
+  private averagedGradient(): ChunkedVector {
+    const slotLength = this.views.gradSlots[0]!.length;
+    const replicas = this.setup.replicas;
+    return { slots: this.views.gradSlots, length: this.layout.length, chunk: (c) => chunkRange(slotLength, replicas, c) };
   }
 
   /** Forward and backward pass of the local slice; writes the gradient into `into` (adds it, when accumulating). */

@@ -20,6 +20,7 @@ import { hasWeightFiles, tfjsFileHandler } from '../model/tfjs-files.js';
 import { createOptimizer } from '../optim/create-optimizer.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
 import type { DatasetRole } from './replica-protocol.js';
+import { checkPlateauMonitor } from './learning-rate-state.js';
 
 export type RunDatasets = Partial<Record<DatasetRole, SharedDataset>>;
 
@@ -66,6 +67,7 @@ export async function prepareRun(config: RunConfig, options: SetupOptions): Prom
     initialParams.set(options.initialParams);
   }
   checkMonitor(config, datasets.validation !== undefined);
+  checkPlateauMonitor(config, datasets.validation !== undefined);
   // A topology file's size is known only now; before any shared buffer or replica is allocated.
   const tooBig = paramMemoryProblem(layout.length, workers, config.optimizer.name);
   if (tooBig) throw new ConfigError('topology' in config.model ? 'model.topology' : 'model.layers', tooBig);

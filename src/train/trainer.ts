@@ -17,7 +17,7 @@ import { assertPositionFits, assertResumable, assertWarmStartable } from '../che
 import type { CheckpointState } from '../checkpoint/state.js';
 import { CheckpointStore } from '../checkpoint/store.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
-import { alignSegmentEnd } from './accumulation.js';
+import { alignSegmentEnd, updatesAfter } from './accumulation.js';
 import { CheckpointSchedule, type CheckpointWriteStats } from './checkpointing.js';
 import type { EpochEvent, MetricValues, ReportEventOptions, TraceSpan, TrainingEvent } from './events.js';
 import { callAll } from './fan-out.js';
@@ -29,6 +29,7 @@ import { prepareRun, type RunDatasets } from './setup.js';
 import { throwIfStopped, untilStopped, type StartupPhase } from './startup.js';
 import { StatsColumn, type TrainingViews } from './shared-state.js';
 import { decodeReplicaSpans } from './span-recorder.js';
+import { LearningRateState } from './learning-rate-state.js';
 import type { WorldLink, WorldOptions } from './world-link.js';
 
 export interface TrainerOptions {
@@ -96,6 +97,8 @@ export class Trainer {
   private readonly state: RunState;
   private readonly checkpoints: CheckpointSchedule;
   private readonly recovery: Recovery;
+  /** The learning rate's schedule and reduce-on-plateau's state. */
+  private readonly rates: LearningRateState;
   private closed = false;
   /** stop() was called (or the signal fired) in this process. */
   private stopRequested = false;
@@ -127,6 +130,8 @@ export class Trainer {
     if (world && options.reportEvents?.trace) world.onNetworkRound = (step, start, end) => this.emitSpan({ name: `network all-reduce (step ${step + 1})`, start, end });
     this.checkpoints = new CheckpointSchedule(config, store, options.warn ?? options.log);
     this.recovery = new Recovery(world ? 0 : config.parallel.maxRecoveries);
+    // The run counts global batches; schedules count updates (one per accumulateSteps batches).
+    this.rates = new LearningRateState(config, optimizer, (batches) => updatesAfter(batches, this.stepsPerEpoch, config.training.accumulateSteps));
   }
 
   static async create(config: RunConfig, options: TrainerOptions = {}): Promise<Trainer> {
@@ -190,7 +195,7 @@ export class Trainer {
   /** Every process continues from rank 0's parameters, optimizer state and position. */
   private async takeRankZeroState(world: WorldLink): Promise<void> {
     const { state } = this;
-    const mine = { position: { ...state.position }, updates: state.updates, samplesSeen: state.samplesSeen, history: state.history, epochProgress: state.epochProgress, lastCheckpointStep: this.checkpoints.lastStep };
+    const mine = { position: { ...state.position }, updates: state.updates, samplesSeen: state.samplesSeen, history: state.history, epochProgress: state.epochProgress, lastCheckpointStep: this.checkpoints.lastStep, plateau: this.rates.plateauState };
     const theirs = await world.broadcastState(this.live.views, mine);
     Object.assign(state.position, theirs.position);
     state.updates = theirs.updates;
@@ -198,6 +203,7 @@ export class Trainer {
     state.history.splice(0, state.history.length, ...theirs.history);
     state.epochProgress = theirs.epochProgress ?? undefined;
     this.checkpoints.lastStep = theirs.lastCheckpointStep;
+    this.rates.plateauState = theirs.plateau ?? undefined;
   }
 
   /** Replicas of every process together (this process's alone). */
@@ -392,7 +398,7 @@ export class Trainer {
         let results: StepsResult[];
         try {
           results = await this.traced(`steps ${fromStep + 1}-${toStep} of epoch ${epoch + 1}`, () =>
-            this.callAll(`epoch ${epoch + 1}`, (api) => api.runSteps({ epoch, fromStep, toStep, updatesBefore: state.updates })),
+            this.callAll(`epoch ${epoch + 1}`, (api) => api.runSteps({ epoch, fromStep, toStep, updatesBefore: state.updates, rateAdjustment: this.rates.adjustment })),
           );
         } catch (error) {
           stopReporting();
@@ -428,7 +434,7 @@ export class Trainer {
     const progress = state.epochProgress;
     const { loss, metrics } = this.runningMeans(progress);
     // The bar's last word on the epoch: the values the epoch event carries.
-    this.emit({ type: 'progress', epoch: epoch + 1, step: steps, steps, samples: progress.samples, loss, metrics, samplesPerSec: progress.samples / progress.seconds });
+    this.emit({ type: 'progress', epoch: epoch + 1, step: steps, steps, samples: progress.samples, loss, metrics, samplesPerSec: progress.samples / progress.seconds, lr: this.rates.at(Math.max(0, state.updates - 1)) });
     const validation = this.datasets.validation ? await this.evaluate('validation') : undefined;
     const event: EpochEvent = {
       type: 'epoch',
@@ -444,6 +450,7 @@ export class Trainer {
       phaseTimes: sumTimes(progress.times),
       replicaPhaseTimes: sumTimesPerReplica(replicaTimes),
       skippedSteps: progress.skippedSteps,
+      lr: this.rates.at(state.updates),
     };
     state.history.push(event);
     state.epochProgress = undefined;
@@ -451,6 +458,8 @@ export class Trainer {
     state.position.stepInEpoch = 0;
     this.emit(event);
     if (this.options.reportEvents?.weights) this.emit({ type: 'weights', epoch: epoch + 1, globalStep: state.updates, weights: this.weights() });
+    const reduced = this.rates.onEpochEnd(event, state.updates);
+    if (reduced !== undefined) this.options.log?.(`epoch ${epoch + 1}: reduce-on-plateau lowered the learning rate to ${reduced.toPrecision(4)}`);
     if (this.config.checkpoint.everyEpoch || this.checkpoints.due(state.updates)) await this.checkpoint(event);
     this.keepRecoveryPoint();
   }
@@ -517,12 +526,13 @@ export class Trainer {
   captureState(): CheckpointState {
     const { config, topology, layout, optimizer } = this;
     // A checkpoint records the world's replicas, whichever process wrote it.
-    return this.state.capture({ config, topology, layout, optimizer, replicas: this.worldReplicas }, this.live.views);
+    return { ...this.state.capture({ config, topology, layout, optimizer, replicas: this.worldReplicas }, this.live.views), learningRate: this.rates.capture(this.state.updates) };
   }
 
   /** Takes over a checkpoint's parameters, optimizer state, position and history. */
   private restore(saved: CheckpointState, views: TrainingViews): void {
     this.state.restore(saved, this.optimizer, views);
+    this.rates.restore(saved.learningRate);
     this.checkpoints.lastStep = saved.position.globalStep;
   }
 
@@ -681,7 +691,8 @@ export class Trainer {
       if (sums.samples > samplesAtStart) {
         const seconds = (performance.now() - started) / 1000;
         const step = this.state.position.stepInEpoch + done;
-        this.emit({ type: 'progress', epoch: epoch + 1, step, steps, samples: sums.samples, ...this.runningMeans(sums), samplesPerSec: (sums.samples - samplesAtStart) / seconds });
+        const lr = this.rates.at(this.state.updates + Math.min(done, steps - this.state.position.stepInEpoch - 1));
+        this.emit({ type: 'progress', epoch: epoch + 1, step, steps, samples: sums.samples, ...this.runningMeans(sums), samplesPerSec: (sums.samples - samplesAtStart) / seconds, lr });
       }
     }, this.options.progressIntervalMs ?? 200);
     return () => clearInterval(timer);

@@ -316,7 +316,7 @@ const CASES: BadInput[] = [
   {
     name: 'an optimizer option that does not belong to it',
     config: mnist((c) => (c.optimizer = { name: 'sgd', learningRate: 0.1, beta1: 0.9 })),
-    stderr: (f) => [`ringtrain: ${f}: optimizer.beta1: not an option of optimizer sgd (sgd takes learningRate, momentum, nesterov)`],
+    stderr: (f) => [`ringtrain: ${f}: optimizer.beta1: not an option of optimizer sgd (sgd takes learningRate, momentum, nesterov, clipNorm, clipValue, globalClipNorm)`],
   },
   {
     name: 'an unknown loss',

@@ -33,7 +33,8 @@ describe('ringtrain CLI', () => {
     // The start record, one per epoch (one step each: no progress records), the summary.
     expect(log).toHaveLength(302);
     expect(log[0]).toMatchObject({ event: 'start', name: 'linear', stepsPerEpoch: 1, epochs: 300 });
-    expect(log[300]).toMatchObject({ event: 'epoch', epoch: 300 });
+    // The rate of the next update, as the float32 the optimizer uses (configs/linear.json: sgd 0.01).
+    expect(log[300]).toMatchObject({ event: 'epoch', epoch: 300, lr: Math.fround(0.01) });
     expect(log[301]).toEqual(summary);
     // Each epoch's phase times per replica; their mean is the epoch's (averaged over replicas) phase times.
     for (const record of log.slice(1, 301) as unknown as { phaseTimes: Record<string, number>; replicaPhaseTimes: Record<string, number>[] }[]) {
@@ -54,7 +55,7 @@ describe('ringtrain CLI', () => {
     expect(code).toBe(0);
     const epochLines = stdout.split('\n').filter((l) => l.startsWith('Epoch '));
     expect(epochLines).toHaveLength(3);
-    expect(epochLines[2]).toMatch(/^Epoch 3\/3 - 1 steps - \d+\.\ds - [\d,]+ samples\/s - loss: \d\.\d{4} - accuracy: \d\.\d{4}$/);
+    expect(epochLines[2]).toMatch(/^Epoch 3\/3 - 1 steps - \d+\.\ds - [\d,]+ samples\/s - loss: \d\.\d{4} - accuracy: \d\.\d{4} - lr: 0\.1000$/);
     expect(stdout).toMatch(/Training-data evaluation on 4 samples: loss: \d\.\d{4} - accuracy: \d\.\d{4}/);
   });
 

@@ -29,6 +29,7 @@ const progress = (step: number, loss: number, accuracy: number): ProgressEvent =
   loss,
   metrics: { accuracy },
   samplesPerSec: 1234,
+  lr: 0.001,
 });
 
 describe('the progress bar', () => {
@@ -39,7 +40,7 @@ describe('the progress bar', () => {
     // The bar redraws on its own timer (cli-progress throttles updates).
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(tty.text()).toContain('Epoch 1 3/10 [');
-    expect(tty.text()).toContain('] loss: 0.5712 - accuracy: 0.8123 - 1,234 samples/s - ETA');
+    expect(tty.text()).toContain('] loss: 0.5712 - accuracy: 0.8123 - lr: 0.0010 - 1,234 samples/s - ETA');
     reporter.stop();
   });
 
