@@ -57,6 +57,15 @@ export interface CheckpointState {
   replicas: number;
   /** ISO time. */
   createdAt: string;
+  /** States of the run's callbacks that keep one (early stopping); absent or empty without. */
+  callbacks?: CheckpointCallbackState[];
+}
+
+/** A callback's state: JSON (NaN and +-Infinity survive) and float32 tensors of any length. */
+export interface CheckpointCallbackState {
+  name: string;
+  state: Record<string, unknown>;
+  tensors: CheckpointTensor[];
 }
 
 /** Name of the flat parameter tensor in the file. */

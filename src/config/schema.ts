@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { checkpointWriteFields, type OnWriteError } from '../checkpoint/config.js';
+import { checkpointCadenceFields, checkpointWriteFields, type OnWriteError } from '../checkpoint/config.js';
 import type { DataConfig } from '../data/load-data.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
 import { formatValue } from './format.js';
@@ -30,6 +30,7 @@ import {
   workersBoundReason,
 } from './limits.js';
 import { OPTIMIZER_STATE_ARRAYS, estimateMemory, inspectLayers } from '../model/inspect-layers.js';
+import { earlyStoppingSchema, type EarlyStoppingConfig } from '../train/callbacks/early-stopping-config.js';
 import { closestMatch } from './suggest.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -429,6 +430,7 @@ export const trainingSchema = z.strictObject(
     validationSplit: unitFraction().default(0),
     validateOnTest: boolean().default(false),
     nonFinite: z.enum(NON_FINITE_POLICIES, { error: `one of ${NON_FINITE_POLICIES.join(', ')}` }).default('stop'),
+    earlyStopping: earlyStoppingSchema.optional(),
   },
   { error: 'an object such as {"epochs": 5, "batchSize": 32}' },
 );
@@ -498,7 +500,7 @@ export const checkpointSchema = z.strictObject(
     dir: nonEmptyString('a directory').optional(),
     /** Write a checkpoint every this many global steps (0: only at epoch ends and at the end). */
     everySteps: integer(0).default(0),
-    everyEpoch: boolean().default(true),
+    ...checkpointCadenceFields,
     keepLast: integer(1).default(3),
     /** Keep the best checkpoint by this epoch metric, e.g. "val_loss" (min) or "val_accuracy" (max). */
     monitor: nonEmptyString('a metric name such as "val_loss"').optional(),
@@ -602,6 +604,8 @@ export interface RunConfig {
     validateOnTest: boolean;
     /** A step with a non-finite loss or gradient stops the run (default) or is skipped. */
     nonFinite: 'stop' | 'skip';
+    /** Stop when an epoch metric stops improving (as Keras's EarlyStopping). */
+    earlyStopping?: EarlyStoppingConfig;
   };
   evaluation: { on: 'test' | 'train' };
   parallel: {
@@ -618,8 +622,11 @@ export interface RunConfig {
   checkpoint: {
     /** Where checkpoints go; default <output.dir>/checkpoints. */
     dir: string;
-    /** Every this many global steps; 0 for epoch ends (everyEpoch) and the end only. */
+    /** Every this many global steps (0: none). */
     everySteps: number;
+    /** At the first step boundary this long after the last checkpoint (0: none); default 60. */
+    everySeconds: number;
+    /** At every epoch end; default: when `monitor` is set. The end of fit() and a stop always write one. */
     everyEpoch: boolean;
     keepLast: number;
     /** An epoch metric ("loss", "val_loss", "val_accuracy", ...) whose best checkpoint is kept. */
@@ -699,7 +706,12 @@ export function runConfigSchema(context: RunConfigContext = {}) {
         parallel: config.parallel,
         backend: config.backend,
         output: { dir: outputDir, metricsLog: config.output.metricsLog },
-        checkpoint: { ...config.checkpoint, dir: config.checkpoint.dir ?? path.join(outputDir, 'checkpoints') },
+        checkpoint: {
+          ...config.checkpoint,
+          dir: config.checkpoint.dir ?? path.join(outputDir, 'checkpoints'),
+          // The best checkpoint by `monitor` is chosen among epoch-end checkpoints.
+          everyEpoch: config.checkpoint.everyEpoch ?? config.checkpoint.monitor !== undefined,
+        },
       };
     });
 }
@@ -777,5 +789,5 @@ const schemaMatchesRunConfig: Equals<z.output<typeof sectionShapes.model>, RunCo
   Equals<z.output<typeof sectionShapes.evaluation>, RunConfig['evaluation']> &
   Equals<z.output<typeof sectionShapes.parallel>, RunConfig['parallel']> &
   Equals<z.output<typeof sectionShapes.backend>, RunConfig['backend']> &
-  Equals<Omit<z.output<typeof sectionShapes.checkpoint>, 'dir'>, Omit<RunConfig['checkpoint'], 'dir'>> = true;
+  Equals<Omit<z.output<typeof sectionShapes.checkpoint>, 'dir' | 'everyEpoch'>, Omit<RunConfig['checkpoint'], 'dir' | 'everyEpoch'>> = true;
 void schemaMatchesRunConfig;
