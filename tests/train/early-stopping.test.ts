@@ -5,6 +5,7 @@
  * continuing exactly.
  */
 import { describe, expect, it } from 'vitest';
+import { parseRunConfig } from '../../src/config/load.js';
 import type { CallbackRun } from '../../src/train/callbacks/callback.js';
 import { EarlyStopping } from '../../src/train/callbacks/early-stopping.js';
 
@@ -116,5 +117,15 @@ describe('EarlyStopping', () => {
   it('names the monitored value when an epoch does not report it', () => {
     const es = new EarlyStopping({ monitor: 'val_loss' });
     expect(() => es.onEpochEnd(0, { loss: 1 }, fakeRun())).toThrow('training.earlyStopping.monitor: "val_loss" is not among this epoch\'s values (loss)');
+  });
+
+  it('training.earlyStopping in the config: Keras defaults, and bad values named', () => {
+    const config = (earlyStopping: unknown) =>
+      parseRunConfig({ name: 'es', model: { inputShape: [1], layers: [{ type: 'dense', units: 1 }] }, data: 'linear', loss: 'mse', optimizer: 'sgd', training: { epochs: 1, batchSize: 1, earlyStopping } });
+    expect(config({}).training.earlyStopping).toEqual({ monitor: 'val_loss', mode: 'auto', patience: 0, minDelta: 0, restoreBestWeights: false });
+    expect(() => config({ patience: -1 })).toThrow('training.earlyStopping.patience: expected an integer >= 0, found -1');
+    expect(() => config({ mode: 'up' })).toThrow('training.earlyStopping.mode: expected one of auto, min, max, found "up"');
+    expect(() => config({ minDelta: -0.1 })).toThrow('training.earlyStopping.minDelta: expected a finite number >= 0, found -0.1');
+    expect(() => config({ patience: 2, restore: true })).toThrow(/training\.earlyStopping\.restore/);
   });
 });
