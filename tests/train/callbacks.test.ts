@@ -12,7 +12,9 @@ import { readCheckpointFile } from '../../src/checkpoint/format.js';
 import { parseRunConfig } from '../../src/config/load.js';
 import type { Logs, TrainingCallback } from '../../src/train/callbacks/callback.js';
 import { epochLogs } from '../../src/train/callbacks/callback-list.js';
+import type { WorldSpec } from '../../src/launch/world.js';
 import { Trainer } from '../../src/train/trainer.js';
+import { freePort } from '../helpers/processes.js';
 
 const bytes = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
@@ -139,6 +141,25 @@ describe('callbacks', () => {
       expect(bytes(resumed.params()).equals(bytes(afterEpoch1))).toBe(true);
     } finally {
       await resumed.close();
+    }
+
+    // The same resume in a world of two processes (here two trainers of one process): only rank 0
+    // reads the checkpoint, rank 1 takes early stopping's state from it, and both stop together.
+    const port = await freePort();
+    const spec = (rank: number): WorldSpec => ({ contract: 'flags', rank, worldSize: 2, localRank: rank, localWorldSize: 2, masterAddr: '127.0.0.1', masterPort: port, runId: 'test', restartCount: 0, describe: 'test world' });
+    const ranks = await Promise.all([
+      Trainer.create(es(tmp('es-world0')), { world: { spec: spec(0), token: 't' }, resume: { file: middle, state: await readCheckpointFile(middle) } }),
+      Trainer.create(es(tmp('es-world1')), { world: { spec: spec(1), token: 't' } }),
+    ]);
+    try {
+      const histories = await Promise.all(ranks.map((r) => r.fit()));
+      expect(histories.map((h) => h.map((e) => e.epoch))).toEqual([[3], [3]]);
+      for (const r of ranks) {
+        expect(r.stopReason).toMatch(/^early stopping: loss did not improve for 2 epochs after epoch 1/);
+        expect(bytes(r.params()).equals(bytes(afterEpoch1))).toBe(true);
+      }
+    } finally {
+      await Promise.all(ranks.map((r) => r.close()));
     }
 
     // Resumed from the end: the run is over; nothing trains and nothing is written.
