@@ -138,6 +138,8 @@ const MODES: Mode[] = ['default', 'off', 'everyEpoch'];
 
 interface RunFigures {
   fitSeconds: number;
+  /** CPU time of the whole process (every thread) during fit(): less blurred by the machine's load than wall time. */
+  cpuSeconds: number;
   checkpointSeconds: number;
   written: number;
   lastFileBytes: number;
@@ -163,10 +165,13 @@ async function timedRun(config: RunConfig, mode: Mode, data: LoadedData | undefi
   const trainer = await Trainer.create({ ...config, checkpoint: { ...checkpoint, dir: join(dir, 'checkpoints') } }, { data, checkpoints: mode !== 'off' });
   try {
     const started = performance.now();
+    const cpu = process.cpuUsage();
     await trainer.fit();
     const fitSeconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    const cpuSeconds = (used.user + used.system) / 1e6;
     const last = trainer.checkpointsWritten.at(-1);
-    return { fitSeconds, checkpointSeconds: trainer.checkpointSeconds, written: trainer.checkpointsWritten.length, lastFileBytes: last ? statSync(last).size : 0 };
+    return { fitSeconds, cpuSeconds, checkpointSeconds: trainer.checkpointSeconds, written: trainer.checkpointsWritten.length, lastFileBytes: last ? statSync(last).size : 0 };
   } finally {
     await trainer.close();
     rmSync(dir, { recursive: true, force: true });
@@ -175,8 +180,8 @@ async function timedRun(config: RunConfig, mode: Mode, data: LoadedData | undefi
 
 async function overhead(workloads: string[], repeats: number, cnnSamples: number, cnnEpochs: number): Promise<string[]> {
   const lines = [
-    '| workload | checkpoints | fit() s median | min | max | overhead vs off (medians) | fit() time spent on checkpoints | checkpoints written | last file |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| workload | checkpoints | fit() s median | min | max | overhead vs off (medians) | CPU s median | CPU vs off | fit() time spent on checkpoints | checkpoints written | last file |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const workload of workloads) {
     const config = await workloadRun(workload, { cnnEpochs });
@@ -188,18 +193,21 @@ async function overhead(workloads: string[], repeats: number, cnnSamples: number
         const mode = MODES[(i + r) % MODES.length]!;
         const figures = await timedRun(config, mode, data, mkdtempSync(join(tmpdir(), 'ringtrain-bench-ckpt-run-')));
         runs[mode].push(figures);
-        process.stderr.write(`${workload} ${mode}: fit ${figures.fitSeconds.toFixed(2)} s, on checkpoints ${figures.checkpointSeconds.toFixed(3)} s, ${figures.written} written, load ${loadavg()[0]!.toFixed(2)}\n`);
+        process.stderr.write(`${workload} ${mode}: fit ${figures.fitSeconds.toFixed(2)} s, CPU ${figures.cpuSeconds.toFixed(2)} s, on checkpoints ${figures.checkpointSeconds.toFixed(3)} s, ${figures.written} written, load ${loadavg()[0]!.toFixed(2)}\n`);
       }
     }
     const off = median(runs.off.map((f) => f.fitSeconds));
+    const offCpu = median(runs.off.map((f) => f.cpuSeconds));
     for (const mode of MODES) {
       const fits = runs[mode].map((f) => f.fitSeconds);
       const m = median(fits);
       const spent = median(runs[mode].map((f) => f.checkpointSeconds / f.fitSeconds));
       const share = mode === 'off' ? '' : `${(((m - off) / off) * 100).toFixed(1)} %`;
+      const cpu = median(runs[mode].map((f) => f.cpuSeconds));
+      const cpuShare = mode === 'off' ? '' : `${(((cpu - offCpu) / offCpu) * 100).toFixed(1)} %`;
       const last = runs[mode].at(-1)!;
       lines.push(
-        `| ${workload} | ${mode === 'default' ? 'default (every 60 s + end)' : mode === 'off' ? 'off' : 'every epoch'} | ${m.toFixed(2)} | ${Math.min(...fits).toFixed(2)} | ${Math.max(...fits).toFixed(2)} | ${share} | ${mode === 'off' ? '' : `${(spent * 100).toFixed(2)} %`} | ${last.written} | ${mode === 'off' ? '' : `${(last.lastFileBytes / 1000).toFixed(1)} kB`} |`,
+        `| ${workload} | ${mode === 'default' ? 'default (every 60 s + end)' : mode === 'off' ? 'off' : 'every epoch'} | ${m.toFixed(2)} | ${Math.min(...fits).toFixed(2)} | ${Math.max(...fits).toFixed(2)} | ${share} | ${cpu.toFixed(2)} | ${cpuShare} | ${mode === 'off' ? '' : `${(spent * 100).toFixed(2)} %`} | ${last.written} | ${mode === 'off' ? '' : `${(last.lastFileBytes / 1000).toFixed(1)} kB`} |`,
       );
     }
   }
