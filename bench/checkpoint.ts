@@ -5,13 +5,12 @@
  * Overhead (the default): what checkpoints cost a training run, as a share of its time, for
  * xor (1000 epochs of one step: the worst case for per-epoch checkpoints) and mnist-cnn
  * (generated data of MNIST's shape). Each workload is trained with checkpoints as configured
- * by default (time-based, every 60 s, plus the end of the run), without checkpoints, and with
- * a checkpoint at every epoch (the old default), the three interleaved in one run (the order
- * rotates each repeat) so that the machine's load falls on all of them alike. Reported: the
- * median fit() time of each, the overhead against the run without checkpoints, and the time
- * fit() itself spent on checkpoints (capturing states, waiting for writes), which load does
- * not blur.
- *   npm run bench:checkpoint -- [--repeats 3] [--cnn-samples 60000] [--cnn-epochs 1] [--workloads xor,mnist-cnn]
+ * by default (time-based, every 60 s, plus the end of the run) and without checkpoints, in
+ * pairs of alternating order in one process, so that the machine's load falls on both alike;
+ * then with a checkpoint at every epoch (the old default). Reported: the median fit() wall and
+ * CPU time of each, the overhead against the runs without checkpoints, and the time fit()
+ * itself spent on checkpoints (capturing states, waiting for writes), which load blurs least.
+ *   npm run bench:checkpoint -- [--repeats 3] [--every-epoch-repeats 2] [--cnn-samples 60000] [--cnn-epochs 1] [--workloads xor,mnist-cnn]
  *
  * I/O (--io): write and read throughput of a 10-million-parameter model with Adam state
  * against plain fs writes and reads of the same bytes on the same disk, in one run; and the
@@ -178,7 +177,7 @@ async function timedRun(config: RunConfig, mode: Mode, data: LoadedData | undefi
   }
 }
 
-async function overhead(workloads: string[], repeats: number, cnnSamples: number, cnnEpochs: number): Promise<string[]> {
+async function overhead(workloads: string[], repeats: number, everyEpochRepeats: number, cnnSamples: number, cnnEpochs: number): Promise<string[]> {
   const lines = [
     '| workload | checkpoints | fit() s median | min | max | overhead vs off (medians) | CPU s median | CPU vs off | fit() time spent on checkpoints | checkpoints written | last file |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -187,14 +186,16 @@ async function overhead(workloads: string[], repeats: number, cnnSamples: number
     const config = await workloadRun(workload, { cnnEpochs });
     const data = workload === 'mnist-cnn' ? generatedImages(cnnSamples) : undefined;
     const runs: Record<Mode, RunFigures[]> = { default: [], off: [], everyEpoch: [] };
-    for (let r = 0; r < repeats; r++) {
-      // The order rotates, so no mode always runs first (warm caches) or last.
-      for (let i = 0; i < MODES.length; i++) {
-        const mode = MODES[(i + r) % MODES.length]!;
-        const figures = await timedRun(config, mode, data, mkdtempSync(join(tmpdir(), 'ringtrain-bench-ckpt-run-')));
-        runs[mode].push(figures);
-        process.stderr.write(`${workload} ${mode}: fit ${figures.fitSeconds.toFixed(2)} s, CPU ${figures.cpuSeconds.toFixed(2)} s, on checkpoints ${figures.checkpointSeconds.toFixed(3)} s, ${figures.written} written, load ${loadavg()[0]!.toFixed(2)}\n`);
-      }
+    // Default and off in pairs, in alternating order; the every-epoch runs after all of them,
+    // so that none of the pairs runs right after one (their thousand writes leave work behind
+    // for whatever runs next: a plain rotation put "default" after "everyEpoch" every time).
+    const order: Mode[] = [];
+    for (let r = 0; r < repeats; r++) order.push(...((r % 2 === 0 ? ['default', 'off'] : ['off', 'default']) as Mode[]));
+    for (let r = 0; r < Math.min(repeats, everyEpochRepeats); r++) order.push('everyEpoch');
+    for (const mode of order) {
+      const figures = await timedRun(config, mode, data, mkdtempSync(join(tmpdir(), 'ringtrain-bench-ckpt-run-')));
+      runs[mode].push(figures);
+      process.stderr.write(`${workload} ${mode}: fit ${figures.fitSeconds.toFixed(2)} s, CPU ${figures.cpuSeconds.toFixed(2)} s, on checkpoints ${figures.checkpointSeconds.toFixed(3)} s, ${figures.written} written, load ${loadavg()[0]!.toFixed(2)}\n`);
     }
     const off = median(runs.off.map((f) => f.fitSeconds));
     const offCpu = median(runs.off.map((f) => f.cpuSeconds));
@@ -223,14 +224,15 @@ async function main(): Promise<void> {
     .option('--cnn-epochs <n>', 'epochs of mnist-cnn', '1')
     .option('--params <n>', 'parameters (--io)', '10000000')
     .option('--repeats <n>', 'timed repeats', '3')
+    .option('--every-epoch-repeats <n>', 'timed repeats of the every-epoch runs (at most --repeats)', '2')
     .option('--dir <dir>', 'folder on the disk to measure (--io; default: a temp folder)')
     .parse(process.argv)
-    .opts<{ io?: boolean; overhead: boolean; workloads: string; cnnSamples: string; cnnEpochs: string; params: string; repeats: string; dir?: string }>();
+    .opts<{ io?: boolean; overhead: boolean; everyEpochRepeats: string; workloads: string; cnnSamples: string; cnnEpochs: string; params: string; repeats: string; dir?: string }>();
   const repeats = Number(options.repeats);
   const machine = `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}`;
   const out: string[] = [machine, `load average at start: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`, ''];
   if (options.overhead) {
-    out.push(...(await overhead(options.workloads.split(','), repeats, Number(options.cnnSamples), Number(options.cnnEpochs))), '');
+    out.push(...(await overhead(options.workloads.split(','), repeats, Number(options.everyEpochRepeats), Number(options.cnnSamples), Number(options.cnnEpochs))), '');
     out.push(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(', ')}`, '');
   }
   if (options.io) out.push(...(await io(Number(options.params), repeats, options.dir)));
