@@ -7,7 +7,7 @@
  * (generated data of MNIST's shape). Each workload is trained with checkpoints as configured
  * by default (time-based, every 60 s, plus the end of the run) and without checkpoints, in
  * pairs of alternating order in one process, so that the machine's load falls on both alike;
- * then with a checkpoint at every epoch (the old default). Reported: the median fit() wall and
+ * then with a checkpoint at every epoch (the old default); after an untimed warm-up run. Reported: the median fit() wall and
  * CPU time of each, the overhead against the runs without checkpoints, and the time fit()
  * itself spent on checkpoints (capturing states, waiting for writes), which load blurs least.
  *   npm run bench:checkpoint -- [--repeats 3] [--every-epoch-repeats 2] [--cnn-samples 60000] [--cnn-epochs 1] [--workloads xor,mnist-cnn]
@@ -186,6 +186,14 @@ async function overhead(workloads: string[], repeats: number, everyEpochRepeats:
     const config = await workloadRun(workload, { cnnEpochs });
     const data = workload === 'mnist-cnn' ? generatedImages(cnnSamples) : undefined;
     const runs: Record<Mode, RunFigures[]> = { default: [], off: [], everyEpoch: [] };
+    // An untimed warm-up first: the first run of a process pays for compiling the backend's
+    // WebAssembly (cached for the process's later runs), seconds of CPU on this machine.
+    const warmUp = await Trainer.create(config, { data: workload === 'mnist-cnn' ? generatedImages(640) : undefined });
+    try {
+      await warmUp.fit(Math.min(20, config.training.epochs));
+    } finally {
+      await warmUp.close();
+    }
     // Default and off in pairs, in alternating order; the every-epoch runs after all of them,
     // so that none of the pairs runs right after one (their thousand writes leave work behind
     // for whatever runs next: a plain rotation put "default" after "everyEpoch" every time).
