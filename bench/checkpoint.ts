@@ -207,7 +207,7 @@ async function overhead(workloads: string[], repeats: number, everyEpochRepeats:
     }
     const off = median(runs.off.map((f) => f.fitSeconds));
     const offCpu = median(runs.off.map((f) => f.cpuSeconds));
-    for (const mode of MODES) {
+    for (const mode of MODES.filter((m) => runs[m].length > 0)) {
       const fits = runs[mode].map((f) => f.fitSeconds);
       const m = median(fits);
       const spent = median(runs[mode].map((f) => f.checkpointSeconds / f.fitSeconds));
