@@ -51,7 +51,7 @@ export interface CheckpointState {
   sampler: { seed: number; shuffle: boolean };
   /** Opaque RNG states needed to continue (may be empty). */
   rngStates: { name: string; state: Uint8Array }[];
-  /** Metrics history (epoch records), stored as JSON text; NaN and +-Infinity survive the round trip. */
+  /** Metrics history (the trainer writes the last epoch record and an epoch in progress), stored as JSON text; NaN and +-Infinity survive the round trip. */
   history: object[];
   /** How many replicas wrote it. */
   replicas: number;
