@@ -3,6 +3,8 @@ export { train, summarise, type TrainSummary } from './train/run.js';
 export { Trainer, type TrainerOptions, type Evaluation } from './train/trainer.js';
 export type { TrainingEvent, StartEvent, ProgressEvent, EpochEvent, MetricValues } from './train/events.js';
 export type { PhaseTimes, ReduceScatterKind } from './train/replica-protocol.js';
+export type { TrainingCallback, CallbackRun, CallbackState, Logs } from './train/callbacks/callback.js';
+export { EarlyStopping } from './train/callbacks/early-stopping.js';
 export { loadRunConfig, parseRunConfig, applyOverrides, resolveWorkers, type ConfigOverrides } from './config/load.js';
 export type { RunConfig, LayerSpec } from './config/schema.js';
 export { loadData, type DataConfig, type LoadedData } from './data/load-data.js';

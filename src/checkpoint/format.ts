@@ -66,6 +66,7 @@ interface ProtoTypes {
   Checkpoint: protobuf.Type;
   Tensor: protobuf.Type;
   Optimizer: protobuf.Type;
+  CallbackState: protobuf.Type;
 }
 
 let protoTypes: ProtoTypes | undefined;
@@ -81,6 +82,7 @@ function types(): ProtoTypes {
       Checkpoint: root.lookupType('ringtrain.checkpoint.Checkpoint'),
       Tensor: root.lookupType('ringtrain.checkpoint.Tensor'),
       Optimizer: root.lookupType('ringtrain.checkpoint.Optimizer'),
+      CallbackState: root.lookupType('ringtrain.checkpoint.CallbackState'),
     };
   }
   return protoTypes;
@@ -93,6 +95,8 @@ const FIELD = {
   optimizerState: 4,
   tensorCrc32c: 4,
   tensorData: 5,
+  checkpointCallbackStates: 30,
+  callbackStateTensors: 3,
 } as const;
 const WIRE_FIXED32 = 5;
 const WIRE_LEN = 2;
@@ -253,6 +257,11 @@ function checkState(state: CheckpointState): void {
   for (const rng of state.rngStates) {
     if (!(rng.state instanceof Uint8Array)) fail(`rngStates '${rng.name}': state must be a Uint8Array`);
   }
+  for (const callback of state.callbacks ?? []) {
+    if (typeof callback.name !== 'string' || callback.name === '') fail('callbacks: name must be a non-empty string');
+    if (callback.state === null || typeof callback.state !== 'object' || Array.isArray(callback.state)) fail(`callbacks '${callback.name}': state must be an object`);
+    for (const tensor of callback.tensors) checkTensor(tensor, `callbacks '${callback.name}' tensor`, tensor.values?.length);
+  }
 }
 
 /** The non-trainable weights: both absent, or a layout whose end is the vector's length. */
@@ -272,9 +281,12 @@ function checkNonTrainable(state: CheckpointState): void {
 
 /** JSON text for the history: JSON has no NaN or Infinity, so they are tagged objects. */
 export function historyToJson(history: readonly object[]): string {
-  return JSON.stringify(history, (_key, value: unknown) =>
-    typeof value === 'number' && !Number.isFinite(value) ? { $float: String(value) } : value,
-  );
+  return taggedJson(history);
+}
+
+/** JSON text with NaN and +-Infinity as {"$float": "NaN" | "Infinity" | "-Infinity"} (historyFromJson reads it). */
+export function taggedJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? { $float: String(v) } : v));
 }
 
 export function historyFromJson(text: string): object[] {
@@ -294,14 +306,16 @@ export function historyFromJson(text: string): object[] {
  */
 export function planCheckpoint(state: CheckpointState): CheckpointPlan {
   checkState(state);
-  const { Checkpoint, Optimizer } = types();
+  const { Checkpoint, Optimizer, CallbackState } = types();
   const hyperParameters: Record<string, { number: number } | { flag: boolean }> = {};
   for (const [key, value] of Object.entries(state.optimizer.hyperParameters)) {
     hyperParameters[key] = typeof value === 'boolean' ? { flag: value } : { number: value };
   }
+  const callbacks = state.callbacks ?? [];
   const tensors: CheckpointTensor[] = [
     { name: PARAMS_TENSOR, shape: [state.params.length], values: state.params },
     ...state.optimizer.state,
+    ...callbacks.flatMap((c) => c.tensors),
   ];
   const rest = Checkpoint.encode({
     format: CHECKPOINT_FORMAT_NAME,
@@ -330,13 +344,21 @@ export function planCheckpoint(state: CheckpointState): CheckpointPlan {
     hyperParameters,
     step: state.optimizer.step,
   }).finish();
+  const optimizerTensors = state.optimizer.state.length;
+  let callbackTensor = 1 + optimizerTensors;
   const pieces: Piece[] = [
     { kind: 'bytes', bytes: rest },
     ...messageField(FIELD.checkpointParams, tensorPieces(tensors[0]!, 0)),
     ...messageField(FIELD.checkpointOptimizer, [
       { kind: 'bytes', bytes: optimizerMeta },
-      ...tensors.slice(1).flatMap((t, i) => messageField(FIELD.optimizerState, tensorPieces(t, i + 1))),
+      ...tensors.slice(1, 1 + optimizerTensors).flatMap((t, i) => messageField(FIELD.optimizerState, tensorPieces(t, i + 1))),
     ]),
+    ...callbacks.flatMap((c) =>
+      messageField(FIELD.checkpointCallbackStates, [
+        { kind: 'bytes', bytes: CallbackState.encode({ name: c.name, stateJson: taggedJson(c.state) }).finish() },
+        ...c.tensors.flatMap((t) => messageField(FIELD.callbackStateTensors, tensorPieces(t, callbackTensor++))),
+      ]),
+    ),
   ];
   const payloadLength = totalLength(pieces);
   if (payloadLength > MAX_PAYLOAD_BYTES) {
@@ -540,6 +562,7 @@ interface DecodedCheckpoint {
   nonTrainableLayout?: { name: string; shape: Uint64[]; dtype: string; offset: Uint64; size: Uint64 }[];
   nonTrainable?: DecodedTensor | null;
   learningRate?: { current: number; plateau?: { best: number; wait: Uint64; cooldownCounter: Uint64; scale: number } | null } | null;
+  callbackStates: { name: string; stateJson: string; tensors: DecodedTensor[] }[];
 }
 
 /** Reads one checkpoint payload's fields, throwing 'malformed' CheckpointErrors. */
@@ -694,6 +717,11 @@ function decodeVerifiedHeader(file: string, storedCrc: number, crcs: BlockCrcs):
   if (modelTopology === null || typeof modelTopology !== 'object') r.malformed('the model topology is not a JSON object');
   const history = r.json(m.historyJson, 'the history', historyFromJson);
   if (!Array.isArray(history)) r.malformed('the history is not a JSON array');
+  const callbacks = (m.callbackStates ?? []).map((c) => {
+    const state = r.json(c.stateJson, `callback state '${c.name}'`, historyFromJson) as unknown;
+    if (state === null || typeof state !== 'object' || Array.isArray(state)) r.malformed(`callback state '${c.name}' is not a JSON object`);
+    return { name: c.name, state: state as Record<string, unknown>, tensors: c.tensors.map((t) => r.tensor(t, `callback state '${c.name}' tensor`)) };
+  });
 
   return {
     ringtrainVersion: m.ringtrainVersion,
@@ -716,6 +744,7 @@ function decodeVerifiedHeader(file: string, storedCrc: number, crcs: BlockCrcs):
     createdAt: m.createdAt,
     ...nonTrainable,
     ...(m.learningRate ? { learningRate: decodeLearningRate(r, m.learningRate) } : {}),
+    ...(callbacks.length > 0 ? { callbacks } : {}),
   };
 }
 

@@ -68,13 +68,22 @@ export interface CheckpointState {
   sampler: { seed: number; shuffle: boolean };
   /** Opaque RNG states needed to continue (may be empty). */
   rngStates: { name: string; state: Uint8Array }[];
-  /** Metrics history (epoch records), stored as JSON text; NaN and +-Infinity survive the round trip. */
+  /** Metrics history (the trainer writes the last epoch record and an epoch in progress), stored as JSON text; NaN and +-Infinity survive the round trip. */
   history: object[];
   /** How many replicas wrote it. */
   replicas: number;
   /** ISO time. */
   createdAt: string;
   learningRate?: CheckpointLearningRate;
+  /** States of the run's callbacks that keep one (early stopping); absent or empty without. */
+  callbacks?: CheckpointCallbackState[];
+}
+
+/** A callback's state: JSON (NaN and +-Infinity survive) and float32 tensors of any length. */
+export interface CheckpointCallbackState {
+  name: string;
+  state: Record<string, unknown>;
+  tensors: CheckpointTensor[];
 }
 
 /** Name of the flat parameter tensor in the file. */

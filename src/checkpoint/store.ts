@@ -8,9 +8,10 @@
  *                                    {"name":..., "mode":..., "value":...} of its metric
  *
  * A checkpoint is written to a temporary file in the same directory
- * (`.ckpt-….rtckpt.<pid>-<random>.tmp`), flushed (fdatasync), renamed into place and the
- * directory fsynced; only then are the pointers replaced (each the same way), and only after
- * that are old checkpoints removed. A crash at any moment leaves the previous `latest` valid;
+ * (`.ckpt-….rtckpt.<pid>-<random>.tmp`), flushed (fdatasync) and renamed into place; only then
+ * are the pointers replaced (each the same way, and the directory fsynced after `latest`'s
+ * rename, which makes the checkpoint's rename durable too), and only after that are old
+ * checkpoints removed. A crash at any moment leaves the previous `latest` valid;
  * at worst a temporary file stays behind, which is never taken for a checkpoint. Such
  * leftovers, and the write-check files (`.ringtrain-probe-<pid>.tmp`) of processes killed while
  * checking the folder, are removed when a store next opens the directory for writing
@@ -19,8 +20,10 @@
  * longer keeps; anything else in the directory is left alone.
  *
  * Speed: the file is written with one writev straight from the state's arrays (no copy of
- * the tensors is made) and flushed while the main thread computes the CRCs, so checksumming
- * overlaps the I/O; the payload CRC is combined from the tensor CRCs rather than recomputed.
+ * the tensors is made); a large one is flushed while the main thread computes the CRCs, so
+ * checksumming overlaps the I/O, a small one (up to 4 MiB) is checksummed first and flushed
+ * once; the payload CRC is combined from the tensor CRCs rather than recomputed. A checkpoint
+ * costs three flushes: its data, the `latest` pointer's, and the directory's.
  *
  * One store (one process) should write to a directory at a time; writes through one store are
  * serialized.
@@ -153,6 +156,13 @@ async function writeAllAt(handle: FileHandle, buffers: readonly Uint8Array[], at
   }
 }
 
+/**
+ * Checkpoints up to this size are checksummed before they are written, then written and flushed
+ * once; larger ones are flushed while they are checksummed, then their checksums are written and
+ * flushed again (the overlap pays off only when the data take long to flush).
+ */
+const SMALL_CHECKPOINT_BYTES = 4 << 20;
+
 /** Bytes between two turns of the event loop while checksumming, so I/O completions are handled meanwhile. */
 const CRC_SLICE = 8 << 20;
 
@@ -181,8 +191,11 @@ async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
-/** Creates `file` atomically: temporary file in the same directory, fdatasync, rename, fsync of the directory. */
-async function writeAtomically(file: string, write: (handle: FileHandle) => Promise<void>): Promise<void> {
+/**
+ * Creates `file` atomically: temporary file in the same directory, fdatasync, rename, and (unless
+ * `syncDir` is false: a later write in the same directory will) fsync of the directory.
+ */
+async function writeAtomically(file: string, write: (handle: FileHandle) => Promise<void>, syncDir = true): Promise<void> {
   const dir = path.dirname(file);
   const temporary = path.join(dir, temporaryName(path.basename(file)));
   let handle: FileHandle | undefined;
@@ -198,7 +211,7 @@ async function writeAtomically(file: string, write: (handle: FileHandle) => Prom
     await unlink(temporary).catch(() => undefined);
     throw error;
   }
-  await syncDirectory(dir);
+  if (syncDir) await syncDirectory(dir);
 }
 
 interface BestPointer {
@@ -245,28 +258,41 @@ export class CheckpointStore {
   private async writePlan(name: string, plan: CheckpointPlan, metric: CheckpointMetric | undefined): Promise<string> {
     const file = path.join(this.dir, name);
     await this.io(file, 'create the directory', () => mkdir(this.dir, { recursive: true }));
+    // No fsync of the directory after the rename: the `latest` pointer, written next in the
+    // same directory, fsyncs it and so makes both renames durable (until then `latest` names the
+    // previous checkpoint, so a crash in between loses nothing). One fsync fewer per checkpoint.
     await this.io(file, 'write it', () =>
-      writeAtomically(file, async (handle) => {
-        // The whole file goes to disk in one writev (in a libuv thread) and is flushed while
-        // this thread computes the checksums; then the header and the metadata, which hold
-        // the checksums, are written again (a few hundred bytes) and flushed.
-        const bulk = writeAllAt(handle, [plan.header, ...plan.segments.map((s) => s.bytes)], 0).then(() => handle.datasync());
-        const flushed = bulk.then(
-          () => undefined,
-          (error: unknown) => ({ error }),
-        );
-        const crcs: number[] = [];
-        try {
-          for (let i = 0; i < plan.tensors.length; i++) crcs.push(await crc32cYielding(tensorData(plan, i)));
-        } finally {
-          const outcome = await flushed;
-          if (outcome) throw outcome.error;
-        }
-        sealCheckpoint(plan, crcs);
-        await writeAt(handle, plan.header, 0);
-        for (const segment of plan.segments) if (segment.tensor === undefined) await writeAt(handle, segment.bytes, segment.at);
-        // writeAtomically flushes these and renames the file into place.
-      }),
+      writeAtomically(
+        file,
+        async (handle) => {
+          if (plan.length <= SMALL_CHECKPOINT_BYTES) {
+            // Small: checksums first (a few ms at most), then one write and one flush.
+            sealCheckpoint(plan);
+            await writeAllAt(handle, [plan.header, ...plan.segments.map((s) => s.bytes)], 0);
+            return;
+          }
+          // Large: the whole file goes to disk in one writev (in a libuv thread) and is flushed
+          // while this thread computes the checksums; then the header and the metadata, which
+          // hold the checksums, are written again (a few hundred bytes) and flushed.
+          const bulk = writeAllAt(handle, [plan.header, ...plan.segments.map((s) => s.bytes)], 0).then(() => handle.datasync());
+          const flushed = bulk.then(
+            () => undefined,
+            (error: unknown) => ({ error }),
+          );
+          const crcs: number[] = [];
+          try {
+            for (let i = 0; i < plan.tensors.length; i++) crcs.push(await crc32cYielding(tensorData(plan, i)));
+          } finally {
+            const outcome = await flushed;
+            if (outcome) throw outcome.error;
+          }
+          sealCheckpoint(plan, crcs);
+          await writeAt(handle, plan.header, 0);
+          for (const segment of plan.segments) if (segment.tensor === undefined) await writeAt(handle, segment.bytes, segment.at);
+          // writeAtomically flushes these and renames the file into place.
+        },
+        false,
+      ),
     );
 
     await this.writePointer(LATEST_POINTER, `${name}\n`);

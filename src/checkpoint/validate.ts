@@ -196,6 +196,11 @@ export function checkCheckpointContents(state: CheckpointState, file: string): C
   checkLearningRate(c, state, config);
   checkPosition(c, state, config);
   checkHistory(c, state, config);
+  const callbackNames = new Set<string>();
+  (state.callbacks ?? []).forEach((s, i) => {
+    c.expect(s.name !== '' && !callbackNames.has(s.name), `callbacks[${i}].name`, 'a name not used by another callback state', s.name);
+    callbackNames.add(s.name);
+  });
   const rngNames = new Set<string>();
   state.rngStates.forEach((s, i) => {
     c.expect(s.name !== '' && !rngNames.has(s.name), `rngStates[${i}].name`, 'a name not used by another RNG state', s.name);

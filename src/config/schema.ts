@@ -10,7 +10,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { classWeightSchema } from '../model/sample-weights.js';
 import { accumulateStepsSchema } from '../train/accumulation.js';
-import { checkpointWriteFields, type OnWriteError } from '../checkpoint/config.js';
+import { checkpointCadenceFields, checkpointWriteFields, type OnWriteError } from '../checkpoint/config.js';
 import type { DataConfig } from '../data/load-data.js';
 import { CLIPPING_OPTIONS, clippingFields, clippingOptionsSet } from '../optim/clipping.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
@@ -35,6 +35,7 @@ import {
   workersBoundReason,
 } from './limits.js';
 import { OPTIMIZER_STATE_ARRAYS, estimateMemory, inspectLayers } from '../model/inspect-layers.js';
+import { earlyStoppingSchema, type EarlyStoppingConfig } from '../train/callbacks/early-stopping-config.js';
 import { closestMatch } from './suggest.js';
 import { SEQUENCE_DEFAULT_SAMPLES, SEQUENCE_TASKS } from '../data/sources/sequences.js';
 import { REPORT_FIELDS, reportSchema, type ReportConfig } from '../report/config.js';
@@ -454,6 +455,7 @@ export const trainingSchema = z.strictObject(
     accumulateSteps: accumulateStepsSchema.default(1),
     classWeight: classWeightSchema.optional(),
     reduceLrOnPlateau: reduceLrOnPlateauSchema.optional(),
+    earlyStopping: earlyStoppingSchema.optional(),
   },
   { error: 'an object such as {"epochs": 5, "batchSize": 32}' },
 );
@@ -524,7 +526,7 @@ export const checkpointSchema = z.strictObject(
     dir: nonEmptyString('a directory').optional(),
     /** Write a checkpoint every this many global steps (0: only at epoch ends and at the end). */
     everySteps: integer(0).default(0),
-    everyEpoch: boolean().default(true),
+    ...checkpointCadenceFields,
     keepLast: integer(1).default(3),
     /** Keep the best checkpoint by this epoch metric, e.g. "val_loss" (min) or "val_accuracy" (max). */
     monitor: nonEmptyString('a metric name such as "val_loss"').optional(),
@@ -636,6 +638,8 @@ export interface RunConfig {
     classWeight?: Record<string, number>;
     /** Scale the learning rate down when an epoch metric stops improving (Keras ReduceLROnPlateau). */
     reduceLrOnPlateau?: ReduceLrOnPlateauSpec;
+    /** Stop when an epoch metric stops improving (as Keras's EarlyStopping). */
+    earlyStopping?: EarlyStoppingConfig;
   };
   evaluation: { on: 'test' | 'train' };
   parallel: {
@@ -654,8 +658,11 @@ export interface RunConfig {
   checkpoint: {
     /** Where checkpoints go; default <output.dir>/checkpoints. */
     dir: string;
-    /** Every this many global steps; 0 for epoch ends (everyEpoch) and the end only. */
+    /** Every this many global steps (0: none). */
     everySteps: number;
+    /** At the first step boundary this long after the last checkpoint (0: none); default 60. */
+    everySeconds: number;
+    /** At every epoch end; default: when `monitor` is set. The end of fit() and a stop always write one. */
     everyEpoch: boolean;
     keepLast: number;
     /** An epoch metric ("loss", "val_loss", "val_accuracy", ...) whose best checkpoint is kept. */
@@ -737,7 +744,12 @@ export function runConfigSchema(context: RunConfigContext = {}) {
         parallel: config.parallel,
         backend: config.backend,
         output: { dir: outputDir, metricsLog: config.output.metricsLog },
-        checkpoint: { ...config.checkpoint, dir: config.checkpoint.dir ?? path.join(outputDir, 'checkpoints') },
+        checkpoint: {
+          ...config.checkpoint,
+          dir: config.checkpoint.dir ?? path.join(outputDir, 'checkpoints'),
+          // The best checkpoint by `monitor` is chosen among epoch-end checkpoints.
+          everyEpoch: config.checkpoint.everyEpoch ?? config.checkpoint.monitor !== undefined,
+        },
         report: config.report,
       };
     });
@@ -819,5 +831,5 @@ const schemaMatchesRunConfig: Equals<z.output<typeof sectionShapes.model>, RunCo
   Equals<z.output<typeof sectionShapes.parallel>, RunConfig['parallel']> &
   Equals<z.output<typeof sectionShapes.backend>, RunConfig['backend']> &
   Equals<z.output<typeof sectionShapes.report>, RunConfig['report']> &
-  Equals<Omit<z.output<typeof sectionShapes.checkpoint>, 'dir'>, Omit<RunConfig['checkpoint'], 'dir'>> = true;
+  Equals<Omit<z.output<typeof sectionShapes.checkpoint>, 'dir' | 'everyEpoch'>, Omit<RunConfig['checkpoint'], 'dir' | 'everyEpoch'>> = true;
 void schemaMatchesRunConfig;

@@ -70,6 +70,7 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
       }
     },
     summary(summary) {
+      if (summary.stoppedEarly) line(`Stopped after epoch ${summary.stoppedEarly.epoch}: ${summary.stoppedEarly.reason}`);
       if (summary.evaluation) {
         const { on, samples, loss, ...metrics } = summary.evaluation;
         line(`${on === 'test' ? 'Test' : 'Training-data'} evaluation on ${samples.toLocaleString('en-US')} samples: ${formatMetrics(loss, metrics as Record<string, number>)}`);

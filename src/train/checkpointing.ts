@@ -1,7 +1,10 @@
 /**
- * When the trainer writes checkpoints and how: every `checkpoint.everySteps` updates, at epoch
- * ends, at the end of fit() and when stopped. The state is captured at a step boundary and
- * written while training goes on, in order.
+ * When the trainer writes checkpoints and how: at the first step boundary (a segment's or an
+ * epoch's end) `checkpoint.everySeconds` after the last one (the default, 60 s), every
+ * `checkpoint.everySteps` updates, at epoch ends when `checkpoint.everyEpoch`, at the end of
+ * fit() and when stopped. The state is captured at a step boundary and written while training
+ * goes on, in order. Time-based checkpoints bound what checkpointing costs whatever an epoch
+ * takes (bench/checkpoint.ts measures it).
  *
  * Backpressure: at most one write is in flight and one state waits behind it. A state due
  * while one is already waiting replaces it when the waiting one is a periodic checkpoint
@@ -37,6 +40,8 @@ import { CheckpointError } from '../checkpoint/errors.js';
 import type { CheckpointState } from '../checkpoint/state.js';
 import { LATEST_POINTER, checkpointFileName, type CheckpointMetric, type CheckpointStore } from '../checkpoint/store.js';
 import { UserError } from '../errors.js';
+import { epochLogs } from './callbacks/callback-list.js';
+import { monitorMode } from './callbacks/early-stopping-config.js';
 import type { EpochEvent } from './events.js';
 
 function formatSeconds(ms: number): string {
@@ -70,6 +75,8 @@ export const MIN_CHECKPOINT_WRITE_TIMEOUT_MS = 60_000;
 export interface CheckpointScheduleOptions {
   /** Deadline of each write, from its start; default max(parallel.stepTimeoutMs, 60 s). */
   writeTimeoutMs?: number;
+  /** Milliseconds of a monotonic clock (default performance.now; tests pass their own). */
+  now?: () => number;
 }
 
 export interface CheckpointWriteStats {
@@ -88,12 +95,17 @@ export class CheckpointSchedule {
   lastStep = -1;
   /** Paths of the checkpoints written, oldest first. */
   readonly written: string[] = [];
+  /** Milliseconds the trainer spent in write() and flush(): capturing states and waiting for writes (what checkpoints cost a run). */
+  blockedMs = 0;
   private readonly counts = { skipped: 0, failed: 0, maxStatesAlive: 0 };
   /** Settles (never rejects) when the write in flight is done and the waiting one, if any, has started. */
   private inFlight: Promise<void> | undefined;
   /** Settles when the write in flight is past its deadline (then `failure` is set); never, if it finishes first. */
   private overdue: Promise<void> | undefined;
   private readonly writeTimeoutMs: number;
+  private readonly now: () => number;
+  /** When the last checkpoint was captured, or the clock started (time-based checkpoints count from it). */
+  private lastAt: number;
   private waiting: PendingWrite | undefined;
   /** The failure that stops the run ("stop"), thrown at the next step boundary. */
   private failure: Error | undefined;
@@ -108,6 +120,13 @@ export class CheckpointSchedule {
     options: CheckpointScheduleOptions = {},
   ) {
     this.writeTimeoutMs = options.writeTimeoutMs ?? Math.max(config.parallel.stepTimeoutMs, MIN_CHECKPOINT_WRITE_TIMEOUT_MS);
+    this.now = options.now ?? (() => performance.now());
+    this.lastAt = this.now();
+  }
+
+  /** Time-based checkpoints count from now (fit() starts it: start-up and pauses between fits are not training). */
+  startClock(): void {
+    this.lastAt = this.now();
   }
 
   get stats(): CheckpointWriteStats {
@@ -130,9 +149,12 @@ export class CheckpointSchedule {
     return toStep;
   }
 
+  /** Whether a periodic checkpoint is due at this step boundary: by everySteps, or by everySeconds since the last one. */
   due(updates: number): boolean {
-    const every = this.config.checkpoint.everySteps;
-    return this.store !== undefined && every > 0 && updates % every === 0 && updates !== this.lastStep;
+    if (this.store === undefined || updates === this.lastStep) return false;
+    const { everySteps, everySeconds } = this.config.checkpoint;
+    if (everySteps > 0 && updates % everySteps === 0) return true;
+    return everySeconds > 0 && this.now() - this.lastAt >= everySeconds * 1000;
   }
 
   /**
@@ -143,6 +165,15 @@ export class CheckpointSchedule {
    */
   async write(capture: () => CheckpointState, epoch?: EpochEvent, keep = epoch !== undefined): Promise<void> {
     if (!this.store) return;
+    const started = performance.now();
+    try {
+      await this.queue(capture, epoch, keep);
+    } finally {
+      this.blockedMs += performance.now() - started;
+    }
+  }
+
+  private async queue(capture: () => CheckpointState, epoch: EpochEvent | undefined, keep: boolean): Promise<void> {
     this.throwIfFailed();
     if (this.waiting?.keep) await this.inFlightOrDeadline(); // it starts once the one in flight is done
     this.throwIfFailed();
@@ -155,6 +186,7 @@ export class CheckpointSchedule {
     }
     const state = capture();
     this.lastStep = state.position.globalStep;
+    this.lastAt = this.now();
     const pending: PendingWrite = { state, metric: epoch ? this.monitoredMetric(epoch) : undefined, keep };
     if (this.inFlight) this.waiting = pending;
     else this.start(pending);
@@ -274,20 +306,18 @@ export class CheckpointSchedule {
    * or a CheckpointWriteError when a write does not finish by its deadline.
    */
   async flush(): Promise<void> {
-    while (this.inFlight && !this.failure) await this.inFlightOrDeadline();
+    const started = performance.now();
+    try {
+      while (this.inFlight && !this.failure) await this.inFlightOrDeadline();
+    } finally {
+      this.blockedMs += performance.now() - started;
+    }
     this.throwIfFailed();
   }
 
   private monitoredMetric(epoch: EpochEvent): CheckpointMetric | undefined {
     const name = this.config.checkpoint.monitor;
     if (!name) return undefined;
-    const values: Record<string, number> = { loss: epoch.loss, ...epoch.metrics };
-    if (epoch.validation) {
-      values.val_loss = epoch.validation.loss;
-      for (const [k, v] of Object.entries(epoch.validation.metrics)) values[`val_${k}`] = v;
-    }
-    const value = values[name]!;
-    const mode = this.config.checkpoint.mode ?? (/acc/i.test(name) ? 'max' : 'min');
-    return { name, value, mode };
+    return { name, value: epochLogs(epoch)[name]!, mode: monitorMode(name, this.config.checkpoint.mode) };
   }
 }

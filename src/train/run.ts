@@ -27,6 +27,8 @@ export interface TrainSummary {
   validation?: { loss: number } & MetricValues;
   /** Loss and metrics after training on the data config.evaluation.on names (absent when stopped early). */
   evaluation?: { on: 'test' | 'train'; samples: number; loss: number; [metric: string]: number | string };
+  /** Set when a callback (early stopping) ended training before its last epoch: the epochs trained, and why. */
+  stoppedEarly?: { epoch: number; reason: string };
   /** Set when the run was stopped (stop(), or a signal) before its last epoch. */
   stopped?: { epoch: number; stepInEpoch: number; checkpoint?: string };
   params?: { name: string; shape: number[]; values: number[] }[];
@@ -43,7 +45,9 @@ export async function train(config: RunConfig, options: TrainerOptions = {}): Pr
     }
     const on = config.evaluation.on;
     const evaluation = await trainer.evaluate(on === 'test' && trainer.datasets.test ? 'test' : 'train');
-    return summarise(trainer, history, on, evaluation, (performance.now() - started) / 1000);
+    const summary = summarise(trainer, history, on, evaluation, (performance.now() - started) / 1000);
+    const reason = trainer.stopReason;
+    return reason === undefined ? summary : { ...summary, stoppedEarly: { epoch: trainer.position.epoch, reason } };
   } finally {
     await trainer.close();
   }

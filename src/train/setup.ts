@@ -66,7 +66,8 @@ export async function prepareRun(config: RunConfig, options: SetupOptions): Prom
     }
     initialParams.set(options.initialParams);
   }
-  checkMonitor(config, datasets.validation !== undefined);
+  checkMonitor('checkpoint.monitor', config.checkpoint.monitor, config, datasets.validation !== undefined);
+  checkMonitor('training.earlyStopping.monitor', config.training.earlyStopping?.monitor, config, datasets.validation !== undefined);
   checkPlateauMonitor(config, datasets.validation !== undefined);
   // A topology file's size is known only now; before any shared buffer or replica is allocated.
   const tooBig = paramMemoryProblem(layout.length, workers, config.optimizer.name);
@@ -103,14 +104,13 @@ async function initialModel(config: RunConfig, datasets: SharedDataset[]) {
   }
 }
 
-/** checkpoint.monitor must name an epoch metric this run reports; checked before any step. */
-function checkMonitor(config: RunConfig, validates: boolean): void {
-  const name = config.checkpoint.monitor;
+/** A monitor (`field` of the config) must name an epoch metric this run reports; checked before any step. */
+function checkMonitor(field: string, name: string | undefined, config: RunConfig, validates: boolean): void {
   if (!name) return;
   const names = ['loss', ...config.metrics];
   const known = validates ? [...names, ...names.map((n) => `val_${n}`)] : names;
   if (!known.includes(name)) {
-    throw new UserError(`checkpoint.monitor: expected an epoch metric of this run (${known.join(', ')}), found "${name}"`);
+    throw new UserError(`${field}: expected an epoch metric of this run (${known.join(', ')}), found "${name}"`);
   }
 }
 

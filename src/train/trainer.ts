@@ -16,15 +16,19 @@ import type { ParamLayout } from '../model/param-layout.js';
 import { assertPositionFits, assertResumable, assertWarmStartable } from '../checkpoint/resume.js';
 import type { CheckpointState } from '../checkpoint/state.js';
 import { CheckpointStore } from '../checkpoint/store.js';
+import { historyFromJson, taggedJson } from '../checkpoint/format.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
 import { alignSegmentEnd, updatesAfter } from './accumulation.js';
 import { CheckpointSchedule, type CheckpointWriteStats } from './checkpointing.js';
+import type { CallbackRun, Logs, TrainingCallback } from './callbacks/callback.js';
+import { CallbackList, epochLogs } from './callbacks/callback-list.js';
+import { EarlyStopping } from './callbacks/early-stopping.js';
 import type { EpochEvent, MetricValues, ReportEventOptions, TraceSpan, TrainingEvent } from './events.js';
 import { callAll } from './fan-out.js';
 import { Recovery } from './recovery.js';
 import type { DatasetRole, EvaluationSums, PhaseTimes, ReduceScatterKind, ReplicaApi, ReplicaInit, StepsResult } from './replica-protocol.js';
 import { ReplicaGroup } from './replica-group.js';
-import { averageTimes, RunState, sumResults, sumTimes, sumTimesPerReplica, type EpochProgress } from './run-state.js';
+import { averageTimes, CHECKPOINT_HISTORY_RECORDS, RunState, sumResults, sumTimes, sumTimesPerReplica, type EpochProgress } from './run-state.js';
 import { prepareRun, type RunDatasets } from './setup.js';
 import { throwIfStopped, untilStopped, type StartupPhase } from './startup.js';
 import { StatsColumn, type TrainingViews } from './shared-state.js';
@@ -43,6 +47,11 @@ export interface TrainerOptions {
   onEvent?: (event: TrainingEvent) => void;
   /** Extra events for report sinks: steps events, weights, timeline spans. */
   reportEvents?: ReportEventOptions;
+  /**
+   * Called at train, epoch and segment boundaries, in order (callbacks/callback.ts), and able
+   * to stop training; config.training.earlyStopping adds the built-in EarlyStopping after them.
+   */
+  callbacks?: TrainingCallback[];
   /** Notes (data loading and the like). */
   log?: (line: string) => void;
   /** Warnings, e.g. a refused connection (default: log). */
@@ -108,6 +117,11 @@ export class Trainer {
   private stopHonoured = false;
   /** Removes the listener on options.signal (at close: a caller's signal may outlive the trainer). */
   private forgetSignal: (() => void) | undefined;
+  private readonly callbacks: CallbackList;
+  /** Why a callback stopped the fit() running (or the last one); forgotten when the next starts. */
+  private callbackStop: string | undefined;
+  /** A callback replaced the parameters since the last checkpoint (restored best weights). */
+  private paramsReplaced = false;
 
   private constructor(
     readonly config: RunConfig,
@@ -132,6 +146,8 @@ export class Trainer {
     this.recovery = new Recovery(world ? 0 : config.parallel.maxRecoveries);
     // The run counts global batches; schedules count updates (one per accumulateSteps batches).
     this.rates = new LearningRateState(config, optimizer, (batches) => updatesAfter(batches, this.stepsPerEpoch, config.training.accumulateSteps));
+    const earlyStopping = config.training.earlyStopping;
+    this.callbacks = new CallbackList([...(options.callbacks ?? []), ...(earlyStopping ? [new EarlyStopping(earlyStopping)] : [])]);
   }
 
   static async create(config: RunConfig, options: TrainerOptions = {}): Promise<Trainer> {
@@ -172,7 +188,10 @@ export class Trainer {
         (views) => {
           views.params.set(options.warmStart?.state.params ?? run.initialParams);
           views.nonTrainable.set(options.warmStart?.state.nonTrainable ?? run.initialNonTrainable);
-          if (options.resume) trainer.restore(options.resume.state, views);
+          if (options.resume) {
+            trainer.restore(options.resume.state, views);
+            trainer.callbacks.loadStates(options.resume.state.callbacks, options.resume.file);
+          }
         },
         { signal, started: () => phase('replicas') },
       );
@@ -204,6 +223,22 @@ export class Trainer {
     state.epochProgress = theirs.epochProgress ?? undefined;
     this.checkpoints.lastStep = theirs.lastCheckpointStep;
     this.rates.plateauState = theirs.plateau ?? undefined;
+    await this.takeRankZeroCallbackStates(world);
+  }
+
+  /** Every process's callbacks continue from rank 0's states (only rank 0 read the checkpoint). */
+  private async takeRankZeroCallbackStates(world: WorldLink): Promise<void> {
+    const mine = world.rank === 0 ? this.callbacks.saveStates() : [];
+    const described = mine.map((c) => ({ name: c.name, stateJson: taggedJson(c.state), tensors: c.tensors.map((t) => ({ name: t.name, shape: t.shape })) }));
+    const [theirs] = await world.group.exchange(world.rank === 0 ? described : null, -1);
+    if (!theirs || theirs.length === 0) return;
+    const states = theirs.map((c, i) => ({
+      name: c.name,
+      state: historyFromJson(c.stateJson) as unknown as Record<string, unknown>,
+      tensors: c.tensors.map((t, j) => ({ ...t, values: mine[i]?.tensors[j]?.values ?? new Float32Array(product(t.shape)) })),
+    }));
+    for (const c of states) for (const t of c.tensors) await world.group.broadcast(t.values, 0, -1);
+    if (world.rank !== 0) this.callbacks.loadStates(states, 'rank 0');
   }
 
   /** Replicas of every process together (this process's alone). */
@@ -216,7 +251,10 @@ export class Trainer {
     return this.world ? { rank: this.world.rank, size: this.world.spec.worldSize } : { rank: 0, size: 1 };
   }
 
-  /** Epoch records of the run so far (including those of a resumed checkpoint). */
+  /**
+   * Epoch records of the run so far in this process; a resumed run starts from the checkpoint's
+   * last one (checkpoints keep no more: the metrics log holds every epoch).
+   */
   get history(): EpochEvent[] {
     return this.state.history;
   }
@@ -234,6 +272,11 @@ export class Trainer {
   /** Paths of the checkpoints this trainer wrote, oldest first. */
   get checkpointsWritten(): readonly string[] {
     return this.checkpoints.written;
+  }
+
+  /** Seconds this trainer's fit() calls spent on checkpoints: capturing states and waiting for writes. */
+  get checkpointSeconds(): number {
+    return this.checkpoints.blockedMs / 1000;
   }
 
   /** Checkpoints written, skipped (replaced by a newer state before their write started) and failed, and the most states held at once. */
@@ -333,6 +376,7 @@ export class Trainer {
       this.stopRequested = false;
       this.stopping = false;
     }
+    this.callbackStop = undefined;
     if (this.options.signal?.aborted) this.stop();
     const end = epochs === undefined ? this.config.training.epochs : this.state.position.epoch + epochs;
     this.emit({
@@ -350,13 +394,17 @@ export class Trainer {
     });
     const first = this.state.history.length;
     const updatesAtEntry = this.state.updates;
+    this.checkpoints.startClock();
     this.keepRecoveryPoint();
-    while (this.state.position.epoch < end && !this.stopping) await this.runEpoch(end);
+    await this.callbacks.trainBegin(this.positionLogs(), this.callbackRun);
+    while (this.state.position.epoch < end && !this.halting) await this.runEpoch(end);
     if (this.stopping) this.stopHonoured = true;
+    await this.callbacks.trainEnd(this.positionLogs(), this.callbackRun);
     // A stop before this call's first step trained nothing: no checkpoint of the state it began
-    // from (it would replace `latest`; see startup.ts). Otherwise the last step is checkpointed.
-    const stoppedBeforeAnyStep = this.stopping && this.state.updates === updatesAtEntry;
-    if (!stoppedBeforeAnyStep && this.checkpoints.lastStep !== this.state.updates) await this.checkpoint(undefined, true);
+    // from (it would replace `latest`; see startup.ts). Otherwise the last step is checkpointed,
+    // and so are parameters a callback replaced (early stopping's best weights).
+    const stoppedBeforeAnyStep = this.halting && this.state.updates === updatesAtEntry;
+    if ((!stoppedBeforeAnyStep && this.checkpoints.lastStep !== this.state.updates) || this.paramsReplaced) await this.checkpoint(undefined, true);
     await this.checkpoints.flush();
     return this.state.history.slice(first);
   }
@@ -377,10 +425,41 @@ export class Trainer {
     return this.stopping;
   }
 
+  /** Why a callback (early stopping, ...) stopped the last fit(), if one did. */
+  get stopReason(): string | undefined {
+    return this.callbackStop;
+  }
+
+  /** The loop ends at the next step boundary: stop() (agreed on by the world) or a callback asked. */
+  private get halting(): boolean {
+    return this.stopping || this.callbackStop !== undefined;
+  }
+
+  /** What callbacks see of the run and may do to it. */
+  private readonly callbackRun: CallbackRun = ((trainer: Trainer): CallbackRun => ({
+    get epochs() {
+      return trainer.config.training.epochs;
+    },
+    get finished() {
+      return trainer.state.position.epoch >= trainer.config.training.epochs;
+    },
+    stopTraining: (reason: string) => {
+      trainer.callbackStop ??= reason;
+    },
+    params: () => trainer.params(),
+    setParams: (values: Float32Array) => {
+      if (values.length !== trainer.layout.length) throw new RangeError(`setParams: expected ${trainer.layout.length} values (the model's parameters), found ${values.length}`);
+      trainer.live.views.params.set(values);
+      trainer.paramsReplaced = true;
+    },
+  }))(this);
+
   private async runEpoch(epochs: number): Promise<void> {
     const { state } = this;
     const steps = this.stepsPerEpoch;
     const epoch = state.position.epoch;
+    await this.callbacks.epochBegin(epoch, { step: state.position.stepInEpoch }, this.callbackRun);
+    if (this.halting) return;
     state.epochProgress ??= state.freshEpochProgress();
     this.live.views.resetSegmentCounters();
     let stopReporting = this.reportProgress(epoch, steps);
@@ -424,8 +503,12 @@ export class Trainer {
         // In the same turn as the sums above: progress reads the epoch's sums plus the rows'.
         this.live.views.resetSegmentCounters();
         this.emitStepsEvent(epoch, toStep, steps, progress);
-        if (toStep < steps && (this.stopping || this.checkpoints.due(state.updates))) await this.checkpoint(undefined, this.stopping);
-        if (this.stopping && toStep < steps) return;
+        if (this.callbacks.has('onBatchEnd')) {
+          const { loss, metrics } = this.runningMeans(sums);
+          await this.callbacks.batchEnd(toStep - 1, { loss, ...metrics, size: sums.samples, steps: toStep - fromStep }, this.callbackRun);
+        }
+        if (toStep < steps && (this.halting || this.checkpoints.due(state.updates))) await this.checkpoint(undefined, this.halting);
+        if (this.halting && toStep < steps) return;
         this.keepRecoveryPoint();
       }
     } finally {
@@ -460,7 +543,11 @@ export class Trainer {
     if (this.options.reportEvents?.weights) this.emit({ type: 'weights', epoch: epoch + 1, globalStep: state.updates, weights: this.weights() });
     const reduced = this.rates.onEpochEnd(event, state.updates);
     if (reduced !== undefined) this.options.log?.(`epoch ${epoch + 1}: reduce-on-plateau lowered the learning rate to ${reduced.toPrecision(4)}`);
-    if (this.config.checkpoint.everyEpoch || this.checkpoints.due(state.updates)) await this.checkpoint(event);
+    await this.callbacks.epochEnd(epoch, epochLogs(event), this.callbackRun);
+    // Kept (never replaced by a newer state) when every epoch end is asked for; a time- or
+    // step-based one may be.
+    if (this.config.checkpoint.everyEpoch) await this.checkpoint(event);
+    else if (this.checkpoints.due(state.updates)) await this.checkpoint(event, false);
     this.keepRecoveryPoint();
   }
 
@@ -514,7 +601,13 @@ export class Trainer {
 
   /** Queues a checkpoint of this step boundary; `keep`: one that a newer state must not replace (final, stop). */
   private async checkpoint(epoch?: EpochEvent, keep = epoch !== undefined): Promise<void> {
-    await this.checkpoints.write(() => this.tracedSync('checkpoint capture', () => this.captureState()), epoch, keep);
+    this.paramsReplaced = false;
+    await this.checkpoints.write(() => this.tracedSync('checkpoint capture', () => this.captureState(CHECKPOINT_HISTORY_RECORDS)), epoch, keep);
+  }
+
+  /** Where the run stands, as callback logs. */
+  private positionLogs(): Logs {
+    return { epoch: this.state.position.epoch, step: this.state.position.stepInEpoch };
   }
 
   /** Waits for the checkpoints being written; throws the first write error. */
@@ -522,14 +615,19 @@ export class Trainer {
     await this.checkpoints.flush();
   }
 
-  /** The run's whole state, copied out of shared memory (the one copy a checkpoint costs). */
-  captureState(): CheckpointState {
+  /**
+   * The run's whole state, copied out of shared memory (the one copy a checkpoint costs), with
+   * the last `historyRecords` epoch records (all by default) and the callbacks' states.
+   */
+  captureState(historyRecords = Infinity): CheckpointState {
     const { config, topology, layout, optimizer } = this;
     // A checkpoint records the world's replicas, whichever process wrote it.
-    return { ...this.state.capture({ config, topology, layout, optimizer, replicas: this.worldReplicas }, this.live.views), learningRate: this.rates.capture(this.state.updates) };
+    const state = this.state.capture({ config, topology, layout, optimizer, replicas: this.worldReplicas }, this.live.views, historyRecords);
+    const callbacks = this.callbacks.saveStates();
+    return { ...state, learningRate: this.rates.capture(this.state.updates), ...(callbacks.length > 0 ? { callbacks } : {}) };
   }
 
-  /** Takes over a checkpoint's parameters, optimizer state, position and history. */
+  /** Takes over a checkpoint's parameters, optimizer state, position and history (callbacks: see create and recover). */
   private restore(saved: CheckpointState, views: TrainingViews): void {
     this.state.restore(saved, this.optimizer, views);
     this.rates.restore(saved.learningRate);

@@ -92,7 +92,8 @@ function config(name: string, checkpoint: object, epochs = 500): string {
       training: { epochs, batchSize: 100 },
       parallel: { workers: 1 },
       evaluation: { on: 'train' },
-      checkpoint: { keepLast: 100, ...checkpoint },
+      // A checkpoint at every epoch end (and none by time: the steps must be known).
+      checkpoint: { keepLast: 100, everyEpoch: true, everySeconds: 0, ...checkpoint },
     }),
   );
   return file;

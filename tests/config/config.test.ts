@@ -138,7 +138,7 @@ describe('normalization', () => {
       parallel: { workers: 'auto', stepTimeoutMs: 60000, rendezvousTimeoutMs: 120000, maxRecoveries: 3, syncBatchNorm: false },
       backend: 'auto',
       output: { dir: 'runs/mlp', metricsLog: true },
-      checkpoint: { dir: path.join('runs/mlp', 'checkpoints'), everySteps: 0, everyEpoch: true, keepLast: 3, onWriteError: 'stop' },
+      checkpoint: { dir: path.join('runs/mlp', 'checkpoints'), everySteps: 0, everySeconds: 60, everyEpoch: false, keepLast: 3, onWriteError: 'stop' },
       report: { tensorboard: { enabled: true, everySteps: 100, histograms: false } },
     });
   });

@@ -37,7 +37,7 @@ function runConfig(dir: string, extra: { samples?: number; checkpoint?: object; 
     training: { epochs: 2, batchSize: 16, validationSplit: 0 },
     parallel: { workers: 1, maxRecoveries: 0, ...extra.parallel },
     output: { dir, metricsLog: false },
-    checkpoint: { dir: join(dir, 'checkpoints'), everySteps: 1, keepLast: 2, ...extra.checkpoint },
+    checkpoint: { dir: join(dir, 'checkpoints'), everySteps: 1, everySeconds: 0, keepLast: 2, ...extra.checkpoint },
   });
 }
 

@@ -50,7 +50,7 @@ function config(dir: string, workers: number, overrides: Partial<RunConfig['opti
     parallel: { workers },
     backend: 'cpu',
     output: { dir, metricsLog: false },
-    checkpoint: { everySteps: 4, keepLast: 100 },
+    checkpoint: { everySteps: 4, everyEpoch: true, everySeconds: 0, keepLast: 100 },
   });
 }
 
@@ -82,8 +82,11 @@ describe('checkpoint and resume', () => {
       const resumed = await run(config(mkdtempSync(join(tmpdir(), 'ringtrain-resume-')), 2), file);
       expect(bytes(resumed.params).equals(bytes(full.params))).toBe(true);
       resumed.optimizerState.forEach((values, i) => expect(bytes(values).equals(bytes(full.optimizerState[i]!))).toBe(true));
-      // The epoch records carry on: same losses as the uninterrupted run.
-      expect(resumed.history.map((e) => e.loss)).toEqual(full.history.map((e) => e.loss));
+      // The epoch records carry on from the checkpoint's last one (the only one it keeps): same
+      // losses as the uninterrupted run.
+      const { epoch } = (await readCheckpointFile(file)).position;
+      expect(resumed.history.map((e) => e.epoch)).toEqual(full.history.slice(Math.max(0, epoch - 1)).map((e) => e.epoch));
+      expect(resumed.history.map((e) => e.loss)).toEqual(full.history.slice(Math.max(0, epoch - 1)).map((e) => e.loss));
     }
   });
 

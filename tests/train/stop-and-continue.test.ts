@@ -36,7 +36,7 @@ function config(dir: string): RunConfig {
     parallel: { workers: 2 },
     backend: 'cpu',
     output: { dir, metricsLog: false },
-    checkpoint: { dir: join(dir, 'checkpoints'), everySteps: SEGMENT, keepLast: 100 },
+    checkpoint: { dir: join(dir, 'checkpoints'), everySteps: SEGMENT, everySeconds: 0, keepLast: 100 },
   });
 }
 
