@@ -93,6 +93,8 @@ export interface CheckpointWriteStats {
 export class CheckpointSchedule {
   /** Global step of the last checkpoint written or queued (or resumed from). */
   lastStep = -1;
+  /** The step of the previous due() (none yet). */
+  private lookedAt: number | undefined;
   /** Paths of the checkpoints written, oldest first. */
   readonly written: string[] = [];
   /** Milliseconds the trainer spent in write() and flush(): capturing states and waiting for writes (what checkpoints cost a run). */
@@ -149,11 +151,17 @@ export class CheckpointSchedule {
     return toStep;
   }
 
-  /** Whether a periodic checkpoint is due at this step boundary: by everySteps, or by everySeconds since the last one. */
+  /**
+   * Whether a periodic checkpoint is due at this step boundary: by everySteps (a multiple passed
+   * since the previous look and the last checkpoint; segments may end past it, as with gradient
+   * accumulation, whose segments end on update boundaries), or by everySeconds since the last one.
+   */
   due(updates: number): boolean {
+    const since = Math.max(this.lookedAt ?? updates - 1, this.lastStep);
+    this.lookedAt = updates;
     if (this.store === undefined || updates === this.lastStep) return false;
     const { everySteps, everySeconds } = this.config.checkpoint;
-    if (everySteps > 0 && updates % everySteps === 0) return true;
+    if (everySteps > 0 && Math.floor(updates / everySteps) > Math.floor(since / everySteps)) return true;
     return everySeconds > 0 && this.now() - this.lastAt >= everySeconds * 1000;
   }
 
