@@ -55,6 +55,20 @@ describe('checkpoint cadence', () => {
     expect(new CheckpointSchedule(cfg, undefined).due(10)).toBe(false);
   });
 
+  it('everySteps: a multiple stepped over by a segment (gradient accumulation ends segments on updates) is due at the segment end, once', async () => {
+    const cfg = config({ everySteps: 5, everySeconds: 0 });
+    const schedule = new CheckpointSchedule(cfg, new CheckpointStore(cfg.checkpoint.dir));
+    // Segments of 3 batches (k = 3): 3, 6 (past 5), 9, 12 (past 10), 15 (on it).
+    expect(schedule.due(3)).toBe(false);
+    expect(schedule.due(6)).toBe(true);
+    await schedule.write(() => makeState({ globalStep: 6 }));
+    expect(schedule.due(9)).toBe(false);
+    expect(schedule.due(12)).toBe(true);
+    await schedule.write(() => makeState({ globalStep: 12 }));
+    expect(schedule.due(15)).toBe(true);
+    await schedule.flush();
+  });
+
   it('epoch-end checkpoints: off by default, on with a monitor (its best is chosen among them) or when asked', () => {
     expect(config().checkpoint.everyEpoch).toBe(false);
     expect(config({ monitor: 'loss' }).checkpoint.everyEpoch).toBe(true);
