@@ -9,7 +9,8 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { checkpointWriteFields, type OnWriteError } from '../checkpoint/config.js';
-import type { DataConfig } from '../data/load-data.js';
+import { FILE_SOURCES, isFileSource } from '../data/file-sources.js';
+import type { BuiltinDataConfig, DataConfig } from '../data/load-data.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
 import { formatValue } from './format.js';
 import { checkLayerRules } from './layer-rules.js';
@@ -36,7 +37,9 @@ import { closestMatch } from './suggest.js';
 // Vocabulary
 // ---------------------------------------------------------------------------------------------
 
-export const DATA_SOURCES = ['embedded-mnist', 'mnist', 'fashion-mnist', 'cifar10', 'xor', 'linear'] as const;
+export const BUILTIN_DATA_SOURCES = ['embedded-mnist', 'mnist', 'fashion-mnist', 'cifar10', 'xor', 'linear'] as const;
+/** Every data.source: the built-in ones and those reading the user's files (data/file-sources.ts). */
+export const DATA_SOURCES = [...BUILTIN_DATA_SOURCES, ...(Object.keys(FILE_SOURCES) as (keyof typeof FILE_SOURCES)[])] as const;
 export type DataSource = (typeof DATA_SOURCES)[number];
 
 export const LOSS_NAMES = [
@@ -325,11 +328,9 @@ export const modelSchema = z
     return { inputShape: model.inputShape, layers: model.layers };
   });
 
-export const dataSchema = withShorthand(
-  'source',
-  z.strictObject(
+const builtinDataSchema = z.strictObject(
     {
-      source: z.enum(DATA_SOURCES, { error: `one of ${DATA_SOURCES.join(', ')}` }),
+      source: z.enum(BUILTIN_DATA_SOURCES, { error: `one of ${DATA_SOURCES.join(', ')}` }),
       dir: nonEmptyString('a directory').optional(),
       cacheDir: nonEmptyString('a directory').optional(),
       download: boolean().optional(),
@@ -339,7 +340,15 @@ export const dataSchema = withShorthand(
       testLimit: integer(1).optional(),
     },
     { error: 'an object such as {"source": "mnist"}' },
-  ),
+  );
+
+/** A built-in source's fields, or those of the file source `data.source` names (each module owns its schema). */
+export const dataSchema = withShorthand(
+  'source',
+  // Each file source's schema is a strict object with a literal `source` (typed loosely in FileSource).
+  z.discriminatedUnion('source', [builtinDataSchema, ...Object.values(FILE_SOURCES).map((s) => s.schema as unknown as typeof builtinDataSchema)], {
+    error: (issue) => (issue.code === 'invalid_union' ? `one of ${DATA_SOURCES.join(', ')}` : undefined),
+  }) as unknown as z.ZodType<DataConfig, unknown>,
 );
 
 export const lossSchema = withShorthand(
@@ -554,6 +563,10 @@ const FIELD_ALIASES: Readonly<Record<string, string>> = { lr: 'learningRate', de
  * value as written: an optimizer object with a valid name only knows that optimizer's options.
  */
 export function knownFieldsAt(path: string, value: unknown): readonly string[] {
+  if (path === 'data' && value !== null && typeof value === 'object') {
+    const source = (value as { source?: unknown }).source;
+    if (typeof source === 'string' && isFileSource(source)) return ['source', ...FILE_SOURCES[source].fields.filter((f) => f !== 'source')];
+  }
   if (path === 'optimizer' && value !== null && typeof value === 'object') {
     const name = (value as { name?: unknown }).name;
     if (typeof name === 'string' && Object.hasOwn(OPTIMIZER_OPTIONS, name)) {
@@ -707,8 +720,10 @@ export function runConfigSchema(context: RunConfigContext = {}) {
 export type RunConfigSchema = ReturnType<typeof runConfigSchema>;
 
 /** Train samples of each data source when known before reading it (for the activation estimate). */
-function knownTrainSamples(data: DataConfig): number | undefined {
-  const full: Record<DataSource, number | undefined> = {
+function knownTrainSamples(config: DataConfig): number | undefined {
+  if (isFileSource(config.source)) return undefined;
+  const data = config as BuiltinDataConfig;
+  const full: Record<BuiltinDataConfig['source'], number | undefined> = {
     xor: 4,
     linear: data.samples ?? 100,
     'embedded-mnist': 10_000,
