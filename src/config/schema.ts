@@ -345,10 +345,11 @@ const builtinDataSchema = z.strictObject(
 /** A built-in source's fields, or those of the file source `data.source` names (each module owns its schema). */
 export const dataSchema = withShorthand(
   'source',
-  // Each file source's schema is a strict object with a literal `source` (typed loosely in FileSource).
-  z.discriminatedUnion('source', [builtinDataSchema, ...Object.values(FILE_SOURCES).map((s) => s.schema as unknown as typeof builtinDataSchema)], {
-    error: (issue) => (issue.code === 'invalid_union' ? `one of ${DATA_SOURCES.join(', ')}` : undefined),
-  }) as unknown as z.ZodType<DataConfig, unknown>,
+  // `source` first (its message lists every source and suggests one), then that source's own
+  // fields: each file source's schema is a strict object with a literal `source` (typed loosely in FileSource).
+  z
+    .looseObject({ source: z.enum(DATA_SOURCES, { error: `one of ${DATA_SOURCES.join(', ')}` }) }, { error: 'an object such as {"source": "mnist"}' })
+    .pipe(z.discriminatedUnion('source', [builtinDataSchema, ...Object.values(FILE_SOURCES).map((s) => s.schema as unknown as typeof builtinDataSchema)]) as unknown as z.ZodType<DataConfig, { source: DataSource }>),
 );
 
 export const lossSchema = withShorthand(
