@@ -19,6 +19,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type { RunConfig } from '../config/schema.js';
+import { parseDataInfo, type DataInfo } from '../data/data-info.js';
 import { BlockCrcs, crc32c, crc32cCombine, formatCrc } from './crc32c.js';
 import { CheckpointError } from './errors.js';
 import { PARAMS_TENSOR, type CheckpointLayoutEntry, type CheckpointState, type CheckpointTensor } from './state.js';
@@ -300,6 +301,7 @@ export function planCheckpoint(state: CheckpointState): CheckpointPlan {
     historyJson: historyToJson(state.history),
     replicas: state.replicas,
     createdAt: state.createdAt,
+    dataInfoJson: state.dataInfo === undefined ? '' : JSON.stringify(state.dataInfo),
   }).finish();
   const optimizerMeta = Optimizer.encode({
     name: state.optimizer.name,
@@ -498,6 +500,7 @@ interface DecodedCheckpoint {
   formatVersion: number;
   ringtrainVersion: string;
   configJson: string;
+  dataInfoJson: string;
   modelTopologyJson: string;
   layout: { name: string; shape: Uint64[]; dtype: string; offset: Uint64; size: Uint64 }[];
   params?: DecodedTensor | null;
@@ -666,6 +669,15 @@ function decodeVerifiedHeader(file: string, storedCrc: number, crcs: BlockCrcs):
   if (modelTopology === null || typeof modelTopology !== 'object') r.malformed('the model topology is not a JSON object');
   const history = r.json(m.historyJson, 'the history', historyFromJson);
   if (!Array.isArray(history)) r.malformed('the history is not a JSON array');
+  let dataInfo: DataInfo | undefined;
+  if (m.dataInfoJson) {
+    try {
+      dataInfo = parseDataInfo(r.json<unknown>(m.dataInfoJson, 'the data info'), file);
+    } catch (error) {
+      if (error instanceof CheckpointError) throw error;
+      r.malformed((error as Error).message.replace(`${file}: `, ''), error);
+    }
+  }
 
   return {
     ringtrainVersion: m.ringtrainVersion,
@@ -686,6 +698,7 @@ function decodeVerifiedHeader(file: string, storedCrc: number, crcs: BlockCrcs):
     history,
     replicas: m.replicas,
     createdAt: m.createdAt,
+    ...(dataInfo === undefined ? {} : { dataInfo }),
   };
 }
 

@@ -5,6 +5,7 @@
 import { statSync } from 'node:fs';
 import { crc32c, formatCrc } from './crc32c.js';
 import { CHECKPOINT_FORMAT_NAME, CHECKPOINT_FORMAT_VERSION } from './format.js';
+import type { DataInfo } from '../data/data-info.js';
 import { PARAMS_TENSOR, type CheckpointState } from './state.js';
 
 export interface CheckpointDescription {
@@ -44,6 +45,8 @@ export interface CheckpointDescription {
   optimizer: { name: string; step: number; hyperParameters: Record<string, number | boolean>; stateNames: string[] };
   rngStates: { name: string; bytes: number }[];
   history: { length: number; last: object | null };
+  /** Class names, CSV columns and categories of the data, when the run read the user's files. */
+  dataInfo?: DataInfo;
 }
 
 function record(value: unknown): Record<string, unknown> {
@@ -156,6 +159,7 @@ export function describeCheckpoint(state: CheckpointState, file: string): Checkp
     },
     rngStates: state.rngStates.map((r) => ({ name: r.name, bytes: r.state.length })),
     history: { length: state.history.length, last },
+    ...(state.dataInfo === undefined ? {} : { dataInfo: state.dataInfo }),
   };
 }
 
@@ -199,6 +203,7 @@ export function formatCheckpoint(desc: CheckpointDescription): string {
     `             state: ${desc.optimizer.stateNames.length > 0 ? desc.optimizer.stateNames.join(', ') : 'none'}`,
     `loss         ${c.loss}`,
     `data         ${c.data}`,
+    ...dataInfoLines(desc.dataInfo),
     `training     ${training.length > 0 ? training.join(', ') : '?'}`,
     `position     next step: epoch ${p.epoch}, step ${p.stepInEpoch} of the epoch; global step ${count(p.globalStep)}, ${count(p.samplesSeen)} samples seen`,
     `sampler      seed ${desc.sampler.seed}, shuffle ${flag(desc.sampler.shuffle)}`,
@@ -216,4 +221,15 @@ export function formatCheckpoint(desc: CheckpointDescription): string {
     `history      ${desc.history.length} record${desc.history.length === 1 ? '' : 's'}${desc.history.last === null ? '' : `; last: ${compact(desc.history.last)}`}`,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** The data info as indented lines under `data`. */
+function dataInfoLines(info: DataInfo | undefined): string[] {
+  if (info === undefined) return [];
+  const lines: string[] = [];
+  if (info.classNames) lines.push(`  classes    ${info.classNames.length}: ${info.classNames.join(', ')}`);
+  if (info.featureColumns) lines.push(`  features   ${info.featureColumns.join(', ')}${info.labelColumn === undefined ? '' : `; label ${info.labelColumn}`}`);
+  for (const [column, values] of Object.entries(info.categories ?? {})) lines.push(`  categories ${column}: ${values.map((v, i) => `${v}=${i}`).join(', ')}`);
+  if (info.imageSize) lines.push(`  images     ${info.imageSize[0]}x${info.imageSize[1]}, ${info.channels === 1 ? 'grayscale' : 'RGB'}`);
+  return lines;
 }

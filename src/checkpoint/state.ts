@@ -3,6 +3,7 @@
  * trainer builds it to save and gets it back on resume. `format.ts` turns it into bytes.
  */
 import type { RunConfig } from '../config/schema.js';
+import type { DataInfo } from '../data/data-info.js';
 
 export interface CheckpointTensor {
   name: string;
@@ -57,6 +58,8 @@ export interface CheckpointState {
   replicas: number;
   /** ISO time. */
   createdAt: string;
+  /** Class names, CSV columns and categories of the run's data (absent for built-in sources). */
+  dataInfo?: DataInfo;
 }
 
 /** Name of the flat parameter tensor in the file. */

@@ -4,6 +4,7 @@
  * optimizer state. A capture is the one copy out of shared memory a checkpoint costs.
  */
 import type { RunConfig } from '../config/schema.js';
+import type { DataInfo } from '../data/data-info.js';
 import type { CheckpointState } from '../checkpoint/state.js';
 import { UserError } from '../errors.js';
 import type { ParamLayout } from '../model/param-layout.js';
@@ -42,7 +43,7 @@ export class RunState {
   }
 
   /** The run's whole state with copies of the shared parameters and optimizer state. */
-  capture(run: { config: RunConfig; topology: object; layout: ParamLayout; optimizer: ShardOptimizer; replicas: number }, views: TrainingViews): CheckpointState {
+  capture(run: { config: RunConfig; topology: object; layout: ParamLayout; optimizer: ShardOptimizer; replicas: number; dataInfo?: DataInfo | undefined }, views: TrainingViews): CheckpointState {
     const { config, layout, optimizer } = run;
     const progress = this.epochProgress;
     // Copies of the sums' arrays: the checkpoint is encoded later, while training goes on adding to them.
@@ -69,6 +70,7 @@ export class RunState {
       history: [...this.history, ...partial],
       replicas: run.replicas,
       createdAt: new Date().toISOString(),
+      ...(run.dataInfo === undefined ? {} : { dataInfo: run.dataInfo }),
     };
   }
 

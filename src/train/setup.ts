@@ -9,6 +9,7 @@ import { assertBackendAvailable, checkReplicasForBackend, resolveBackend, silenc
 import { resolveWorkers } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
 import { product, splitValidation, type SharedDataset } from '../data/dataset.js';
+import type { DataInfo } from '../data/data-info.js';
 import { loadData, type LoadedData } from '../data/load-data.js';
 import { paramMemoryProblem } from '../model/inspect-layers.js';
 import { ConfigError, UserError } from '../errors.js';
@@ -34,6 +35,8 @@ export interface PreparedRun {
   /** model.toJSON(null, false), kept for checkpoints. */
   topology: object;
   optimizer: ShardOptimizer;
+  /** What checkpoints keep of the data (class names, CSV columns and categories). */
+  dataInfo?: DataInfo;
 }
 
 export interface SetupOptions {
@@ -67,7 +70,7 @@ export async function prepareRun(config: RunConfig, options: SetupOptions): Prom
   // A topology file's size is known only now; before any shared buffer or replica is allocated.
   const tooBig = paramMemoryProblem(layout.length, workers, config.optimizer.name);
   if (tooBig) throw new ConfigError('topology' in config.model ? 'model.topology' : 'model.layers', tooBig);
-  return { workers, backend, datasets, layout, initialParams, outputSize, topology, optimizer: createOptimizer(config.optimizer) };
+  return { workers, backend, datasets, layout, initialParams, outputSize, topology, optimizer: createOptimizer(config.optimizer), ...(data.info ? { dataInfo: data.info } : {}) };
 }
 
 /** Builds the model once on the coordinator (cpu backend) from the seed: starting weights do not depend on N. */

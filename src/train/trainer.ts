@@ -9,6 +9,7 @@ import type * as Comlink from 'comlink';
 import type { BackendName } from '../backend/select-backend.js';
 import type { RunConfig } from '../config/schema.js';
 import { createSharedDataset, product, type SharedDataset } from '../data/dataset.js';
+import type { DataInfo } from '../data/data-info.js';
 import type { LoadedData } from '../data/load-data.js';
 import { stepsPerEpoch } from '../data/sampler.js';
 import { TrainingAbortedError, UserError } from '../errors.js';
@@ -94,6 +95,8 @@ export class Trainer {
   private stopping = false;
   /** A fit() returned for the stop: the next fit() starts without it (as Keras's stop_training). */
   private stopHonoured = false;
+  /** Class names, CSV columns and categories of the data (file sources), kept in checkpoints. */
+  dataInfo: DataInfo | undefined;
   /** Removes the listener on options.signal (at close: a caller's signal may outlive the trainer). */
   private forgetSignal: (() => void) | undefined;
 
@@ -134,7 +137,7 @@ export class Trainer {
     await phase('data');
     const run = await untilStopped(prepareRun(config, { ...options, processesOnHost: options.world?.spec.localWorldSize }), signal, 'data');
     if (options.resume) {
-      assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer);
+      assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer, run.dataInfo);
       assertPositionFits(options.resume.file, options.resume.state, stepsPerEpoch(run.datasets.train!.size, config.training.batchSize));
     }
     if (options.warmStart) assertWarmStartable(options.warmStart.file, options.warmStart.state, run.layout);
@@ -151,6 +154,7 @@ export class Trainer {
       }
     }
     const trainer = new Trainer(config, run.workers, run.backend, run.layout, run.datasets, run.outputSize, run.topology, run.optimizer, undefined, options, world);
+    trainer.dataInfo = run.dataInfo;
     try {
       await trainer.startReplicas(
         (views) => {
@@ -490,7 +494,7 @@ export class Trainer {
   captureState(): CheckpointState {
     const { config, topology, layout, optimizer } = this;
     // A checkpoint records the world's replicas, whichever process wrote it.
-    return this.state.capture({ config, topology, layout, optimizer, replicas: this.worldReplicas }, this.live.views);
+    return this.state.capture({ config, topology, layout, optimizer, replicas: this.worldReplicas, dataInfo: this.dataInfo }, this.live.views);
   }
 
   /** Takes over a checkpoint's parameters, optimizer state, position and history. */

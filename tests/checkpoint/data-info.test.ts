@@ -1,0 +1,39 @@
+import protobuf from 'protobufjs';
+import { describe, expect, it } from 'vitest';
+import { CHECKPOINT_PROTO_FILE, decodeCheckpoint, encodeCheckpoint } from '../../src/checkpoint/format.js';
+import { describeCheckpoint, formatCheckpoint } from '../../src/checkpoint/inspect.js';
+import { checkpointErrorOf, makeState } from './fixtures.js';
+
+const INFO = { classNames: ['cat', 'dog'], featureColumns: ['a', 'color'], labelColumn: 'kind', categories: { color: ['blue', 'red'] } };
+
+/** Reads field data_info_json of an encoded checkpoint with protobufjs, independently of the decoder under test. */
+function rawDataInfo(bytes: Uint8Array): string {
+  const root = protobuf.loadSync(CHECKPOINT_PROTO_FILE);
+  const message = root.lookupType('ringtrain.checkpoint.Checkpoint').decode(bytes.subarray(32)) as unknown as { dataInfoJson: string };
+  return message.dataInfoJson;
+}
+
+describe('data info in checkpoints', () => {
+  it('round-trips as field data_info_json and is shown by inspect', () => {
+    const bytes = encodeCheckpoint({ ...makeState(), dataInfo: INFO });
+    expect(JSON.parse(rawDataInfo(bytes))).toEqual(INFO);
+    const state = decodeCheckpoint(bytes, 'x.rtckpt');
+    expect(state.dataInfo).toEqual(INFO);
+    const text = formatCheckpoint(describeCheckpoint(state, 'x.rtckpt'));
+    expect(text).toContain('  classes    2: cat, dog\n');
+    expect(text).toContain('  features   a, color; label kind\n');
+    expect(text).toContain('  categories color: blue=0, red=1\n');
+  });
+
+  it('is absent (an empty field) in a checkpoint without it, which still reads', () => {
+    const bytes = encodeCheckpoint(makeState());
+    expect(rawDataInfo(bytes)).toBe('');
+    expect(decodeCheckpoint(bytes, 'x.rtckpt').dataInfo).toBeUndefined();
+  });
+
+  it('is validated on read', async () => {
+    const bytes = encodeCheckpoint({ ...makeState(), dataInfo: { classNames: [1, 2] } as unknown as typeof INFO });
+    const error = await checkpointErrorOf(() => decodeCheckpoint(bytes, 'x.rtckpt'));
+    expect(error.message).toBe('x.rtckpt: malformed payload: the data info is malformed: classNames is not an array of strings');
+  });
+});
