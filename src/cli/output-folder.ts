@@ -17,9 +17,11 @@ import { UserError } from '../errors.js';
 /** What a run leaves in its folder; any of them there means the folder holds a run. */
 const RUN_ENTRIES = ['metrics.jsonl', 'checkpoints', 'tensorboard', 'report.html'] as const;
 
+/** A folder with entries or a file with bytes (a run refused at start leaves an empty metrics log). */
 function nonEmpty(entry: string): boolean {
   try {
-    return statSync(entry).isDirectory() ? readdirSync(entry).length > 0 : true;
+    const stats = statSync(entry);
+    return stats.isDirectory() ? readdirSync(entry).length > 0 : stats.size > 0;
   } catch {
     return false;
   }

@@ -1,28 +1,13 @@
 /** The `ringtrain` command (started by main.ts). User errors print one line (and a hint) and exit with code 2. */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { DivergedError, EXIT_DIVERGED, TrainingAbortedError, UserError } from '../errors.js';
 import { oneLine } from '../util/one-line.js';
 import { VERSION } from '../version.js';
 import { exportCommand, inspectCommand } from './checkpoint-commands.js';
+import { registerEvaluate } from './evaluate-command.js';
+import { nonNegativeInteger, positiveInteger, workersOption } from './options.js';
+import { registerPredict } from './predict-command.js';
 import { trainCommand } from './train-command.js';
-
-function positiveInteger(flag: string) {
-  return (value: string): number => {
-    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${flag} expects an integer >= 1, found "${value}"`);
-    return Number(value);
-  };
-}
-
-function nonNegativeInteger(flag: string) {
-  return (value: string): number => {
-    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${flag} expects an integer >= 0, found "${value}"`);
-    return Number(value);
-  };
-}
-
-function workersValue(value: string): number | 'auto' {
-  return value === 'auto' ? 'auto' : positiveInteger('--workers')(value);
-}
 
 export function buildProgram(): Command {
   const program = new Command('ringtrain')
@@ -35,7 +20,7 @@ export function buildProgram(): Command {
     .command('train')
     .description('train the run a config file describes')
     .argument('<config>', 'run config (JSON), e.g. configs/mnist-mlp.json')
-    .option('--workers <n>', 'replicas: a number or "auto" (the machine\'s cores)', workersValue)
+    .option('--workers <n>', 'replicas: a number or "auto" (the machine\'s cores)', workersOption)
     .option('--epochs <n>', 'epochs to train', positiveInteger('--epochs'))
     .option('--batch-size <n>', 'global batch size', positiveInteger('--batch-size'))
     // Passed on as typed: the config check names the flag and the value found.
@@ -59,7 +44,7 @@ export function buildProgram(): Command {
   program
     .command('inspect')
     .description('show what a checkpoint holds (and verify it)')
-    .argument('<checkpoint>', 'a checkpoint file, a checkpoint folder (its latest), or folder/latest|best')
+    .argument('<checkpoint>', 'a checkpoint file, a checkpoint or run folder (its latest), or folder/latest|best')
     .option('--json', 'one JSON object')
     .action(async (checkpoint: string, flags: { json?: boolean }) => {
       await inspectCommand(checkpoint, flags);
@@ -68,12 +53,14 @@ export function buildProgram(): Command {
   program
     .command('export')
     .description('write a checkpoint as TensorFlow.js model files (model.json + weights.bin)')
-    .argument('<checkpoint>', 'a checkpoint file, a checkpoint folder (its latest), or folder/latest|best')
+    .argument('<checkpoint>', 'a checkpoint file, a checkpoint or run folder (its latest), or folder/latest|best')
     .argument('<dir>', 'output folder')
     .requiredOption('--format <format>', 'tfjs', 'tfjs')
     .action(async (checkpoint: string, dir: string, flags: { format: string }) => {
       await exportCommand(checkpoint, dir, flags);
     });
+  registerEvaluate(program);
+  registerPredict(program);
   return program;
 }
 
