@@ -6,6 +6,7 @@ import { CheckpointStore, LATEST_POINTER } from '../checkpoint/store.js';
 import { applyOverrides, loadRunConfig, type ConfigOverrides } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
 import { DivergedError, UserError } from '../errors.js';
+import { configError } from '../config/format.js';
 import { SIGNAL_EXIT_CODES, takeOverSignals } from './early-signals.js';
 import { chooseOutputFolder, describeOutputs } from './output-folder.js';
 import { writeTorchElasticError } from '../launch/error-file.js';
@@ -138,6 +139,8 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     const machineFlags = overrides.workers !== undefined || overrides.batchSize !== undefined;
     config = applyOverrides(await untilStopped(loadRunConfig(configFile, { machineChecks: !machineFlags }), stop.signal, 'config'), overrides, configFile);
     if (checkpointEvery !== undefined) config = { ...config, checkpoint: { ...config.checkpoint, everySteps: checkpointEvery } };
+    // Only a program can pass its data in code (TrainerOptions.data): a config file names its data.
+    if (config.data === undefined) throw configError({ path: 'data', message: 'missing required field (expected an object such as {"source": "mnist"})' }, { file: configFile });
     // A new run into a folder holding a run moves to the next free <out>-N (rank 0 alone writes there).
     let movedFrom: string | undefined;
     if (leader) {

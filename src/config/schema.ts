@@ -522,7 +522,8 @@ function sectionShapesFor(machine: boolean) {
   return {
     name: nameSchema.optional(),
     model: modelSchema,
-    data: dataSchema,
+    // Optional: a program may pass its data in code (TrainerOptions.data); `train` requires it.
+    data: dataSchema.optional(),
     loss: lossSchema,
     metrics: metricsSchema.default([]),
     optimizer: optimizerSchema,
@@ -600,8 +601,8 @@ export interface RunConfig {
   name: string;
   /** Layers to stack, or a TensorFlow.js model.json (resolved against the config file's folder). */
   model: { inputShape: number[]; layers: LayerSpec[] } | { topology: string };
-  /** The data section is the data loader's own config type. */
-  data: DataConfig;
+  /** The data section is the data loader's own config type; absent when a program passes TrainerOptions.data. */
+  data?: DataConfig;
   loss: { name: LossName; fromLogits: boolean };
   metrics: MetricName[];
   /** Hyper-parameters left out stay undefined: the optimizer module fills TF.js defaults. */
@@ -704,7 +705,7 @@ export function runConfigSchema(context: RunConfigContext = {}) {
       return {
         name,
         model,
-        data: config.data,
+        ...(config.data === undefined ? {} : { data: config.data }),
         loss: config.loss,
         metrics: config.metrics,
         optimizer: config.optimizer,
@@ -721,8 +722,8 @@ export function runConfigSchema(context: RunConfigContext = {}) {
 export type RunConfigSchema = ReturnType<typeof runConfigSchema>;
 
 /** Train samples of each data source when known before reading it (for the activation estimate). */
-function knownTrainSamples(config: DataConfig): number | undefined {
-  if (isFileSource(config.source)) return undefined;
+function knownTrainSamples(config: DataConfig | undefined): number | undefined {
+  if (config === undefined || isFileSource(config.source)) return undefined;
   const data = config as BuiltinDataConfig;
   const full: Record<BuiltinDataConfig['source'], number | undefined> = {
     xor: 4,

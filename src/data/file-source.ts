@@ -18,6 +18,8 @@ export interface PredictInputs {
 export interface FileSource<C extends { source: string }> {
   /** The `data` section of a run config for this source (with `source` a literal). */
   readonly schema: z.ZodType<C>;
+  /** The field --data-dir replaces (the train data's file or folder). */
+  readonly dataDirField: keyof C & string;
   /** The fields that schema knows (for suggestions on a misspelt field). */
   readonly fields: readonly string[];
   /** The train set (and the test set when the config names one), with what the checkpoint keeps of them. */

@@ -234,6 +234,12 @@ function loadSynthetic(config: BuiltinDataConfig & { source: 'xor' | 'linear' },
   };
 }
 
+/** `config` reading its (train) data from `dir` instead: --data-dir. */
+export function withDataDir(config: DataConfig, dir: string): DataConfig {
+  if (isFileSource(config.source)) return { ...config, [fileSource(config.source).dataDirField]: dir } as DataConfig;
+  return { ...config, dir } as DataConfig;
+}
+
 /** Loads the configured data set. Problems with files or downloads throw DataError. */
 export async function loadData(config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
   if (isFileSource(config.source)) return fileSource(config.source).load(config, options);

@@ -56,6 +56,7 @@ async function withTrainer<T>(ckpt: LoadedCheckpoint, train: SharedDataset, opti
  */
 export async function evaluationData(ckpt: LoadedCheckpoint, dataDir?: string, log?: (line: string) => void): Promise<SharedDataset> {
   const data = ckpt.config.data;
+  if (!data) throw new UserError(`${ckpt.file}: the run's data was passed in code (its config has no data section); evaluate it with Trainer.evaluate`);
   if (isFileSource(data.source)) {
     const set = await fileSource(data.source).readLabelled(dataDir, data, ckpt.dataInfo ?? {});
     if (!set) throw new UserError(`${ckpt.file}: the run has no test data (its config names none): pass --data-dir with labelled data`);
@@ -136,15 +137,16 @@ async function readJsonSamples(file: string, perSample: number): Promise<Predict
 export async function predictionInputs(ckpt: LoadedCheckpoint, input: string): Promise<PredictInputs> {
   const { inputShape } = await modelShapes(ckpt);
   const perSample = product(inputShape);
+  // Absent when the run's data was passed in code: inputs are then read as plain numbers or images.
   const data = ckpt.config.data;
   const info = ckpt.dataInfo ?? {};
   if (/\.json$/i.test(input)) return readJsonSamples(input, perSample);
-  if (/\.csv(\.gz)?$/i.test(input) || (data.source === 'csv' && !/\.(png|jpe?g)$/i.test(input))) {
-    if (data.source === 'csv') return csvSource.readInputs(input, data, info);
+  if (/\.csv(\.gz)?$/i.test(input) || (data?.source === 'csv' && !/\.(png|jpe?g)$/i.test(input))) {
+    if (data?.source === 'csv') return csvSource.readInputs(input, data, info);
     const columns = Array.from({ length: perSample }, (_, i) => String(i));
     return csvSource.readInputs(input, { source: 'csv', path: input, header: false }, { featureColumns: columns });
   }
-  if (data.source === 'image-folder') return imageFolderSource.readInputs(input, data, info);
+  if (data?.source === 'image-folder') return imageFolderSource.readInputs(input, data, info);
   if (inputShape.length !== 3 || (inputShape[2] !== 1 && inputShape[2] !== 3)) {
     throw new DataError(`${input}: images need a model whose input is [height, width, 1 or 3], this one takes [${inputShape.join(', ')}]; give a JSON array or a CSV file`);
   }

@@ -53,7 +53,8 @@ export async function prepareRun(config: RunConfig, options: SetupOptions): Prom
   const backend = await resolveBackend(config.backend);
   await assertBackendAvailable(backend);
   checkReplicasForBackend(backend, workers);
-  const data = options.data ?? (await loadData(config.data, { seed: config.training.seed, dataDir: options.dataDir, log: options.log }));
+  if (!options.data && !config.data) throw new ConfigError('data', 'missing required field (or pass the data in code: TrainerOptions.data)');
+  const data = options.data ?? (await loadData(config.data!, { seed: config.training.seed, dataDir: options.dataDir, log: options.log }));
   const datasets = arrangeDatasets(config, data);
   const train = datasets.train!;
   if (train.size === 0) throw new UserError(`${train.name} has no samples to train on`);

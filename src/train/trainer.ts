@@ -19,7 +19,7 @@ import type { CheckpointState } from '../checkpoint/state.js';
 import { CheckpointStore } from '../checkpoint/store.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
 import { CheckpointSchedule, type CheckpointWriteStats } from './checkpointing.js';
-import type { EpochEvent, MetricValues, TrainingEvent } from './events.js';
+import type { EpochEvent, Evaluation, MetricValues, TrainingEvent } from './events.js';
 import { callAll } from './fan-out.js';
 import { Recovery } from './recovery.js';
 import type { DatasetRole, EvaluationSums, ReduceScatterKind, ReplicaApi, ReplicaInit, StepsResult } from './replica-protocol.js';
@@ -72,11 +72,9 @@ export interface TrainerOptions {
   faults?: { rank: number; throwAtStep?: number; throwAtGlobalStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; persistent?: boolean; failRestart?: boolean };
 }
 
-export interface Evaluation {
-  samples: number;
-  loss: number;
-  metrics: MetricValues;
-}
+
+/** Loss and metrics over some samples (the one evaluation type; defined with the events). */
+export type { Evaluation };
 
 const EVALUATION_BATCH = 256;
 const INIT_TIMEOUT_MS = 120_000;

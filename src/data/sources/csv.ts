@@ -207,6 +207,7 @@ function limited(data: { features: Float32Array; labels: Float32Array }, perSamp
 
 export const csvSource: FileSource<CsvDataConfig> = {
   schema: csvDataSchema,
+  dataDirField: 'path',
   fields: Object.keys(csvDataSchema.shape),
 
   async load(config: CsvDataConfig, options: LoadDataOptions) {

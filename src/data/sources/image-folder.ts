@@ -112,6 +112,7 @@ async function readTestFolder(dir: string, config: ImageFolderDataConfig, info: 
 
 export const imageFolderSource: FileSource<ImageFolderDataConfig> = {
   schema: imageFolderDataSchema,
+  dataDirField: 'dir',
   fields: Object.keys(imageFolderDataSchema.shape),
 
   async load(config: ImageFolderDataConfig, options: LoadDataOptions) {
