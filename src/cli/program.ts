@@ -30,7 +30,7 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'output folder (metrics log)')
     .option('--json', 'one JSON object per line on stdout: each epoch, then the summary')
     .option('--resume <checkpoint>', 'continue a run: "latest", "best", "auto" (latest if any, else start fresh), a file in the run\'s checkpoint folder, or a path')
-    .option('--warm-start <checkpoint>', 'start a new run from the weights of a checkpoint')
+    .option('--warm-start <checkpoint>', 'start a new run from the weights of a checkpoint (a file, or a checkpoint or run folder)')
     .option('--checkpoint-every <steps>', 'also write a checkpoint every N global steps', nonNegativeInteger('--checkpoint-every'))
     .option('--no-checkpoints', 'write no checkpoints')
     .option('--nproc-per-node <n>', 'start N processes on this machine (as torchrun --standalone) and train with all of them', positiveInteger('--nproc-per-node'))

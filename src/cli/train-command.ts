@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { readCheckpointFile } from '../checkpoint/format.js';
+import { resolveCheckpointPath } from '../checkpoint/locate.js';
 import { CheckpointStore, LATEST_POINTER } from '../checkpoint/store.js';
 import { applyOverrides, loadRunConfig, type ConfigOverrides } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
@@ -34,8 +35,10 @@ export interface TrainFlags extends ConfigOverrides, WorldFlags {
   checkpointEvery?: number;
 }
 
+/** A name (latest, best, a file) in the run's checkpoint folder, or a path: a file, a checkpoint or run folder, …/latest. */
 async function readCheckpoint(config: RunConfig, ref: string) {
-  const file = new CheckpointStore(config.checkpoint.dir).resolve(ref);
+  const isPath = path.isAbsolute(ref) || ref.includes('/') || ref.includes(path.sep);
+  const file = isPath ? resolveCheckpointPath(ref) : new CheckpointStore(config.checkpoint.dir).resolve(ref);
   checkRegularFile(file, { what: 'a checkpoint file', maxBytes: READ_LIMITS.checkpoint });
   return { file, state: await readCheckpointFile(file) };
 }

@@ -80,6 +80,8 @@ describe('a CSV run from the command line', () => {
     const result = JSON.parse(run.stdout) as { checkpoint: string; samples: number; loss: number; metrics: { accuracy: number } };
     const state = await readCheckpointFile(result.checkpoint);
     expect(state.position.epoch).toBe(3);
+    // What the checkpoint keeps of the data, which predict and inspect use.
+    expect(state.dataInfo).toEqual({ featureColumns: ['x', 'color', 'y'], labelColumn: 'kind', categories: { color: ['blue', 'red'] }, classNames: ['neg', 'pos'] });
     let loss = 0;
     let correct = 0;
     for (const r of testRows) {
