@@ -3,7 +3,7 @@
  * the same model, optimizer and batch schedule; the weights alone (warm start) otherwise. A
  * mismatch is refused with a message that says what differs.
  */
-import type { DataInfo } from '../data/data-info.js';
+import { canonicalDataInfo, type DataInfo } from '../data/data-info.js';
 import type { RunConfig } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import type { ParamLayout } from '../model/param-layout.js';
@@ -56,9 +56,9 @@ export function weightsMismatch(state: CheckpointState, layout: ParamLayout): st
 export function assertResumable(file: string, state: CheckpointState, config: RunConfig, layout: ParamLayout, optimizer: ShardOptimizer, dataInfo?: DataInfo): void {
   const problems = resumeMismatches(state, config, layout, optimizer);
   // Class ids and category indices come from the data: other data would give them other meanings.
-  if (JSON.stringify(state.dataInfo ?? {}) !== JSON.stringify(dataInfo ?? {})) {
-    problems.push(`the data's classes, columns or categories differ: the checkpoint has ${JSON.stringify(state.dataInfo ?? {})}, the data ${JSON.stringify(dataInfo ?? {})}`);
-  }
+  const saved = canonicalDataInfo(state.dataInfo);
+  const now = canonicalDataInfo(dataInfo);
+  if (saved !== now) problems.push(`the data's classes, columns or categories differ: the checkpoint has ${saved}, the data ${now}`);
   if (problems.length > 0) {
     throw new UserError(`cannot resume from ${file}: ${problems.join('; ')}`, {
       hint: weightsMismatch(state, layout) ? undefined : 'pass --warm-start to start a new run from its weights alone',

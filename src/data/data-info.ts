@@ -47,3 +47,11 @@ export function parseDataInfo(value: unknown, where: string): DataInfo {
   if (v.channels !== undefined) info.channels = v.channels === 1 || v.channels === 3 ? v.channels : fail('channels is not 1 or 3');
   return info;
 }
+
+/** JSON text of `info` with its keys (and its categories' columns) in sorted order: equal infos give equal text. */
+export function canonicalDataInfo(info: DataInfo | undefined): string {
+  const sorted = (o: object): Record<string, unknown> => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const top = sorted(info ?? {});
+  if (info?.categories) top.categories = sorted(info.categories);
+  return JSON.stringify(top);
+}

@@ -2,6 +2,10 @@ import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { CHECKPOINT_PROTO_FILE, decodeCheckpoint, encodeCheckpoint } from '../../src/checkpoint/format.js';
 import { describeCheckpoint, formatCheckpoint } from '../../src/checkpoint/inspect.js';
+import { assertResumable } from '../../src/checkpoint/resume.js';
+import { ParamLayout } from '../../src/model/param-layout.js';
+import { createOptimizer } from '../../src/optim/create-optimizer.js';
+import { UserError } from '../../src/errors.js';
 import { checkpointErrorOf, makeState } from './fixtures.js';
 
 const INFO = { classNames: ['cat', 'dog'], featureColumns: ['a', 'color'], labelColumn: 'kind', categories: { color: ['blue', 'red'] } };
@@ -35,5 +39,28 @@ describe('data info in checkpoints', () => {
     const bytes = encodeCheckpoint({ ...makeState(), dataInfo: { classNames: [1, 2] } as unknown as typeof INFO });
     const error = await checkpointErrorOf(() => decodeCheckpoint(bytes, 'x.rtckpt'));
     expect(error.message).toBe('x.rtckpt: malformed payload: the data info is malformed: classNames is not an array of strings');
+  });
+
+  it('lets a run resume over the same data (keys in any order) and refuses other categories', () => {
+    const state = makeState();
+    const decoded = decodeCheckpoint(encodeCheckpoint({ ...state, dataInfo: INFO }), 'x.rtckpt');
+    // The CSV source builds the object in another key order than the decoder: the comparison must not care.
+    const fromSource = { featureColumns: INFO.featureColumns, labelColumn: INFO.labelColumn, categories: INFO.categories, classNames: INFO.classNames };
+    expect(JSON.stringify(decoded.dataInfo)).not.toBe(JSON.stringify(fromSource));
+    const layout = new ParamLayout(state.layout);
+    const optimizer = createOptimizer({ name: 'adam', learningRate: 0.001 });
+    const config = { ...decoded.config };
+    expect(() => assertResumable('x.rtckpt', decoded, config, layout, optimizer, fromSource)).not.toThrow();
+    const other = { ...fromSource, categories: { color: ['blue', 'green', 'red'] } };
+    let error: unknown;
+    try {
+      assertResumable('x.rtckpt', decoded, config, layout, optimizer, other);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(UserError);
+    expect((error as Error).message).toBe(
+      'cannot resume from x.rtckpt: the data\'s classes, columns or categories differ: the checkpoint has {"categories":{"color":["blue","red"]},"classNames":["cat","dog"],"featureColumns":["a","color"],"labelColumn":"kind"}, the data {"categories":{"color":["blue","green","red"]},"classNames":["cat","dog"],"featureColumns":["a","color"],"labelColumn":"kind"}',
+    );
   });
 });
