@@ -31,7 +31,7 @@ import { StatsColumn, type TrainingViews } from './shared-state.js';
 import type { WorldLink, WorldOptions } from './world-link.js';
 
 export interface TrainerOptions {
-  /** Data already loaded (otherwise loaded from config.data). */
+  /** Data already loaded (otherwise loaded from config.data, which a config may then leave out). */
   data?: LoadedData;
   /** Overrides config.data.dir. */
   dataDir?: string;
@@ -71,7 +71,6 @@ export interface TrainerOptions {
    */
   faults?: { rank: number; throwAtStep?: number; throwAtGlobalStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; persistent?: boolean; failRestart?: boolean };
 }
-
 
 /** Loss and metrics over some samples (the one evaluation type; defined with the events). */
 export type { Evaluation };
