@@ -63,7 +63,9 @@ export async function launchTrainProcesses(processes: number, extraArgs: string[
 async function folderForProcesses(configFile: string, overrides: ConfigOverrides, resuming: boolean): Promise<string[]> {
   const config = applyOverrides(await loadRunConfig(configFile, { machineChecks: false }), overrides, configFile);
   const choice = chooseOutputFolder(config, { resuming, launched: false, flag: overrides.out !== undefined ? '--out' : 'output.dir' });
-  return choice.movedFrom === undefined ? [] : ['--out', choice.config.output.dir];
+  if (choice.movedFrom === undefined) return [];
+  process.stderr.write(`${choice.movedFrom} holds an earlier run: this run writes to ${choice.config.output.dir}\n`);
+  return ['--out', choice.config.output.dir];
 }
 
 export async function trainCommand(configFile: string, flags: TrainFlags): Promise<TrainSummary | undefined> {
