@@ -63,4 +63,11 @@ describe('data info in checkpoints', () => {
       'cannot resume from x.rtckpt: the data\'s classes, columns or categories differ: the checkpoint has {"categories":{"color":["blue","red"]},"classNames":["cat","dog"],"featureColumns":["a","color"],"labelColumn":"kind"}, the data {"categories":{"color":["blue","green","red"]},"classNames":["cat","dog"],"featureColumns":["a","color"],"labelColumn":"kind"}',
     );
   });
+
+  it('inspect says when the data was passed in code (a config without a data section)', () => {
+    const state = makeState();
+    const { data: _data, ...config } = state.config;
+    const description = describeCheckpoint({ ...state, config: config as typeof state.config }, 'x.rtckpt');
+    expect(description.config.data).toBe('passed in code (the config has no data section)');
+  });
 });
