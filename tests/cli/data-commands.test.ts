@@ -72,7 +72,7 @@ describe('a CSV run from the command line', () => {
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toBe(log);
     expect(new CheckpointStore(join(out, 'checkpoints')).list().map((e) => e.name)).toEqual(checkpoints);
     expect(readFileSync(join(`${out}-2`, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2); // one epoch and the summary
-  });
+  }, 300_000); // node processes starting replicas on a busy 2-core machine can take minutes
 
   it('evaluate <run folder> --json gives the loss and accuracy of the latest checkpoint on the test file', async () => {
     const run = ringtrain('evaluate', out, '--json', '--workers', '2') /* sharded over 2 replicas */;
@@ -93,7 +93,7 @@ describe('a CSV run from the command line', () => {
     expect(result.samples).toBe(20);
     expect(result.loss).toBeCloseTo(loss / 20, 5);
     expect(result.metrics.accuracy).toBeCloseTo(correct / 20, 6);
-  });
+  }, 300_000); // node processes starting replicas on a busy 2-core machine can take minutes
 
   it('predict <run folder> <csv> gives each row\'s class by name and its probabilities; the columns may come in any order', async () => {
     const input = join(dir, 'new.csv');
@@ -111,5 +111,5 @@ describe('a CSV run from the command line', () => {
       expect(Number(pNeg)).toBeCloseTo(p[0]!, 5);
       expect(Number(pPos)).toBeCloseTo(p[1]!, 5);
     });
-  });
+  }, 300_000); // node processes starting replicas on a busy 2-core machine can take minutes
 });

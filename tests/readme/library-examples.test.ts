@@ -46,7 +46,7 @@ describe("README's library examples", () => {
     const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(dir, 'tsconfig.json')], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
     expect(tsc.stdout + tsc.stderr).toBe('');
     expect(tsc.status).toBe(0);
-  });
+  }, 300_000); // node processes starting replicas on a busy 2-core machine can take minutes
 
   it('the first trains xor from its config file (loss falling), then step by step', () => {
     const lines = run(1);
@@ -58,7 +58,7 @@ describe("README's library examples", () => {
     const [loss, outputs, weights] = lines[3]!.split(' ');
     expect(Number(loss)).toBeGreaterThan(0);
     expect([outputs, weights]).toEqual(['4', '4']); // xor's model: 2 kernels and 2 biases
-  });
+  }, 300_000); // node processes starting replicas on a busy 2-core machine can take minutes
 
   it('the second trains data built in code with no data section, and loadCheckpoint gives back the same model', async () => {
     const [trained, same, epoch] = run(2)[0]!.split(' ');
@@ -74,5 +74,5 @@ describe("README's library examples", () => {
     }
     expect(Number(trained)).toBeCloseTo(sum / 64, 6);
     expect(Number(trained)).toBeLessThan(1e-3);
-  });
+  }, 300_000); // node processes starting replicas on a busy 2-core machine can take minutes
 });
