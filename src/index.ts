@@ -1,13 +1,24 @@
 /** The ringtrain library: train TensorFlow.js models on all cores by synchronous data parallelism. */
 export { train, summarise, type TrainSummary } from './train/run.js';
-export { Trainer, type TrainerOptions, type Evaluation } from './train/trainer.js';
-export type { TrainingEvent, StartEvent, ProgressEvent, EpochEvent, MetricValues } from './train/events.js';
+export { Trainer, type TrainerOptions } from './train/trainer.js';
+export type { TrainingEvent, StartEvent, ProgressEvent, EpochEvent, RecoveryEvent, StepsEvent, WeightsEvent, TraceEvent, TraceSpan, ReportEventOptions, MetricValues, LossAndMetrics, Evaluation } from './train/events.js';
+export { startDashboard, type DashboardServer } from './report/dashboard/server.js';
+export { writeRunReport } from './report/dashboard/report-file.js';
+export type { ReportSink, ReportSinkType, ReportContext } from './report/sink.js';
+export { loadCheckpoint, resolveCheckpointPath, type LoadedCheckpoint } from './checkpoint/locate.js';
+export type { CheckpointState } from './checkpoint/state.js';
+export { evaluateCheckpoint, evaluationData, predictWithCheckpoint, predictionInputs, type CheckpointModelOptions } from './train/checkpoint-model.js';
 export type { PhaseTimes, ReduceScatterKind } from './train/replica-protocol.js';
 export type { TrainingCallback, CallbackRun, CallbackState, Logs } from './train/callbacks/callback.js';
 export { EarlyStopping } from './train/callbacks/early-stopping.js';
+export type { BackendName } from './backend/select-backend.js';
 export { loadRunConfig, parseRunConfig, applyOverrides, resolveWorkers, type ConfigOverrides } from './config/load.js';
-export type { RunConfig, LayerSpec } from './config/schema.js';
-export { loadData, type DataConfig, type LoadedData } from './data/load-data.js';
+export type { RunConfig, RunConfigContext, LayerSpec, LossName, MetricName, DataSource } from './config/schema.js';
+export { loadData, type DataConfig, type BuiltinDataConfig, type FileDataConfig, type LoadedData, type LoadDataOptions } from './data/load-data.js';
+export type { DataInfo } from './data/data-info.js';
+export type { CsvDataConfig } from './data/sources/csv.js';
+export type { ImageFolderDataConfig } from './data/sources/image-folder.js';
+export type { PredictInputs } from './data/file-source.js';
 export { createSharedDataset, sliceDataset, splitValidation, type SharedDataset, type DatasetInit } from './data/dataset.js';
 export { epochPermutation, replicaSlice, stepsPerEpoch } from './data/sampler.js';
 export { createOptimizer } from './optim/create-optimizer.js';

@@ -19,6 +19,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import type { RunConfig } from '../config/schema.js';
+import { parseDataInfo, type DataInfo } from '../data/data-info.js';
 import { BlockCrcs, crc32c, crc32cCombine, formatCrc } from './crc32c.js';
 import { CheckpointError } from './errors.js';
 import { NON_TRAINABLE_TENSOR, PARAMS_TENSOR, type CheckpointLayoutEntry, type CheckpointLearningRate, type CheckpointState, type CheckpointTensor } from './state.js';
@@ -338,6 +339,7 @@ export function planCheckpoint(state: CheckpointState): CheckpointPlan {
         }
       : {}),
     learningRate: state.learningRate && { current: state.learningRate.current, plateau: state.learningRate.plateau && { ...state.learningRate.plateau } },
+    dataInfoJson: state.dataInfo === undefined ? '' : JSON.stringify(state.dataInfo),
   }).finish();
   const optimizerMeta = Optimizer.encode({
     name: state.optimizer.name,
@@ -544,6 +546,7 @@ interface DecodedCheckpoint {
   formatVersion: number;
   ringtrainVersion: string;
   configJson: string;
+  dataInfoJson: string;
   modelTopologyJson: string;
   layout: { name: string; shape: Uint64[]; dtype: string; offset: Uint64; size: Uint64 }[];
   params?: DecodedTensor | null;
@@ -722,6 +725,15 @@ function decodeVerifiedHeader(file: string, storedCrc: number, crcs: BlockCrcs):
     if (state === null || typeof state !== 'object' || Array.isArray(state)) r.malformed(`callback state '${c.name}' is not a JSON object`);
     return { name: c.name, state: state as Record<string, unknown>, tensors: c.tensors.map((t) => r.tensor(t, `callback state '${c.name}' tensor`)) };
   });
+  let dataInfo: DataInfo | undefined;
+  if (m.dataInfoJson) {
+    try {
+      dataInfo = parseDataInfo(r.json<unknown>(m.dataInfoJson, 'the data info'), file);
+    } catch (error) {
+      if (error instanceof CheckpointError) throw error;
+      r.malformed((error as Error).message.replace(`${file}: `, ''), error);
+    }
+  }
 
   return {
     ringtrainVersion: m.ringtrainVersion,
@@ -745,6 +757,7 @@ function decodeVerifiedHeader(file: string, storedCrc: number, crcs: BlockCrcs):
     ...nonTrainable,
     ...(m.learningRate ? { learningRate: decodeLearningRate(r, m.learningRate) } : {}),
     ...(callbacks.length > 0 ? { callbacks } : {}),
+    ...(dataInfo === undefined ? {} : { dataInfo }),
   };
 }
 

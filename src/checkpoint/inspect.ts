@@ -5,6 +5,7 @@
 import { statSync } from 'node:fs';
 import { crc32c, formatCrc } from './crc32c.js';
 import { CHECKPOINT_FORMAT_NAME, CHECKPOINT_FORMAT_VERSION } from './format.js';
+import type { DataInfo } from '../data/data-info.js';
 import { NON_TRAINABLE_TENSOR, PARAMS_TENSOR, type CheckpointLearningRate, type CheckpointState } from './state.js';
 
 export interface CheckpointDescription {
@@ -48,6 +49,8 @@ export interface CheckpointDescription {
   learningRate?: CheckpointLearningRate;
   rngStates: { name: string; bytes: number }[];
   history: { length: number; last: object | null };
+  /** Class names, CSV columns and categories of the data, when the run read the user's files. */
+  dataInfo?: DataInfo;
 }
 
 function record(value: unknown): Record<string, unknown> {
@@ -93,7 +96,7 @@ function describeModel(config: Record<string, unknown>, topology: Record<string,
     name: str(config.name),
     optimizer: `${str(optimizer.name)}${args(optimizer, ['name']) ? ` (${args(optimizer, ['name'])})` : ''}`,
     loss: `${str(loss.name)}${loss.fromLogits === true ? ' (from logits)' : ''}`,
-    data: `${str(data.source)}${args(data, ['source']) ? ` (${args(data, ['source'])})` : ''}`,
+    data: config.data === undefined ? 'passed in code (the config has no data section)' : `${str(data.source)}${args(data, ['source']) ? ` (${args(data, ['source'])})` : ''}`,
     batchSize: num(training.batchSize),
     epochs: num(training.epochs),
     seed: num(training.seed),
@@ -163,6 +166,7 @@ export function describeCheckpoint(state: CheckpointState, file: string): Checkp
     ...(state.learningRate ? { learningRate: { ...state.learningRate, ...(state.learningRate.plateau ? { plateau: { ...state.learningRate.plateau } } : {}) } } : {}),
     rngStates: state.rngStates.map((r) => ({ name: r.name, bytes: r.state.length })),
     history: { length: state.history.length, last },
+    ...(state.dataInfo === undefined ? {} : { dataInfo: state.dataInfo }),
   };
 }
 
@@ -211,6 +215,7 @@ export function formatCheckpoint(desc: CheckpointDescription): string {
     ...(desc.learningRate ? [`             learning rate ${desc.learningRate.current}${describePlateau(desc.learningRate.plateau)}`] : []),
     `loss         ${c.loss}`,
     `data         ${c.data}`,
+    ...dataInfoLines(desc.dataInfo),
     `training     ${training.length > 0 ? training.join(', ') : '?'}`,
     `position     next step: epoch ${p.epoch}, step ${p.stepInEpoch} of the epoch; global step ${count(p.globalStep)}, ${count(p.samplesSeen)} samples seen`,
     `sampler      seed ${desc.sampler.seed}, shuffle ${flag(desc.sampler.shuffle)}`,
@@ -234,4 +239,15 @@ export function formatCheckpoint(desc: CheckpointDescription): string {
     `history      ${desc.history.length} record${desc.history.length === 1 ? '' : 's'}${desc.history.last === null ? '' : `; last: ${compact(desc.history.last)}`}`,
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** The data info as indented lines under `data`. */
+function dataInfoLines(info: DataInfo | undefined): string[] {
+  if (info === undefined) return [];
+  const lines: string[] = [];
+  if (info.classNames) lines.push(`  classes    ${info.classNames.length}: ${info.classNames.join(', ')}`);
+  if (info.featureColumns) lines.push(`  features   ${info.featureColumns.join(', ')}${info.labelColumn === undefined ? '' : `; label ${info.labelColumn}`}`);
+  for (const [column, values] of Object.entries(info.categories ?? {})) lines.push(`  categories ${column}: ${values.map((v, i) => `${v}=${i}`).join(', ')}`);
+  if (info.imageSize) lines.push(`  images     ${info.imageSize[0]}x${info.imageSize[1]}, ${info.channels === 1 ? 'grayscale' : 'RGB'}`);
+  return lines;
 }

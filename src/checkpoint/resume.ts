@@ -3,6 +3,7 @@
  * the same model, optimizer and batch schedule; the weights alone (warm start) otherwise. A
  * mismatch is refused with a message that says what differs.
  */
+import { canonicalDataInfo, type DataInfo } from '../data/data-info.js';
 import type { RunConfig } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import type { ParamLayout } from '../model/param-layout.js';
@@ -73,8 +74,12 @@ export function weightsMismatch(state: CheckpointState, layout: ParamLayout): st
   return `the model's non-trainable weights differ: the checkpoint has ${shapes(saved)}, the config's model ${shapes(layout.nonTrainable) || 'none'}`;
 }
 
-export function assertResumable(file: string, state: CheckpointState, config: RunConfig, layout: ParamLayout, optimizer: ShardOptimizer): void {
+export function assertResumable(file: string, state: CheckpointState, config: RunConfig, layout: ParamLayout, optimizer: ShardOptimizer, dataInfo?: DataInfo): void {
   const problems = resumeMismatches(state, config, layout, optimizer);
+  // Class ids and category indices come from the data: other data would give them other meanings.
+  const saved = canonicalDataInfo(state.dataInfo);
+  const now = canonicalDataInfo(dataInfo);
+  if (saved !== now) problems.push(`the data's classes, columns or categories differ: the checkpoint has ${saved}, the data ${now}`);
   if (problems.length > 0) {
     throw new UserError(`cannot resume from ${file}: ${problems.join('; ')}`, {
       hint: weightsMismatch(state, layout) ? undefined : 'pass --warm-start to start a new run from its weights alone',

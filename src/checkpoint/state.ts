@@ -4,6 +4,7 @@
  */
 import type { RunConfig } from '../config/schema.js';
 import type { PlateauState } from '../optim/reduce-lr-on-plateau.js';
+import type { DataInfo } from '../data/data-info.js';
 
 export interface CheckpointTensor {
   name: string;
@@ -77,6 +78,8 @@ export interface CheckpointState {
   learningRate?: CheckpointLearningRate;
   /** States of the run's callbacks that keep one (early stopping); absent or empty without. */
   callbacks?: CheckpointCallbackState[];
+  /** Class names, CSV columns and categories of the run's data (absent for built-in sources). */
+  dataInfo?: DataInfo;
 }
 
 /** A callback's state: JSON (NaN and +-Infinity survive) and float32 tensors of any length. */

@@ -1,27 +1,10 @@
 /** `ringtrain inspect` and `ringtrain export`: checkpoints outside a training run. */
-import { statSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
 import { exportTfjs } from '../checkpoint/export-tfjs.js';
 import { readCheckpointFile } from '../checkpoint/format.js';
 import { describeCheckpoint, formatCheckpoint } from '../checkpoint/inspect.js';
-import { BEST_POINTER, CheckpointStore, LATEST_POINTER } from '../checkpoint/store.js';
+import { resolveCheckpointPath } from '../checkpoint/locate.js';
 import { UserError } from '../errors.js';
-import { checkRegularFile, checkWritableFolder, READ_LIMITS } from '../util/read-regular-file.js';
-
-/** A checkpoint file, a checkpoint folder (its latest), or a folder's `latest`/`best` pointer. */
-export function resolveCheckpointPath(ref: string): string {
-  const name = basename(ref);
-  if (name === LATEST_POINTER || name === BEST_POINTER) return new CheckpointStore(dirname(ref)).resolve(name);
-  let isDirectory = false;
-  try {
-    isDirectory = statSync(ref).isDirectory();
-  } catch {
-    // a missing file is reported by resolve, naming it
-  }
-  const file = isDirectory ? new CheckpointStore(ref).resolve(LATEST_POINTER) : new CheckpointStore(dirname(ref)).resolve(ref);
-  checkRegularFile(file, { what: 'a checkpoint file', maxBytes: READ_LIMITS.checkpoint });
-  return file;
-}
+import { checkWritableFolder } from '../util/read-regular-file.js';
 
 export async function exportCommand(ref: string, dir: string, flags: { format: string }): Promise<void> {
   if (flags.format !== 'tfjs') throw new UserError(`--format: expected tfjs, found "${flags.format}"`);

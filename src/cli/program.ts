@@ -1,29 +1,14 @@
 /** The `ringtrain` command (started by main.ts). User errors print one line (and a hint) and exit with code 2. */
-import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { DivergedError, EXIT_DIVERGED, TrainingAbortedError, UserError } from '../errors.js';
 import { oneLine } from '../util/one-line.js';
 import { VERSION } from '../version.js';
 import { exportCommand, inspectCommand } from './checkpoint-commands.js';
 import { dashboardCommand } from './dashboard-command.js';
+import { registerEvaluate } from './evaluate-command.js';
+import { nonNegativeInteger, positiveInteger, workersOption } from './options.js';
+import { registerPredict } from './predict-command.js';
 import { trainCommand } from './train-command.js';
-
-function positiveInteger(flag: string) {
-  return (value: string): number => {
-    if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError(`${flag} expects an integer >= 1, found "${value}"`);
-    return Number(value);
-  };
-}
-
-function nonNegativeInteger(flag: string) {
-  return (value: string): number => {
-    if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${flag} expects an integer >= 0, found "${value}"`);
-    return Number(value);
-  };
-}
-
-function workersValue(value: string): number | 'auto' {
-  return value === 'auto' ? 'auto' : positiveInteger('--workers')(value);
-}
 
 export function buildProgram(): Command {
   const program = new Command('ringtrain')
@@ -36,7 +21,7 @@ export function buildProgram(): Command {
     .command('train')
     .description('train the run a config file describes')
     .argument('<config>', 'run config (JSON), e.g. configs/mnist-mlp.json')
-    .option('--workers <n>', 'replicas: a number or "auto" (the machine\'s cores)', workersValue)
+    .option('--workers <n>', 'replicas: a number or "auto" (the machine\'s cores)', workersOption)
     .option('--epochs <n>', 'epochs to train', positiveInteger('--epochs'))
     .option('--batch-size <n>', 'global batch size', positiveInteger('--batch-size'))
     // Passed on as typed: the config check names the flag and the value found.
@@ -46,7 +31,7 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'output folder (metrics log)')
     .option('--json', 'one JSON object per line on stdout: each epoch, then the summary')
     .option('--resume <checkpoint>', 'continue a run: "latest", "best", "auto" (latest if any, else start fresh), a file in the run\'s checkpoint folder, or a path')
-    .option('--warm-start <checkpoint>', 'start a new run from the weights of a checkpoint')
+    .option('--warm-start <checkpoint>', 'start a new run from the weights of a checkpoint (a file, or a checkpoint or run folder)')
     .option('--checkpoint-every <steps>', 'also write a checkpoint every N global steps', nonNegativeInteger('--checkpoint-every'))
     .option('--no-checkpoints', 'write no checkpoints')
     .option('--trace <file>', 'write the run\'s timeline (Chrome trace: open it in ui.perfetto.dev); ranks other than 0 put .rank<k> before its extension')
@@ -61,7 +46,7 @@ export function buildProgram(): Command {
   program
     .command('inspect')
     .description('show what a checkpoint holds (and verify it)')
-    .argument('<checkpoint>', 'a checkpoint file, a checkpoint folder (its latest), or folder/latest|best')
+    .argument('<checkpoint>', 'a checkpoint file, a checkpoint or run folder (its latest), or folder/latest|best')
     .option('--json', 'one JSON object')
     .action(async (checkpoint: string, flags: { json?: boolean }) => {
       await inspectCommand(checkpoint, flags);
@@ -70,7 +55,7 @@ export function buildProgram(): Command {
   program
     .command('export')
     .description('write a checkpoint as TensorFlow.js model files (model.json + weights.bin)')
-    .argument('<checkpoint>', 'a checkpoint file, a checkpoint folder (its latest), or folder/latest|best')
+    .argument('<checkpoint>', 'a checkpoint file, a checkpoint or run folder (its latest), or folder/latest|best')
     .argument('<dir>', 'output folder')
     .requiredOption('--format <format>', 'tfjs', 'tfjs')
     .action(async (checkpoint: string, dir: string, flags: { format: string }) => {
@@ -84,6 +69,8 @@ export function buildProgram(): Command {
     .action(async (dir: string, flags: { port?: number }) => {
       await dashboardCommand(dir, flags);
     });
+  registerEvaluate(program);
+  registerPredict(program);
   return program;
 }
 

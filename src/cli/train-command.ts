@@ -2,11 +2,14 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { readCheckpointFile } from '../checkpoint/format.js';
+import { resolveCheckpointPath } from '../checkpoint/locate.js';
 import { CheckpointStore, LATEST_POINTER } from '../checkpoint/store.js';
 import { applyOverrides, loadRunConfig, type ConfigOverrides } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
 import { DivergedError, UserError } from '../errors.js';
+import { configError } from '../config/format.js';
 import { SIGNAL_EXIT_CODES, takeOverSignals } from './early-signals.js';
+import { chooseOutputFolder, describeOutputs } from './output-folder.js';
 import { writeTorchElasticError } from '../launch/error-file.js';
 import { launchLocal } from '../launch/local-launcher.js';
 import { worldToken } from '../launch/token.js';
@@ -34,8 +37,10 @@ export interface TrainFlags extends ConfigOverrides, WorldFlags {
   trace?: string;
 }
 
+/** A name (latest, best, a file) in the run's checkpoint folder, or a path: a file, a checkpoint or run folder, …/latest. */
 async function readCheckpoint(config: RunConfig, ref: string) {
-  const file = new CheckpointStore(config.checkpoint.dir).resolve(ref);
+  const isPath = path.isAbsolute(ref) || ref.includes('/') || ref.includes(path.sep);
+  const file = isPath ? resolveCheckpointPath(ref) : new CheckpointStore(config.checkpoint.dir).resolve(ref);
   checkRegularFile(file, { what: 'a checkpoint file', maxBytes: READ_LIMITS.checkpoint });
   return { file, state: await readCheckpointFile(file) };
 }
@@ -50,10 +55,19 @@ function resolveResume(config: RunConfig, resume: string | undefined): string | 
   return existsSync(path.join(config.checkpoint.dir, LATEST_POINTER)) ? 'latest' : undefined;
 }
 
-/** Runs `train` as N local processes (see launch/local-launcher.ts) and returns their exit code. */
-export async function launchTrainProcesses(processes: number): Promise<number> {
+/** Runs `train` as N local processes (see launch/local-launcher.ts), with `extraArgs` added, and returns their exit code. */
+export async function launchTrainProcesses(processes: number, extraArgs: string[] = []): Promise<number> {
   const argv = process.argv.slice(1).filter((arg, i, all) => !(arg === '--nproc-per-node' || all[i - 1] === '--nproc-per-node' || arg.startsWith('--nproc-per-node=')));
-  return launchLocal({ processes, argv });
+  return launchLocal({ processes, argv: [...argv, ...extraArgs] });
+}
+
+/** --nproc-per-node: the run folder, chosen once for all the processes it starts (see output-folder.ts). */
+async function folderForProcesses(configFile: string, overrides: ConfigOverrides, resuming: boolean): Promise<string[]> {
+  const config = applyOverrides(await loadRunConfig(configFile, { machineChecks: false }), overrides, configFile);
+  const choice = chooseOutputFolder(config, { resuming, launched: false, flag: overrides.out !== undefined ? '--out' : 'output.dir' });
+  if (choice.movedFrom === undefined) return [];
+  process.stderr.write(`${choice.movedFrom} holds an earlier run: this run writes to ${choice.config.output.dir}\n`);
+  return ['--out', choice.config.output.dir];
 }
 
 export async function trainCommand(configFile: string, flags: TrainFlags): Promise<TrainSummary | undefined> {
@@ -63,9 +77,10 @@ export async function trainCommand(configFile: string, flags: TrainFlags): Promi
     if (world.contract !== 'none') throw new UserError(`--nproc-per-node starts a world of its own, but this process already has one from ${world.describe}`);
     // The launcher forwards SIGINT/SIGTERM to its processes and waits for them: main.ts's
     // exit-at-once handlers would end it first and leave them training.
+    const folder = await folderForProcesses(configFile, overrides, resume !== undefined);
     const giveBackSignals = takeOverSignals();
     try {
-      process.exitCode = await launchTrainProcesses(nprocPerNode);
+      process.exitCode = await launchTrainProcesses(nprocPerNode, folder);
     } finally {
       giveBackSignals();
     }
@@ -132,6 +147,14 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
     const machineFlags = overrides.workers !== undefined || overrides.batchSize !== undefined;
     config = applyOverrides(await untilStopped(loadRunConfig(configFile, { machineChecks: !machineFlags }), stop.signal, 'config'), overrides, configFile);
     if (checkpointEvery !== undefined) config = { ...config, checkpoint: { ...config.checkpoint, everySteps: checkpointEvery } };
+    // Only a program can pass its data in code (TrainerOptions.data): a config file names its data.
+    if (config.data === undefined) throw configError({ path: 'data', message: 'missing required field (expected an object such as {"source": "mnist"})' }, { file: configFile });
+    // A new run into a folder holding a run moves to the next free <out>-N (rank 0 alone writes there).
+    let movedFrom: string | undefined;
+    if (leader) {
+      const resuming = choices.resume !== undefined || world.restartCount > 0;
+      ({ config, movedFrom } = chooseOutputFolder(config, { resuming, launched: world.contract !== 'none', flag: overrides.out !== undefined ? '--out' : 'output.dir' }));
+    }
     // The folders to write in are checked once the config names them, before the checkpoint
     // and the data are read and anything is started.
     checkWritableFolder(config.output.dir, overrides.out !== undefined ? '--out' : 'output.dir');
@@ -166,6 +189,7 @@ async function trainInWorld(configFile: string, world: WorldSpec, choices: Train
       onEvent(event) {
         if (event.type === 'start') {
           training = true;
+          if (leader) say(describeOutputs(config!, { checkpoints, movedFrom }));
           // Said once the checkpoint has passed every check (a refused one gets its error line alone).
           if (resumeFrom) say(`resuming from ${resumeFrom.file} (epoch ${resumeFrom.state.position.epoch + 1}, step ${resumeFrom.state.position.stepInEpoch})`);
         }

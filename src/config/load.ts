@@ -6,6 +6,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { z } from 'zod';
+import { withDataDir } from '../data/load-data.js';
 import { ConfigError } from '../errors.js';
 import { FileRefusedError, READ_LIMITS, readRegularFile } from '../util/read-regular-file.js';
 import { errorCode } from '../util/fs-errors.js';
@@ -158,7 +159,7 @@ const OVERRIDES: Record<keyof ConfigOverrides, OverrideRule> = {
     path: 'data.dir',
     schema: dataDirSchema,
     numeric: false,
-    set: (c, dir: string) => ({ ...c, data: { ...c.data, dir } }),
+    set: (c, dir: string) => (c.data === undefined ? c : { ...c, data: withDataDir(c.data, dir) }),
   },
   out: {
     flag: '--out',

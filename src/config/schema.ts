@@ -11,7 +11,8 @@ import { z } from 'zod';
 import { classWeightSchema } from '../model/sample-weights.js';
 import { accumulateStepsSchema } from '../train/accumulation.js';
 import { checkpointCadenceFields, checkpointWriteFields, type OnWriteError } from '../checkpoint/config.js';
-import type { DataConfig } from '../data/load-data.js';
+import { FILE_SOURCES, isFileSource } from '../data/file-sources.js';
+import type { BuiltinDataConfig, DataConfig } from '../data/load-data.js';
 import { CLIPPING_OPTIONS, clippingFields, clippingOptionsSet } from '../optim/clipping.js';
 import type { OptimizerSpec } from '../optim/optimizer.js';
 import { reduceLrOnPlateauSchema, type ReduceLrOnPlateauSpec } from '../optim/reduce-lr-on-plateau.js';
@@ -44,7 +45,9 @@ import { REPORT_FIELDS, reportSchema, type ReportConfig } from '../report/config
 // Vocabulary
 // ---------------------------------------------------------------------------------------------
 
-export const DATA_SOURCES = ['embedded-mnist', 'mnist', 'fashion-mnist', 'cifar10', 'xor', 'linear', ...SEQUENCE_TASKS] as const;
+export const BUILTIN_DATA_SOURCES = ['embedded-mnist', 'mnist', 'fashion-mnist', 'cifar10', 'xor', 'linear', ...SEQUENCE_TASKS] as const;
+/** Every data.source: the built-in ones and those reading the user's files (data/file-sources.ts). */
+export const DATA_SOURCES = [...BUILTIN_DATA_SOURCES, ...(Object.keys(FILE_SOURCES) as (keyof typeof FILE_SOURCES)[])] as const;
 export type DataSource = (typeof DATA_SOURCES)[number];
 
 export const LOSS_NAMES = [
@@ -333,11 +336,9 @@ export const modelSchema = z
     return { inputShape: model.inputShape, layers: model.layers };
   });
 
-export const dataSchema = withShorthand(
-  'source',
-  z.strictObject(
+const builtinDataSchema = z.strictObject(
     {
-      source: z.enum(DATA_SOURCES, { error: `one of ${DATA_SOURCES.join(', ')}` }),
+      source: z.enum(BUILTIN_DATA_SOURCES, { error: `one of ${DATA_SOURCES.join(', ')}` }),
       dir: nonEmptyString('a directory').optional(),
       cacheDir: nonEmptyString('a directory').optional(),
       download: boolean().optional(),
@@ -347,7 +348,16 @@ export const dataSchema = withShorthand(
       testLimit: integer(1).optional(),
     },
     { error: 'an object such as {"source": "mnist"}' },
-  ),
+  );
+
+/** A built-in source's fields, or those of the file source `data.source` names (each module owns its schema). */
+export const dataSchema = withShorthand(
+  'source',
+  // `source` first (its message lists every source and suggests one), then that source's own
+  // fields: each file source's schema is a strict object with a literal `source` (typed loosely in FileSource).
+  z
+    .looseObject({ source: z.enum(DATA_SOURCES, { error: `one of ${DATA_SOURCES.join(', ')}` }) }, { error: 'an object such as {"source": "mnist"}' })
+    .pipe(z.discriminatedUnion('source', [builtinDataSchema, ...Object.values(FILE_SOURCES).map((s) => s.schema as unknown as typeof builtinDataSchema)]) as unknown as z.ZodType<DataConfig, { source: DataSource }>),
 );
 
 export const lossSchema = withShorthand(
@@ -540,7 +550,8 @@ function sectionShapesFor(machine: boolean) {
   return {
     name: nameSchema.optional(),
     model: modelSchema,
-    data: dataSchema,
+    // Optional: a program may pass its data in code (TrainerOptions.data); `train` requires it.
+    data: dataSchema.optional(),
     loss: lossSchema,
     metrics: metricsSchema.default([]),
     optimizer: optimizerSchema,
@@ -584,6 +595,10 @@ const FIELD_ALIASES: Readonly<Record<string, string>> = { lr: 'learningRate', de
  * value as written: an optimizer object with a valid name only knows that optimizer's options.
  */
 export function knownFieldsAt(path: string, value: unknown): readonly string[] {
+  if (path === 'data' && value !== null && typeof value === 'object') {
+    const source = (value as { source?: unknown }).source;
+    if (typeof source === 'string' && isFileSource(source)) return ['source', ...FILE_SOURCES[source].fields.filter((f) => f !== 'source')];
+  }
   if (path === 'optimizer' && value !== null && typeof value === 'object') {
     const name = (value as { name?: unknown }).name;
     if (typeof name === 'string' && Object.hasOwn(OPTIMIZER_OPTIONS, name)) {
@@ -616,8 +631,8 @@ export interface RunConfig {
   name: string;
   /** Layers to stack, or a TensorFlow.js model.json (resolved against the config file's folder). */
   model: { inputShape: number[]; layers: LayerSpec[] } | { topology: string };
-  /** The data section is the data loader's own config type. */
-  data: DataConfig;
+  /** The data section is the data loader's own config type; absent when a program passes TrainerOptions.data. */
+  data?: DataConfig;
   loss: { name: LossName; fromLogits: boolean };
   metrics: MetricName[];
   /** Hyper-parameters left out stay undefined: the optimizer module fills TF.js defaults. */
@@ -735,7 +750,7 @@ export function runConfigSchema(context: RunConfigContext = {}) {
       return {
         name,
         model,
-        data: config.data,
+        ...(config.data === undefined ? {} : { data: config.data }),
         loss: config.loss,
         metrics: config.metrics,
         optimizer: config.optimizer,
@@ -758,8 +773,10 @@ export function runConfigSchema(context: RunConfigContext = {}) {
 export type RunConfigSchema = ReturnType<typeof runConfigSchema>;
 
 /** Train samples of each data source when known before reading it (for the activation estimate). */
-function knownTrainSamples(data: DataConfig): number | undefined {
-  const full: Record<DataSource, number | undefined> = {
+function knownTrainSamples(config: DataConfig | undefined): number | undefined {
+  if (config === undefined || isFileSource(config.source)) return undefined;
+  const data = config as BuiltinDataConfig;
+  const full: Record<BuiltinDataConfig['source'], number | undefined> = {
     xor: 4,
     linear: data.samples ?? 100,
     'embedded-mnist': 10_000,

@@ -7,19 +7,23 @@
  * official files the first time unless `config.download` is false.
  */
 import { stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { ConfigError, DataError } from '../errors.js';
 import { createSharedDataset, product, type SharedDataset } from './dataset.js';
 import { defaultCacheDir, ensureFile } from './download.js';
 import { CIFAR_ARCHIVE_NAME, findCifarFiles, readCifar, type CifarFiles } from './sources/cifar.js';
 import { readEmbeddedMnist } from './sources/embedded-mnist.js';
+import { expandPath } from './sources/files.js';
+import type { DataInfo } from './data-info.js';
+import type { FileSource } from './file-source.js';
+import { FILE_SOURCES, fileSource, isFileSource, type FileSourceName } from './file-sources.js';
 import { findMnistFiles, MNIST_FILE_NAMES, readMnistFiles, type MnistFiles } from './sources/idx.js';
 import { OFFICIAL_SOURCES, type DownloadableSource } from './sources/official.js';
 import { LINEAR_DEFAULT_SAMPLES, linearData, xorData } from './sources/synthetic.js';
 import { SEQUENCE_DEFAULT_SAMPLES, SEQUENCE_TEST_SHARE, sequenceData, type SequenceTask } from './sources/sequences.js';
 
-export interface DataConfig {
+/** The data sources built into ringtrain (the user's own files: file-sources.ts). */
+export interface BuiltinDataConfig {
   source: 'embedded-mnist' | 'mnist' | 'fashion-mnist' | 'cifar10' | 'xor' | 'linear' | SequenceTask;
   /** Local files for mnist/fashion-mnist/cifar10 (the CLI's --data-dir overrides it). */
   dir?: string;
@@ -37,11 +41,18 @@ export interface DataConfig {
   testLimit?: number;
 }
 
+/** The `data` section of a run config of a file source (csv, image-folder). */
+export type FileDataConfig = { [K in FileSourceName]: (typeof FILE_SOURCES)[K] extends FileSource<infer C> ? C : never }[FileSourceName];
+
+export type DataConfig = BuiltinDataConfig | FileDataConfig;
+
 export interface LoadedData {
   train: SharedDataset;
   test?: SharedDataset;
   /** Number of classes for classification sets; undefined for regression and binary sets. */
   classes?: number;
+  /** What the checkpoint keeps to read new data alike (class names, CSV columns and categories). */
+  info?: DataInfo;
 }
 
 export interface LoadDataOptions {
@@ -59,14 +70,7 @@ export interface LoadDataOptions {
 
 const IMAGE_SCALE = 1 / 255;
 
-/** `~` or `~/…` → the home folder; then absolute. */
-function expandPath(path: string): string {
-  if (path === '~') return homedir();
-  if (path.startsWith('~/')) return join(homedir(), path.slice(2));
-  return resolve(path);
-}
-
-function cacheRoot(config: DataConfig): string {
+function cacheRoot(config: BuiltinDataConfig): string {
   return config.cacheDir !== undefined ? expandPath(config.cacheDir) : defaultCacheDir();
 }
 
@@ -129,7 +133,7 @@ function neededText(source: DownloadableSource): string {
 /** Makes sure every official file of `source` is in the cache; returns their paths by name. */
 async function cachedFiles(
   source: DownloadableSource,
-  config: DataConfig,
+  config: BuiltinDataConfig,
   options: LoadDataOptions,
 ): Promise<Map<string, string>> {
   const official = OFFICIAL_SOURCES[source];
@@ -151,7 +155,7 @@ async function cachedFiles(
   return paths;
 }
 
-function localDir(config: DataConfig, options: LoadDataOptions): string | undefined {
+function localDir(config: BuiltinDataConfig, options: LoadDataOptions): string | undefined {
   const dir = options.dataDir ?? config.dir;
   return dir === undefined ? undefined : expandPath(dir);
 }
@@ -176,7 +180,7 @@ async function checkLocalDir(dir: string, source: DownloadableSource): Promise<v
   if (problem !== undefined) throw new DataError(`${source}: ${problem}`, { hint: neededText(source) });
 }
 
-async function loadMnistLike(source: 'mnist' | 'fashion-mnist', config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
+async function loadMnistLike(source: 'mnist' | 'fashion-mnist', config: BuiltinDataConfig, options: LoadDataOptions): Promise<LoadedData> {
   const dir = localDir(config, options);
   let files: MnistFiles;
   if (dir !== undefined) {
@@ -196,7 +200,7 @@ async function loadMnistLike(source: 'mnist' | 'fashion-mnist', config: DataConf
   return imageClasses(source, [28, 28, 1], { pixels: train.images.pixels, labels: train.labels }, { pixels: test.images.pixels, labels: test.labels }, config, options);
 }
 
-async function loadCifar(config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
+async function loadCifar(config: BuiltinDataConfig, options: LoadDataOptions): Promise<LoadedData> {
   const dir = localDir(config, options);
   let files: CifarFiles;
   if (dir !== undefined) {
@@ -211,7 +215,7 @@ async function loadCifar(config: DataConfig, options: LoadDataOptions): Promise<
   return imageClasses('cifar10', [32, 32, 3], train, test, config, options);
 }
 
-async function loadEmbeddedMnist(config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
+async function loadEmbeddedMnist(config: BuiltinDataConfig, options: LoadDataOptions): Promise<LoadedData> {
   const { train, test } = await readEmbeddedMnist({
     cacheDir: join(cacheRoot(config), 'embedded-mnist'),
     ...(options.log === undefined ? {} : { log: options.log }),
@@ -220,7 +224,7 @@ async function loadEmbeddedMnist(config: DataConfig, options: LoadDataOptions): 
   return imageClasses('embedded-mnist', [28, 28, 1], train, test, config, options);
 }
 
-function loadSynthetic(config: DataConfig & { source: 'xor' | 'linear' }, options: LoadDataOptions): LoadedData {
+function loadSynthetic(config: BuiltinDataConfig & { source: 'xor' | 'linear' }, options: LoadDataOptions): LoadedData {
   const featureShape = config.source === 'xor' ? [2] : [1];
   const samples = config.samples ?? LINEAR_DEFAULT_SAMPLES;
   const train = config.source === 'xor' ? xorData() : linearData(samples, options.seed, 0);
@@ -232,7 +236,7 @@ function loadSynthetic(config: DataConfig & { source: 'xor' | 'linear' }, option
 }
 
 /** A seeded sequence task (sources/sequences.ts): token ids, one class label of 10 per sequence. */
-function loadSequences(config: DataConfig & { source: SequenceTask }, options: LoadDataOptions): LoadedData {
+function loadSequences(config: BuiltinDataConfig & { source: SequenceTask }, options: LoadDataOptions): LoadedData {
   const samples = config.samples ?? SEQUENCE_DEFAULT_SAMPLES;
   const split = (name: 'train' | 'test', n: number, index: 0 | 1, limit: number | undefined) => {
     const data = sequenceData(config.source, n, options.seed, index);
@@ -245,8 +249,19 @@ function loadSequences(config: DataConfig & { source: SequenceTask }, options: L
   };
 }
 
+/** `config` reading its (train) data from `dir` instead: --data-dir. */
+export function withDataDir(config: DataConfig, dir: string): DataConfig {
+  if (isFileSource(config.source)) return { ...config, [fileSource(config.source).dataDirField]: dir } as DataConfig;
+  return { ...config, dir } as DataConfig;
+}
+
 /** Loads the configured data set. Problems with files or downloads throw DataError. */
 export async function loadData(config: DataConfig, options: LoadDataOptions): Promise<LoadedData> {
+  if (isFileSource(config.source)) return fileSource(config.source).load(config, options);
+  return loadBuiltin(config as BuiltinDataConfig, options);
+}
+
+async function loadBuiltin(config: BuiltinDataConfig, options: LoadDataOptions): Promise<LoadedData> {
   checkCount(config.samples, 'data.samples');
   checkCount(config.trainLimit, 'data.trainLimit');
   checkCount(config.testLimit, 'data.testLimit');

@@ -72,8 +72,8 @@ export function createReporter(mode: ReportMode, out: NodeJS.WritableStream = pr
     summary(summary) {
       if (summary.stoppedEarly) line(`Stopped after epoch ${summary.stoppedEarly.epoch}: ${summary.stoppedEarly.reason}`);
       if (summary.evaluation) {
-        const { on, samples, loss, ...metrics } = summary.evaluation;
-        line(`${on === 'test' ? 'Test' : 'Training-data'} evaluation on ${samples.toLocaleString('en-US')} samples: ${formatMetrics(loss, metrics as Record<string, number>)}`);
+        const { on, samples, loss, metrics } = summary.evaluation;
+        line(`${on === 'test' ? 'Test' : 'Training-data'} evaluation on ${samples.toLocaleString('en-US')} samples: ${formatMetrics(loss, metrics)}`);
       }
       for (const p of summary.params ?? []) line(`  ${p.name} [${p.shape.join('x')}] = ${p.values.map(formatNumber).join(', ')}`);
       line(`Trained ${summary.epochs} epoch(s) in ${summary.wallSeconds.toFixed(1)}s at ${formatRate(summary.samplesPerSec)} with ${describeReplicas(summary.workers, summary.processes, summary.replicas)} on ${summary.backend}`);

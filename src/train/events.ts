@@ -3,6 +3,17 @@ import type { PhaseTimes } from './replica-protocol.js';
 
 export type MetricValues = Record<string, number>;
 
+/** A loss and the metrics over some data: an epoch's training or validation figures. */
+export interface LossAndMetrics {
+  loss: number;
+  metrics: MetricValues;
+}
+
+/** Loss and metrics over `samples` samples: Trainer.evaluate, `ringtrain evaluate`, a run's summary. */
+export interface Evaluation extends LossAndMetrics {
+  samples: number;
+}
+
 export interface StartEvent {
   type: 'start';
   name: string;
@@ -47,7 +58,7 @@ export interface EpochEvent {
   samplesPerSec: number;
   loss: number;
   metrics: MetricValues;
-  validation?: { loss: number; metrics: MetricValues };
+  validation?: LossAndMetrics;
   /** Seconds per phase, summed over steps, averaged over replicas. */
   phaseTimes: PhaseTimes;
   /** Seconds per phase for each of this process's replicas, summed over the steps this fit() ran of the epoch (the dashboard's breakdown of a step). */

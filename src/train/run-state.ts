@@ -4,6 +4,7 @@
  * optimizer state. A capture is the one copy out of shared memory a checkpoint costs.
  */
 import type { RunConfig } from '../config/schema.js';
+import type { DataInfo } from '../data/data-info.js';
 import type { CheckpointState } from '../checkpoint/state.js';
 import { UserError } from '../errors.js';
 import type { ParamLayout } from '../model/param-layout.js';
@@ -54,7 +55,7 @@ export class RunState {
    * last `historyRecords` epoch records (all by default: a recovery point keeps them all).
    */
   capture(
-    run: { config: RunConfig; topology: object; layout: ParamLayout; optimizer: ShardOptimizer; replicas: number },
+    run: { config: RunConfig; topology: object; layout: ParamLayout; optimizer: ShardOptimizer; replicas: number; dataInfo?: DataInfo | undefined },
     views: TrainingViews,
     historyRecords = Infinity,
   ): CheckpointState {
@@ -88,6 +89,7 @@ export class RunState {
       history: [...(historyRecords >= this.history.length ? this.history : this.history.slice(this.history.length - historyRecords)), ...partial],
       replicas: run.replicas,
       createdAt: new Date().toISOString(),
+      ...(run.dataInfo === undefined ? {} : { dataInfo: run.dataInfo }),
     };
   }
 

@@ -2,8 +2,8 @@
  * One whole run as the CLI and `train()` do it: create the trainer, fit, evaluate, summarise.
  */
 import type { RunConfig } from '../config/schema.js';
-import type { EpochEvent, MetricValues } from './events.js';
-import { Trainer, type Evaluation, type TrainerOptions } from './trainer.js';
+import type { EpochEvent, Evaluation, LossAndMetrics } from './events.js';
+import { Trainer, type TrainerOptions } from './trainer.js';
 
 /** Models with at most this many parameters list them in the summary (e.g. linear's θ0, θ1). */
 const SUMMARY_PARAMS_LIMIT = 64;
@@ -22,11 +22,11 @@ export interface TrainSummary {
   samplesPerSec: number;
   wallSeconds: number;
   /** The last epoch's training loss and metrics. */
-  final: { loss: number } & MetricValues;
+  final: LossAndMetrics;
   /** The last epoch's validation loss and metrics, when the run validates. */
-  validation?: { loss: number } & MetricValues;
+  validation?: LossAndMetrics;
   /** Loss and metrics after training on the data config.evaluation.on names (absent when stopped early). */
-  evaluation?: { on: 'test' | 'train'; samples: number; loss: number; [metric: string]: number | string };
+  evaluation?: Evaluation & { on: 'test' | 'train' };
   /** Set when a callback (early stopping) ended training before its last epoch: the epochs trained, and why. */
   stoppedEarly?: { epoch: number; reason: string };
   /** Set when the run was stopped (stop(), or a signal) before its last epoch. */
@@ -68,9 +68,9 @@ export function summarise(trainer: Trainer, history: EpochEvent[], on: 'test' | 
     parameters: trainer.layout.length,
     samplesPerSec: seconds > 0 ? samples / seconds : 0,
     wallSeconds,
-    final: last ? { loss: last.loss, ...last.metrics } : { loss: Number.NaN },
-    validation: last?.validation && { loss: last.validation.loss, ...last.validation.metrics },
-    evaluation: evaluation && { on, samples: evaluation.samples, loss: evaluation.loss, ...evaluation.metrics },
+    final: last ? { loss: last.loss, metrics: last.metrics } : { loss: Number.NaN, metrics: {} },
+    validation: last?.validation && { loss: last.validation.loss, metrics: last.validation.metrics },
+    evaluation: evaluation && { on, ...evaluation },
     params: trainer.layout.length <= SUMMARY_PARAMS_LIMIT ? trainer.namedParams() : undefined,
   };
 }

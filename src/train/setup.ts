@@ -9,6 +9,7 @@ import { assertBackendAvailable, checkReplicasForBackend, resolveBackend, silenc
 import { resolveWorkers } from '../config/load.js';
 import type { RunConfig } from '../config/schema.js';
 import { product, splitValidation, type SharedDataset } from '../data/dataset.js';
+import type { DataInfo } from '../data/data-info.js';
 import { loadData, type LoadedData } from '../data/load-data.js';
 import { paramMemoryProblem } from '../model/inspect-layers.js';
 import { ConfigError, UserError } from '../errors.js';
@@ -37,12 +38,15 @@ export interface PreparedRun {
   /** model.toJSON(null, false), kept for checkpoints. */
   topology: object;
   optimizer: ShardOptimizer;
+  /** What checkpoints keep of the data (class names, CSV columns and categories). */
+  dataInfo?: DataInfo;
 }
 
 export interface SetupOptions {
   data?: LoadedData;
   dataDir?: string;
   initialParams?: Float32Array;
+  initialNonTrainable?: Float32Array;
   log?: (line: string) => void;
   /** Processes of the world on this machine (they share its cores). */
   processesOnHost?: number;
@@ -53,7 +57,8 @@ export async function prepareRun(config: RunConfig, options: SetupOptions): Prom
   const backend = await resolveBackend(config.backend);
   await assertBackendAvailable(backend);
   checkReplicasForBackend(backend, workers);
-  const data = options.data ?? (await loadData(config.data, { seed: config.training.seed, dataDir: options.dataDir, log: options.log }));
+  if (!options.data && !config.data) throw new ConfigError('data', 'missing required field (or pass the data in code: TrainerOptions.data)');
+  const data = options.data ?? (await loadData(config.data!, { seed: config.training.seed, dataDir: options.dataDir, log: options.log }));
   const datasets = arrangeDatasets(config, data);
   const train = datasets.train!;
   if (train.size === 0) throw new UserError(`${train.name} has no samples to train on`);
@@ -66,13 +71,19 @@ export async function prepareRun(config: RunConfig, options: SetupOptions): Prom
     }
     initialParams.set(options.initialParams);
   }
+  if (options.initialNonTrainable) {
+    if (options.initialNonTrainable.length !== initialNonTrainable.length) {
+      throw new Error(`initialNonTrainable has ${options.initialNonTrainable.length} values, the model has ${initialNonTrainable.length}`);
+    }
+    initialNonTrainable.set(options.initialNonTrainable);
+  }
   checkMonitor('checkpoint.monitor', config.checkpoint.monitor, config, datasets.validation !== undefined);
   checkMonitor('training.earlyStopping.monitor', config.training.earlyStopping?.monitor, config, datasets.validation !== undefined);
   checkPlateauMonitor(config, datasets.validation !== undefined);
   // A topology file's size is known only now; before any shared buffer or replica is allocated.
   const tooBig = paramMemoryProblem(layout.length, workers, config.optimizer.name);
   if (tooBig) throw new ConfigError('topology' in config.model ? 'model.topology' : 'model.layers', tooBig);
-  return { workers, backend, datasets, layout, initialParams, initialNonTrainable, outputSize, topology, optimizer: createOptimizer(config.optimizer) };
+  return { workers, backend, datasets, layout, initialParams, initialNonTrainable, outputSize, topology, optimizer: createOptimizer(config.optimizer), ...(data.info ? { dataInfo: data.info } : {}) };
 }
 
 /** Builds the model once on the coordinator (cpu backend) from the seed: starting weights do not depend on N. */

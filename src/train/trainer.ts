@@ -9,6 +9,7 @@ import type * as Comlink from 'comlink';
 import type { BackendName } from '../backend/select-backend.js';
 import type { RunConfig } from '../config/schema.js';
 import { createSharedDataset, product, type SharedDataset } from '../data/dataset.js';
+import type { DataInfo } from '../data/data-info.js';
 import type { LoadedData } from '../data/load-data.js';
 import { stepsPerEpoch } from '../data/sampler.js';
 import { TrainingAbortedError, UserError } from '../errors.js';
@@ -23,7 +24,7 @@ import { CheckpointSchedule, type CheckpointWriteStats } from './checkpointing.j
 import type { CallbackRun, Logs, TrainingCallback } from './callbacks/callback.js';
 import { CallbackList, epochLogs } from './callbacks/callback-list.js';
 import { EarlyStopping } from './callbacks/early-stopping.js';
-import type { EpochEvent, MetricValues, ReportEventOptions, TraceSpan, TrainingEvent } from './events.js';
+import type { EpochEvent, Evaluation, MetricValues, ReportEventOptions, TraceSpan, TrainingEvent } from './events.js';
 import { callAll } from './fan-out.js';
 import { Recovery } from './recovery.js';
 import type { DatasetRole, EvaluationSums, PhaseTimes, ReduceScatterKind, ReplicaApi, ReplicaInit, StepsResult } from './replica-protocol.js';
@@ -37,12 +38,14 @@ import { LearningRateState } from './learning-rate-state.js';
 import type { WorldLink, WorldOptions } from './world-link.js';
 
 export interface TrainerOptions {
-  /** Data already loaded (otherwise loaded from config.data). */
+  /** Data already loaded (otherwise loaded from config.data, which a config may then leave out). */
   data?: LoadedData;
   /** Overrides config.data.dir. */
   dataDir?: string;
   /** Start from these parameters instead of the seeded initialisation. */
   initialParams?: Float32Array;
+  /** And these non-trainable weights (BatchNormalization's moving statistics: a checkpoint's `nonTrainable`). */
+  initialNonTrainable?: Float32Array;
   reduceScatter?: ReduceScatterKind;
   onEvent?: (event: TrainingEvent) => void;
   /** Extra events for report sinks: steps events, weights, timeline spans. */
@@ -85,11 +88,8 @@ export interface TrainerOptions {
   faults?: { rank: number; throwAtStep?: number; throwAtGlobalStep?: number; hangAtStep?: number; nanAtStep?: number; exitAtStep?: number; persistent?: boolean; failRestart?: boolean };
 }
 
-export interface Evaluation {
-  samples: number;
-  loss: number;
-  metrics: MetricValues;
-}
+/** Loss and metrics over some samples (the one evaluation type; defined with the events). */
+export type { Evaluation };
 
 const EVALUATION_BATCH = 256;
 const INIT_TIMEOUT_MS = 120_000;
@@ -115,6 +115,8 @@ export class Trainer {
   private stopping = false;
   /** A fit() returned for the stop: the next fit() starts without it (as Keras's stop_training). */
   private stopHonoured = false;
+  /** Class names, CSV columns and categories of the data (file sources), kept in checkpoints. */
+  dataInfo: DataInfo | undefined;
   /** Removes the listener on options.signal (at close: a caller's signal may outlive the trainer). */
   private forgetSignal: (() => void) | undefined;
   private readonly callbacks: CallbackList;
@@ -166,7 +168,7 @@ export class Trainer {
     await phase('data');
     const run = await untilStopped(prepareRun(config, { ...options, processesOnHost: options.world?.spec.localWorldSize }), signal, 'data');
     if (options.resume) {
-      assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer);
+      assertResumable(options.resume.file, options.resume.state, config, run.layout, run.optimizer, run.dataInfo);
       assertPositionFits(options.resume.file, options.resume.state, stepsPerEpoch(run.datasets.train!.size, config.training.batchSize));
     }
     if (options.warmStart) assertWarmStartable(options.warmStart.file, options.warmStart.state, run.layout);
@@ -183,6 +185,7 @@ export class Trainer {
       }
     }
     const trainer = new Trainer(config, run.workers, run.backend, run.layout, run.datasets, run.outputSize, run.topology, run.optimizer, undefined, options, world);
+    trainer.dataInfo = run.dataInfo;
     try {
       await trainer.startReplicas(
         (views) => {
@@ -622,7 +625,7 @@ export class Trainer {
   captureState(historyRecords = Infinity): CheckpointState {
     const { config, topology, layout, optimizer } = this;
     // A checkpoint records the world's replicas, whichever process wrote it.
-    const state = this.state.capture({ config, topology, layout, optimizer, replicas: this.worldReplicas }, this.live.views, historyRecords);
+    const state = this.state.capture({ config, topology, layout, optimizer, replicas: this.worldReplicas, dataInfo: this.dataInfo }, this.live.views, historyRecords);
     const callbacks = this.callbacks.saveStates();
     return { ...state, learningRate: this.rates.capture(this.state.updates), ...(callbacks.length > 0 ? { callbacks } : {}) };
   }

@@ -13,6 +13,7 @@ import { BridgeWord } from '../collective/control-block.js';
 import { BridgeServer } from '../collective/process-bridge.js';
 import { rendezvous, type ProcessGroup } from '../collective/tcp/group.js';
 import type { RunConfig } from '../config/schema.js';
+import { canonicalDataInfo } from '../data/data-info.js';
 import { TrainingAbortedError } from '../errors.js';
 import type { WorldSpec } from '../launch/world.js';
 import { VERSION } from '../version.js';
@@ -198,6 +199,8 @@ export function runFingerprint(config: RunConfig, run: PreparedRun, spec: WorldS
     syncBatchNorm: String(config.parallel.syncBatchNorm),
     checkpointEverySteps: config.checkpoint.everySteps,
     datasetSizes: `train ${datasets.train?.size ?? 0}, validation ${datasets.validation?.size ?? 0}, test ${datasets.test?.size ?? 0}`,
+    // Class ids and category indices come from each process's own files: they must mean the same.
+    dataInfo: hash(canonicalDataInfo(run.dataInfo)),
     worldSize: spec.worldSize,
     runId: spec.runId,
     restartCount: spec.restartCount,

@@ -335,7 +335,7 @@ const CASES: BadInput[] = [
   {
     name: 'an unknown data source',
     config: mnist((c) => (c.data = 'mnsit')),
-    stderr: (f) => [`ringtrain: ${f}: data: expected one of embedded-mnist, mnist, fashion-mnist, cifar10, xor, linear, majority, recall, found "mnsit" (did you mean "mnist"?)`],
+    stderr: (f) => [`ringtrain: ${f}: data: expected one of embedded-mnist, mnist, fashion-mnist, cifar10, xor, linear, majority, recall, csv, image-folder, found "mnsit" (did you mean "mnist"?)`],
   },
   {
     name: 'batch size 0',

@@ -17,7 +17,8 @@ describe('ringtrain CLI', () => {
   it('train --json prints one epoch object per line, then the summary, and writes the metrics log', () => {
     const out = mkdtempSync(join(tmpdir(), 'ringtrain-cli-'));
     const { code, stdout, stderr } = ringtrain('train', 'configs/linear.json', '--json', '--epochs', '300', '--workers', '2', '--out', out);
-    expect(stderr).toBe('');
+    // One note: where the run writes.
+    expect(stderr).toBe(`run folder ${out}: metrics log ${join(out, 'metrics.jsonl')}, checkpoints ${join(out, 'checkpoints')}, TensorBoard events ${join(out, 'tensorboard')}\n`);
     expect(code).toBe(0);
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(301);

@@ -54,7 +54,9 @@ describe('kill -9', () => {
     for (let i = 0; i < 20; i++) {
       const hasLatest = existsSync(join(out, 'checkpoints', 'latest'));
       // After 1 or 2 epochs (of 60), at a random moment of the next one (~25 ms, 3 checkpoints).
-      const code = await runAndKill([...args(out), ...(hasLatest ? ['--resume', 'latest'] : [])], 1 + Math.floor(random() * 2), Math.floor(random() * 30));
+      // Without a checkpoint yet, --resume auto starts afresh in the same folder (a new run without
+      // --resume would move to the next free <out>-N, the folder holding the killed run's log).
+      const code = await runAndKill([...args(out), '--resume', hasLatest ? 'latest' : 'auto'], 1 + Math.floor(random() * 2), Math.floor(random() * 30));
       if (code === null) kills++;
       if (existsSync(join(out, 'checkpoints', 'latest'))) {
         const state = await readCheckpointFile(store.resolve('latest'));

@@ -110,6 +110,12 @@ const oneLine = (stderr: string) => {
   expect(stderr).not.toMatch(/\n\s+at /);
 };
 
+/** A run that began training says first where it writes (one "run folder" line); the rest of stderr. */
+const afterRunFolderNote = (stderr: string) => {
+  expect(stderr).toMatch(/^run folder \S+: /);
+  return stderr.slice(stderr.indexOf('\n') + 1);
+};
+
 describe('write failures', () => {
   it.skipIf(!canMount)(`a full disk stops training at the first failed checkpoint; the last good one loads${cannotMount}`, () => {
     if (!full) return expect.fail('the tmpfs mount failed');
@@ -117,8 +123,9 @@ describe('write failures', () => {
     const out = join(tmp, 'out-full');
     const run = ringtrain('train', config('full', { dir }), '--out', out, '--json');
     expect(run.code).toBe(2);
-    oneLine(run.stderr);
-    const match = /^ringtrain: checkpoint not written: (\S+\/ckpt-e\d+-s(\d+)\.rtckpt): cannot write it: ENOSPC \(no space left on device\); training stopped .*; last good checkpoint: (\S+\.rtckpt)\n$/.exec(run.stderr);
+    const stderr = afterRunFolderNote(run.stderr);
+    oneLine(stderr);
+    const match = /^ringtrain: checkpoint not written: (\S+\/ckpt-e\d+-s(\d+)\.rtckpt): cannot write it: ENOSPC \(no space left on device\); training stopped .*; last good checkpoint: (\S+\.rtckpt)\n$/.exec(stderr);
     expect(match, run.stderr).not.toBeNull();
     const failedStep = Number(match![2]);
     // 1 MB holds 3 checkpoints: training stopped a step or two after the 4th, not after 500.
@@ -140,8 +147,9 @@ describe('write failures', () => {
     if (!full2) return expect.fail('the tmpfs mount failed');
     const run = ringtrain('train', config('warn', { dir: join(full2, 'ckpts'), onWriteError: 'warn' }, 20), '--out', join(tmp, 'out-warn'), '--json');
     expect(run.code).toBe(0);
-    oneLine(run.stderr);
-    expect(run.stderr).toMatch(/^warning: checkpoint not written: \S+\.rtckpt: cannot write it: ENOSPC \(no space left on device\); training goes on/);
+    const stderr = afterRunFolderNote(run.stderr);
+    oneLine(stderr);
+    expect(stderr).toMatch(/^warning: checkpoint not written: \S+\.rtckpt: cannot write it: ENOSPC \(no space left on device\); training goes on/);
     expect(run.stdout.trim().split('\n')).toHaveLength(21); // 20 epochs and the summary
   });
 

@@ -251,7 +251,7 @@ const BAD_CONFIGS: [string, (c: Record<string, any>) => void, string, string][] 
   ['validationSplit 1', (c) => { c.training.validationSplit = 1; }, 'training.validationSplit', 'training.validationSplit: expected a number >= 0 and < 1, found 1'],
   ['two validation sets', (c) => { c.training.validationSplit = 0.1; c.training.validateOnTest = true; }, 'training.validateOnTest', 'training.validateOnTest: cannot be combined with training.validationSplit 0.1: choose one validation set'],
   ['bad backend', (c) => { c.backend = 'gpu'; }, 'backend', 'backend: expected one of auto, wasm, cpu, tensorflow, found "gpu" (did you mean "cpu"?)'],
-  ['bad data source', (c) => { c.data = { source: 'mnst' }; }, 'data.source', 'data.source: expected one of embedded-mnist, mnist, fashion-mnist, cifar10, xor, linear, majority, recall, found "mnst" (did you mean "mnist"?)'],
+  ['bad data source', (c) => { c.data = { source: 'mnst' }; }, 'data.source', 'data.source: expected one of embedded-mnist, mnist, fashion-mnist, cifar10, xor, linear, majority, recall, csv, image-folder, found "mnst" (did you mean "mnist"?)'],
   ['bad evaluation set', (c) => { c.evaluation = { on: 'validation' }; }, 'evaluation.on', 'evaluation.on: expected one of test, train, found "validation"'],
   ['missing section', (c) => { delete c.optimizer; }, 'optimizer', 'optimizer: missing required field (expected an optimizer name or an object such as {"name": "adam", "learningRate": 0.001})'],
   ['null where a number goes', (c) => { c.parallel = { stepTimeoutMs: null }; }, 'parallel.stepTimeoutMs', 'parallel.stepTimeoutMs: expected an integer >= 1, found null'],

@@ -18,6 +18,8 @@ import { ParamLayout } from '../../src/model/param-layout.js';
 import { tfjsFileHandler } from '../../src/model/tfjs-files.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { mulberry32 } from '../../src/util/random.js';
+import { loadCheckpoint } from '../../src/checkpoint/locate.js';
+import { predictWithCheckpoint } from '../../src/train/checkpoint-model.js';
 
 const SAMPLES = 48;
 const random = mulberry32(11);
@@ -110,6 +112,9 @@ describe('BatchNormalization moving statistics', () => {
     const exported = (model.predict(tf.tensor(features, [SAMPLES, 6])) as tf.Tensor).dataSync();
     model.dispose();
     expect(maxDifference(exported, predictions)).toBeLessThan(1e-5);
+    // `ringtrain predict` (a Trainer started from the checkpoint) uses them too.
+    const { outputs } = await predictWithCheckpoint(await loadCheckpoint(checkpoint!), features, { workers: 1 });
+    expect(maxDifference(outputs, predictions)).toBeLessThan(1e-5);
   });
 
   it('with 3 replicas and uneven slices, each step moves them by the sample-weighted average of the slices\' moves; a frozen layer stays bitwise', async () => {

@@ -74,7 +74,11 @@ describe('non-finite loss or gradient', () => {
       });
       expect(await run.exited(60_000), run.stderr()).toBe(EXIT_DIVERGED);
       const lines = run.stderr().trim().split('\n');
-      expect(lines).toEqual([`ringtrain: training diverged: non-finite gradient at epoch 1, step 5; last good checkpoint: ${join(out, 'checkpoints', 'ckpt-e0000-s000000.rtckpt')}`]);
+      expect(lines).toEqual([
+        // Said as training begins: where the run writes.
+        `run folder ${out}: metrics log ${join(out, 'metrics.jsonl')}, checkpoints ${join(out, 'checkpoints')}, TensorBoard events ${join(out, 'tensorboard')}`,
+        `ringtrain: training diverged: non-finite gradient at epoch 1, step 5; last good checkpoint: ${join(out, 'checkpoints', 'ckpt-e0000-s000000.rtckpt')}`,
+      ]);
       expect(run.stderr()).not.toContain('    at ');
     } finally {
       rmSync(out, { recursive: true, force: true });

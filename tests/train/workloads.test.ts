@@ -12,7 +12,7 @@ describe('reference workloads', () => {
     const summary = await train({ ...config, output: { ...config.output, metricsLog: false } });
     expect(summary.evaluation.on).toBe('train');
     expect(summary.evaluation.samples).toBe(4);
-    expect(summary.evaluation.accuracy).toBe(1);
+    expect(summary.evaluation.metrics.accuracy).toBe(1);
     expect(summary.epochs).toBe(1000);
     expect(summary.params?.map((p) => p.name)).toEqual(['dense_1/kernel', 'dense_1/bias', 'dense_2/kernel', 'dense_2/bias']);
   });
