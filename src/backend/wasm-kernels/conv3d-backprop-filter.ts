@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { forEachConv3dTap } from './conv3d-taps.js';
 import { markOurs, type TensorInfo } from './util.js';
 
 export function conv3DBackpropFilter(args: {
@@ -16,44 +17,20 @@ export function conv3DBackpropFilter(args: {
 }): TensorInfo {
   const { inputs: { x, dy }, backend, attrs: { strides, pad, filterShape } } = args;
   const info = tf.backend_util.computeConv3DInfo(x.shape as [number, number, number, number, number], filterShape, strides, 1, pad);
-  const { batchSize, inDepth, inHeight, inWidth, inChannels, outDepth, outHeight, outWidth, outChannels } = info;
-  const { filterDepth, filterHeight, filterWidth, strideDepth, strideHeight, strideWidth } = info;
-  const { front, top, left } = info.padInfo;
   const out = backend.makeOutput(filterShape, 'float32');
   // Views after makeOutput: allocation may grow (and detach) the wasm memory.
   const src = backend.typedArrayFromHeap(x) as Float32Array;
   const g = backend.typedArrayFromHeap(dy) as Float32Array;
   const dst = backend.typedArrayFromHeap(out) as Float32Array;
   const acc = new Float64Array(dst.length);
-  const kernelStride = inChannels * outChannels;
-  for (let b = 0; b < batchSize; b++) {
-    for (let od = 0; od < outDepth; od++) {
-      for (let oh = 0; oh < outHeight; oh++) {
-        for (let ow = 0; ow < outWidth; ow++) {
-          const g0 = (((b * outDepth + od) * outHeight + oh) * outWidth + ow) * outChannels;
-          for (let kd = 0; kd < filterDepth; kd++) {
-            const id = od * strideDepth - front + kd;
-            if (id < 0 || id >= inDepth) continue;
-            for (let kh = 0; kh < filterHeight; kh++) {
-              const ih = oh * strideHeight - top + kh;
-              if (ih < 0 || ih >= inHeight) continue;
-              for (let kw = 0; kw < filterWidth; kw++) {
-                const iw = ow * strideWidth - left + kw;
-                if (iw < 0 || iw >= inWidth) continue;
-                const x0 = (((b * inDepth + id) * inHeight + ih) * inWidth + iw) * inChannels;
-                const f0 = ((kd * filterHeight + kh) * filterWidth + kw) * kernelStride;
-                for (let ci = 0; ci < inChannels; ci++) {
-                  const v = src[x0 + ci]!;
-                  const fc = f0 + ci * outChannels;
-                  for (let co = 0; co < outChannels; co++) acc[fc + co] = acc[fc + co]! + v * g[g0 + co]!;
-                }
-              }
-            }
-          }
-        }
-      }
+  const { inChannels, outChannels } = info;
+  forEachConv3dTap(info, (x0, f0, g0) => {
+    for (let ci = 0; ci < inChannels; ci++) {
+      const v = src[x0 + ci]!;
+      const fc = f0 + ci * outChannels;
+      for (let co = 0; co < outChannels; co++) acc[fc + co] = acc[fc + co]! + v * g[g0 + co]!;
     }
-  }
+  });
   dst.set(acc);
   return out;
 }
