@@ -97,8 +97,10 @@ describe('dashboard in chromium', () => {
       const first = await points();
       await page.waitForFunction((n) => ((window as unknown as { ringtrainDashboard: { charts: Record<string, { u: { data: unknown[][] } }> } }).ringtrainDashboard.charts.loss?.u.data[0]!.length ?? 0) > n + 2, first, { timeout: 60_000, polling: 100 });
       const live = await chartsOf(page);
-      expect(Object.keys(live).sort()).toEqual(['loss', 'meanAbsoluteError', 'samplesPerSec']);
+      expect(Object.keys(live).sort()).toEqual(['loss', 'lr', 'meanAbsoluteError', 'samplesPerSec']);
       expect(live.loss!.series).toEqual(['loss', 'val_loss']);
+      // The learning rate curve: sgd's constant 0.01 (as the float32 the optimizer uses) at every point.
+      expect(new Set(live.lr!.data.slice(1).flat().filter((v) => v !== null))).toEqual(new Set([Math.fround(0.01)]));
       if (process.env.RINGTRAIN_SCREENSHOT) await page.screenshot({ path: process.env.RINGTRAIN_SCREENSHOT, fullPage: true });
 
       // Stopped: the page turns to "stopped" and shows every loss of the log; report.html too.
