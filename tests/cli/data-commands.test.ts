@@ -71,7 +71,9 @@ describe('a CSV run from the command line', () => {
     expect(second.stderr).toContain(`run folder ${out}-2 (${out} holds an earlier run): metrics log ${join(`${out}-2`, 'metrics.jsonl')}, checkpoints ${join(`${out}-2`, 'checkpoints')}, TensorBoard events ${join(`${out}-2`, 'tensorboard')}\n`);
     expect(readFileSync(join(out, 'metrics.jsonl'), 'utf8')).toBe(log);
     expect(new CheckpointStore(join(out, 'checkpoints')).list().map((e) => e.name)).toEqual(checkpoints);
-    expect(readFileSync(join(`${out}-2`, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(2); // one epoch and the summary
+    // The start record, one epoch and the summary.
+    const records = readFileSync(join(`${out}-2`, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { event: string });
+    expect(records.map((r) => r.event)).toEqual(['start', 'epoch', 'summary']);
   }, 300_000); // node processes starting replicas on a busy 2-core machine can take minutes
 
   it('evaluate <run folder> --json gives the loss and accuracy of the latest checkpoint on the test file', async () => {
