@@ -234,7 +234,8 @@ describe('the trainer and the queue', () => {
 
   it('checkpoint every step: epoch ends all written, fit() waits for the final write, at most 2 states held, latest is the last step', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ringtrain-queue-'));
-    const config = runConfig(dir);
+    // Epoch ends are kept (never replaced by a newer state) only when asked for: everyEpoch.
+    const config = runConfig(dir, { checkpoint: { everyEpoch: true } });
     const total = 2 * STEPS;
     // Writes go through, except the final one, held until the test lets it go.
     const finalGate = deferred();
