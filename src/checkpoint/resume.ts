@@ -46,8 +46,10 @@ export function resumeMismatches(state: CheckpointState, config: RunConfig, layo
   }
   // The optimizer's step counts updates: another accumulation would renumber them (older checkpoints had none).
   const savedAccumulation = training.accumulateSteps ?? 1;
-  if (savedAccumulation !== config.training.accumulateSteps) {
-    problems.push(`training.accumulateSteps differs: the checkpoint has ${savedAccumulation}, the config ${config.training.accumulateSteps}`);
+  // Both sides may come from a config written before accumulation (no field: 1).
+  const accumulation = config.training.accumulateSteps ?? 1;
+  if (savedAccumulation !== accumulation) {
+    problems.push(`training.accumulateSteps differs: the checkpoint has ${savedAccumulation}, the config ${accumulation}`);
   }
   if (state.config.loss.name !== config.loss.name || state.config.loss.fromLogits !== config.loss.fromLogits) {
     problems.push(`the loss differs: the checkpoint has ${state.config.loss.name}, the config ${config.loss.name}`);
