@@ -15,8 +15,8 @@ const summary: TrainSummary = {
   parameters: 2,
   samplesPerSec: 500,
   wallSeconds: 2,
-  final: { loss: 1 },
-  evaluation: { on: 'train', samples: 100, loss: 1.25 },
+  final: { loss: 1, metrics: {} },
+  evaluation: { on: 'train', samples: 100, loss: 1.25, metrics: {} },
   stoppedEarly: { epoch: 10, reason: 'early stopping: loss did not improve for 2 epochs after epoch 8 (1.05)' },
 };
 
