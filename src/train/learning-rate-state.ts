@@ -10,6 +10,7 @@ import { UserError } from '../errors.js';
 import { LearningRate, NO_ADJUSTMENT, type RateAdjustment } from '../optim/learning-rate.js';
 import type { ShardOptimizer } from '../optim/optimizer.js';
 import { ReduceLrOnPlateau, type PlateauState } from '../optim/reduce-lr-on-plateau.js';
+import { epochLogs } from './callbacks/callback-list.js';
 import type { EpochEvent } from './events.js';
 
 export class LearningRateState {
@@ -45,7 +46,7 @@ export class LearningRateState {
    */
   onEpochEnd(event: EpochEvent, updates: number): number | undefined {
     if (!this.plateau) return undefined;
-    const value = epochValues(event)[this.plateau.spec.monitor];
+    const value = epochLogs(event)[this.plateau.spec.monitor];
     // A metric the epoch lacks (NaN loss aside) was refused at start-up (checkPlateauMonitor).
     if (value === undefined) return undefined;
     return this.plateau.onEpochEnd(value, this.at(updates)) ? this.at(updates) : undefined;
@@ -69,16 +70,6 @@ export class LearningRateState {
   set plateauState(state: PlateauState | undefined) {
     this.restore({ current: 0, plateau: state });
   }
-}
-
-/** An epoch's values by the names Keras logs them under: loss, accuracy, val_loss, val_accuracy... */
-export function epochValues(event: EpochEvent): Record<string, number> {
-  const values: Record<string, number> = { loss: event.loss, ...event.metrics };
-  if (event.validation) {
-    values.val_loss = event.validation.loss;
-    for (const [k, v] of Object.entries(event.validation.metrics)) values[`val_${k}`] = v;
-  }
-  return values;
 }
 
 /** training.reduceLrOnPlateau.monitor must name an epoch metric this run reports; checked before any step. */
