@@ -12,8 +12,8 @@ import * as tf from '@tensorflow/tfjs';
 import { activateBackend, type BackendName } from '../dist/backend/select-backend.js';
 import { loadRunConfig } from '../dist/config/load.js';
 import { buildModel } from '../dist/model/build-model.js';
-import { Objective } from '../dist/model/objective.js';
 import { mulberry32 } from '../dist/util/random.js';
+import { gradientStep } from './gradient-step.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -36,23 +36,14 @@ async function main(): Promise<void> {
   if (!('inputShape' in config.model)) throw new Error(`${options.workload}: the profile needs a layer-list model`);
   await activateBackend(options.backend);
   const model = await buildModel(config.model, config.training.seed);
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const objective = new Objective(config.loss, []);
   const random = mulberry32(1);
   const featureShape = config.model.inputShape;
   const x = Float32Array.from({ length: options.batch * featureShape.reduce((a, b) => a * b, 1) }, () => random());
   const classes = (model.outputs[0]!.shape.at(-1) as number) ?? 10;
   const y = Float32Array.from({ length: options.batch }, () => Math.floor(random() * classes));
 
-  // The same work as a replica's gradient(): forward, loss sum, backward, gradients downloaded.
-  const step = () =>
-    tf.tidy(() => {
-      const xs = tf.tensor(x, [options.batch, ...featureShape]);
-      const ys = tf.tensor(y, [options.batch]);
-      const { value, grads } = tf.variableGrads(() => objective.lossSum(ys, model.apply(xs, { training: true }) as tf.Tensor), variables);
-      value.dataSync();
-      for (const v of variables) grads[v.name]!.dataSync();
-    });
+  // The same work as a replica's gradient() (gradient-step.ts).
+  const step = gradientStep(model, config.loss, x, y, options.batch, featureShape);
 
   for (let i = 0; i < options.steps; i++) step();
   // Unprofiled step time: the median of five windows, since the machines are noisy; the spread

@@ -14,8 +14,8 @@ import { activateBackend } from '../dist/backend/select-backend.js';
 import { builtinKernel } from '../dist/backend/wasm-kernels/util.js';
 import { loadRunConfig } from '../dist/config/load.js';
 import { buildModel } from '../dist/model/build-model.js';
-import { Objective } from '../dist/model/objective.js';
 import { mulberry32 } from '../dist/util/random.js';
+import { gradientStep } from './gradient-step.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const KERNELS = [tf.SplitV, tf.LogicalAnd];
@@ -40,21 +40,12 @@ async function main(): Promise<void> {
     }
   };
   const model = await buildModel(config.model, config.training.seed);
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const objective = new Objective(config.loss, []);
   const random = mulberry32(1);
   const featureShape = config.model.inputShape;
   // Token ids for the sequence workloads: integers below the smallest vocabulary (10).
   const x = Float32Array.from({ length: options.batch * featureShape.reduce((a, b) => a * b, 1) }, () => Math.floor(random() * 10));
   const y = Float32Array.from({ length: options.batch }, () => Math.floor(random() * 10));
-  const step = () =>
-    tf.tidy(() => {
-      const xs = tf.tensor(x, [options.batch, ...featureShape]);
-      const ys = tf.tensor(y, [options.batch]);
-      const { value, grads } = tf.variableGrads(() => objective.lossSum(ys, model.apply(xs, { training: true }) as tf.Tensor), variables);
-      value.dataSync();
-      for (const v of variables) grads[v.name]!.dataSync();
-    });
+  const step = gradientStep(model, config.loss, x, y, options.batch, featureShape);
   const times: Record<'ours' | 'builtin', number[]> = { ours: [], builtin: [] };
   for (const which of ['ours', 'builtin'] as const) {
     use(which);
