@@ -39,7 +39,8 @@ export const CHECKPOINT_FORMAT_NAME = 'ringtrain.checkpoint';
 export const CHECKPOINT_EXTENSION = '.rtckpt';
 
 const MAGIC_BYTES = new TextEncoder().encode(CHECKPOINT_MAGIC);
-const HEADER = {
+/** Byte offsets of the header's fields (peek.ts reads the payload length without decoding). */
+export const HEADER = {
   magic: 0,
   version: 8,
   flags: 12,

@@ -7,7 +7,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import protobuf from 'protobufjs';
-import { CHECKPOINT_HEADER_BYTES, CHECKPOINT_MAGIC, historyFromJson } from './format.js';
+import { CHECKPOINT_HEADER_BYTES, CHECKPOINT_MAGIC, HEADER, historyFromJson } from './format.js';
 
 export interface CheckpointPeek {
   /** The next step to run is (epoch, stepInEpoch); globalStep updates were applied. */
@@ -33,8 +33,8 @@ export async function peekCheckpoint(file: string): Promise<CheckpointPeek> {
     const size = (await handle.stat()).size;
     if (size < CHECKPOINT_HEADER_BYTES) throw new Error(`${file}: not a ringtrain checkpoint (${size} bytes, shorter than the header)`);
     const header = await readAt(handle, 0, CHECKPOINT_HEADER_BYTES, file);
-    if (Buffer.from(header.subarray(0, 8)).toString('latin1') !== CHECKPOINT_MAGIC) throw new Error(`${file}: not a ringtrain checkpoint (no magic)`);
-    const payloadLength = Number(new DataView(header.buffer, header.byteOffset).getBigUint64(16, true));
+    if (Buffer.from(header.subarray(HEADER.magic, HEADER.magic + CHECKPOINT_MAGIC.length)).toString('latin1') !== CHECKPOINT_MAGIC) throw new Error(`${file}: not a ringtrain checkpoint (no magic)`);
+    const payloadLength = Number(new DataView(header.buffer, header.byteOffset).getBigUint64(HEADER.payloadLength, true));
     const end = CHECKPOINT_HEADER_BYTES + payloadLength;
     if (size < end) throw new Error(`${file}: cut short: ${size} bytes, its header says ${end}`);
     let position: CheckpointPeek['position'] | undefined;
