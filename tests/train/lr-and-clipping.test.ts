@@ -19,6 +19,7 @@ import { buildModel } from '../../src/model/build-model.js';
 import { ParamLayout } from '../../src/model/param-layout.js';
 import type { ProgressEvent } from '../../src/train/events.js';
 import type { ReduceScatterKind } from '../../src/train/replica-protocol.js';
+import type { TrainingCallback } from '../../src/train/callbacks/callback.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { mulberry32 } from '../../src/util/random.js';
 import { bitwiseEqual, relativeDifference } from '../helpers/equivalence.js';
@@ -61,6 +62,22 @@ async function train(cfg: RunConfig, options: { resume?: string; reduceScatter?:
   try {
     await trainer.fit();
     return { params: trainer.params(), history: trainer.history, written: [...trainer.checkpointsWritten], state: trainer.captureState(), progress };
+  } finally {
+    await trainer.close();
+  }
+}
+
+/** Trains until a callback stops the run after `step` steps of epoch `epoch` (from 0); the checkpoint the stop writes. */
+async function checkpointWhereStopped(cfg: RunConfig, epoch: number, step: number): Promise<string> {
+  let current = -1;
+  const stopper: TrainingCallback = {
+    onEpochBegin: (e) => void (current = e),
+    onBatchEnd: (batch, _logs, run) => void (current === epoch && batch + 1 === step && run.stopTraining(`stop at epoch ${epoch + 1}, step ${step}`)),
+  };
+  const trainer = await Trainer.create(cfg, { data, checkpoints: true, callbacks: [stopper] });
+  try {
+    await trainer.fit();
+    return trainer.checkpointsWritten.at(-1)!;
   } finally {
     await trainer.close();
   }
@@ -147,8 +164,12 @@ describe('learning-rate schedules and gradient clipping in training', () => {
     const at = (epoch: number, step: number) => full.written[states.findIndex((s) => s.position.epoch === epoch && s.position.stepInEpoch === step)]!;
     const afterEpoch2 = await readCheckpointFile(at(2, 0));
     expect(afterEpoch2.learningRate).toEqual({ current: Math.fround(cosine(16) * 0.5), plateau: { best: full.history[0]!.loss, wait: 0, cooldownCounter: 0, scale: 0.5 } });
-    // From inside an epoch (update 20 = epoch 3, step 4), after a reduction.
-    for (const file of [at(2, 4)]) {
+    // From inside an epoch (update 20 = epoch 3, step 4), after a reduction. The full run's
+    // periodic checkpoint there may have been replaced by a newer state under load (the queue
+    // keeps at most one waiting); a run that a callback stops there writes one that is kept.
+    const midEpoch = await checkpointWhereStopped(config(1, optimizer, training, mkdtempSync(join(tmpdir(), 'ringtrain-lr-'))), 2, 4);
+    expect((await readCheckpointFile(midEpoch)).position).toMatchObject({ epoch: 2, stepInEpoch: 4, globalStep: 20 });
+    for (const file of [midEpoch]) {
       const resumed = await train(config(1, optimizer, training, mkdtempSync(join(tmpdir(), 'ringtrain-lr-'))), { resume: file });
       expect(bitwiseEqual(resumed.params, full.params), file).toBe(true);
       // A checkpoint keeps the last epoch record (epoch 2's), then the resumed run adds epochs 3 and 4.
